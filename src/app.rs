@@ -1,0 +1,141 @@
+//! Builds the application: store, domain service, router and background
+//! tasks. `build` binds the listener, so tests can run the real app on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::domain::Service;
+use crate::http::{self, AppState};
+use crate::store::{self, ChangeSink};
+use crate::throttle::Throttle;
+
+pub struct Application {
+    listener: TcpListener,
+    service: Arc<Service>,
+    config: Config,
+}
+
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let store = store::open(&config.database_url)
+        .await
+        .context("cannot open the database")?;
+    let service = Arc::new(Service::new(
+        store.clone(),
+        config.device_types.clone(),
+        Throttle::new(config.throttle),
+        config.cache_capacity,
+    ));
+    let weak = Arc::downgrade(&service);
+    let sink: ChangeSink = Arc::new(move |change| {
+        if let Some(service) = weak.upgrade() {
+            service.apply_change(change);
+        }
+    });
+    store
+        .watch_changes(sink)
+        .await
+        .context("cannot watch the database for changes")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    Ok(Application {
+        listener,
+        service,
+        config,
+    })
+}
+
+impl Application {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn service(&self) -> Arc<Service> {
+        self.service.clone()
+    }
+
+    pub fn base_url(&self) -> String {
+        self.config.base_url(self.local_addr())
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests,
+    /// writes pending last-used data and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = http::router(
+            AppState {
+                service: self.service.clone(),
+            },
+            &self.config.cors_origins,
+        );
+        let (stop_flusher, flusher_stopped) = watch::channel(false);
+        let flusher = tokio::spawn(flush_periodically(
+            self.service.clone(),
+            self.config.last_used_flush,
+            flusher_stopped,
+        ));
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        let _ = stop_flusher.send(true);
+        let _ = flusher.await;
+        if let Err(e) = self.service.flush_last_used().await {
+            tracing::warn!(error = %e, "could not write last-used data at shutdown");
+        }
+        self.service.store().close().await;
+        tracing::info!("stopped");
+        served.context("server error")
+    }
+}
+
+async fn flush_periodically(
+    service: Arc<Service>,
+    every: std::time::Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = service.flush_last_used().await {
+            tracing::warn!(error = %e, "could not write last-used data; will retry");
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

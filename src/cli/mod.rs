@@ -1,0 +1,81 @@
+//! The `latchkey` subcommands. `serve` runs the server; the others administer
+//! the same database directly, and a running server notices their changes
+//! within a second.
+
+mod device;
+mod serve;
+mod user;
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{Cli, Command, DatabaseArgs};
+use crate::domain::{DeviceTypes, Service};
+use crate::store;
+use crate::throttle::{Throttle, ThrottleConfig};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(&cli.database, &args).await,
+        Command::User(command) => {
+            let service = open(&cli.database).await?;
+            let result = user::run(&service, command).await;
+            service.store().close().await;
+            result
+        }
+        Command::Device(command) => {
+            let service = open(&cli.database).await?;
+            let result = device::run(&service, command).await;
+            service.store().close().await;
+            result
+        }
+    }
+}
+
+async fn open(database: &DatabaseArgs) -> anyhow::Result<Service> {
+    let store = store::open(&database.url())
+        .await
+        .context("cannot open the database")?;
+    Ok(Service::new(
+        Arc::clone(&store),
+        DeviceTypes::default(),
+        Throttle::new(ThrottleConfig::default()),
+        1,
+    ))
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+/// Prints rows as aligned columns.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

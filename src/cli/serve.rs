@@ -1,0 +1,29 @@
+use crate::app::{self, shutdown_signal};
+use crate::config::{Config, DatabaseArgs, ServeArgs};
+
+pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::from_args(database, args)?;
+    let application = app::build(config.clone()).await?;
+    let base_url = application.base_url();
+    if let Some((account, password)) = application
+        .service()
+        .ensure_administrator(&config.admin_email)
+        .await?
+    {
+        // Printed once, to the terminal only; never logged.
+        println!();
+        println!("No administrator existed, so one was created:");
+        println!("    email:    {}", account.email);
+        println!("    password: {}", password.expose());
+        println!("This password is shown only once. Change it now:");
+        println!("    latchkey user set-password --email {} --password-stdin", account.email);
+        println!("Create a device password for an app or script with it:");
+        println!(
+            "    curl -X POST {base_url}/server/api/device -H 'Content-Type: application/json' \\\n      -d '{{\"email\":\"{}\",\"password\":\"…\",\"deviceName\":\"My script\"}}'",
+            account.email
+        );
+        println!();
+    }
+    tracing::info!(address = %application.local_addr(), url = %base_url, "latchkey is listening");
+    application.run_until(shutdown_signal()).await
+}

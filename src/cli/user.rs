@@ -1,0 +1,109 @@
+use crate::config::UserCommand;
+use crate::domain::{Account, NewAccountRequest, Permission, Service};
+
+use super::{print_table, read_password_line};
+
+pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create {
+            email,
+            name,
+            admin,
+            permissions,
+            password_stdin,
+        } => {
+            let mut granted = permissions
+                .iter()
+                .map(|p| p.parse::<Permission>())
+                .collect::<Result<crate::domain::Permissions, _>>()?;
+            if admin {
+                granted.insert(Permission::Admin);
+            }
+            let password = if password_stdin {
+                Some(read_password_line()?)
+            } else {
+                None
+            };
+            let (account, generated) = service
+                .create_account(NewAccountRequest {
+                    email,
+                    name,
+                    password,
+                    permissions: granted,
+                })
+                .await?;
+            println!("Created account {} ({}).", account.email, describe(&account));
+            if let Some(password) = generated {
+                println!("Main password (shown only once): {}", password.expose());
+            }
+        }
+        UserCommand::List => {
+            let accounts = service.accounts().await?;
+            let devices = service.devices(None).await?;
+            let rows: Vec<Vec<String>> = accounts
+                .iter()
+                .map(|a| {
+                    let count = devices.iter().filter(|d| d.account_id == a.id).count();
+                    vec![
+                        a.email.to_string(),
+                        a.name.clone(),
+                        permissions(a),
+                        if a.two_factor_enabled { "on" } else { "off" }.into(),
+                        if a.enabled { "enabled" } else { "disabled" }.into(),
+                        count.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["EMAIL", "NAME", "PERMISSIONS", "2FA", "STATE", "DEVICES"],
+                &rows,
+            );
+        }
+        UserCommand::Grant { email, permission } => {
+            let account = service
+                .set_permission(&email, permission.parse()?, true)
+                .await?;
+            println!("{}: {}", account.email, describe(&account));
+        }
+        UserCommand::Revoke { email, permission } => {
+            let account = service
+                .set_permission(&email, permission.parse()?, false)
+                .await?;
+            println!("{}: {}", account.email, describe(&account));
+        }
+        UserCommand::Disable { email } => {
+            let account = service.set_enabled(&email, false).await?;
+            println!("{}: {}", account.email, describe(&account));
+        }
+        UserCommand::Enable { email } => {
+            let account = service.set_enabled(&email, true).await?;
+            println!("{}: {}", account.email, describe(&account));
+        }
+        UserCommand::SetPassword { email, .. } => {
+            let password = read_password_line()?;
+            let account = service.set_password(&email, password).await?;
+            println!(
+                "Main password of {} changed; its device passwords are unchanged.",
+                account.email
+            );
+        }
+    }
+    Ok(())
+}
+
+fn permissions(account: &Account) -> String {
+    let names: Vec<&str> = account.permissions.iter().map(|p| p.as_str()).collect();
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+fn describe(account: &Account) -> String {
+    format!(
+        "permissions: {}; {}",
+        permissions(account),
+        if account.enabled { "enabled" } else { "disabled" }
+    )
+}

@@ -1,0 +1,269 @@
+//! Command-line flags, each with a `LATCHKEY_*` environment variable, and the
+//! validated [`Config`] that `serve` runs with. `latchkey serve --help` is the
+//! reference.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::{DeviceTypes, DEFAULT_DEVICE_TYPES};
+use crate::telemetry::LogFormat;
+use crate::throttle::ThrottleConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Self-hosted account and device-password server",
+    long_about = "Self-hosted account and device-password server.\n\nPeople and services reach the HTTP API with per-application device passwords, never with a person's main password. `latchkey serve` runs the server; the other subcommands administer the same database."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Log output format.
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (creates a first administrator on an empty database).
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage device passwords.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Directory holding the SQLite database (latchkey.db); created if missing.
+    #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Database URL, e.g. sqlite:///var/lib/latchkey/latchkey.db; overrides --data-dir.
+    #[arg(long, env = "LATCHKEY_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("latchkey.db").display()),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The URL people and apps use to reach this server, e.g. https://keys.example.org
+    /// (shown in the first-run instructions; https makes cookies Secure).
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Known device type ids, comma-separated; any other type is stored as "unknown".
+    #[arg(long, env = "LATCHKEY_DEVICE_TYPES", value_delimiter = ',', default_values = DEFAULT_DEVICE_TYPES)]
+    pub device_types: Vec<String>,
+
+    /// Email of the administrator created on a database that has none.
+    #[arg(long, env = "LATCHKEY_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+
+    /// Origins allowed to call the API from a browser (CORS), comma-separated,
+    /// e.g. https://app.example.org. None by default.
+    #[arg(long, env = "LATCHKEY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Most verified credentials kept in memory.
+    #[arg(long, env = "LATCHKEY_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: usize,
+
+    /// Seconds between writes of coalesced "last used" data.
+    #[arg(long, env = "LATCHKEY_LAST_USED_FLUSH_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub last_used_flush_secs: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account. Without --password-stdin a password is generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the part of the email before '@').
+        #[arg(long)]
+        name: Option<String>,
+        /// Grant the admin permission.
+        #[arg(long)]
+        admin: bool,
+        /// Grant a permission (synchronisation, admin); repeatable.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Read the main password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Grant a permission.
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        permission: String,
+    },
+    /// Revoke a permission; the account's devices stop working at once.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        permission: String,
+    },
+    /// Disable an account; its devices stop working at once (they are kept).
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account; its devices work again.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a main password, read from the first line of standard input.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// List devices, of one account or of all.
+    List {
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Delete a device; its password stops working at once.
+    Revoke {
+        /// The device ID.
+        id: String,
+    },
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub public_url: Option<String>,
+    pub device_types: DeviceTypes,
+    pub admin_email: String,
+    pub cors_origins: Vec<HeaderValue>,
+    pub cache_capacity: usize,
+    pub last_used_flush: Duration,
+    pub throttle: ThrottleConfig,
+}
+
+impl Config {
+    /// Defaults for a database, listening on an ephemeral loopback port.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            public_url: None,
+            device_types: DeviceTypes::default(),
+            admin_email: "admin@localhost".to_owned(),
+            cors_origins: Vec::new(),
+            cache_capacity: 100_000,
+            last_used_flush: Duration::from_secs(5),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+
+    pub fn from_args(database: &DatabaseArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let public_url = match &serve.public_url {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(url) => anyhow::bail!("--public-url must start with http:// or https://, got {url:?}"),
+            None => None,
+        };
+        let cors_origins = serve
+            .cors_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                anyhow::ensure!(
+                    (o.starts_with("https://") || o.starts_with("http://")) && !o.ends_with('/'),
+                    "--cors-origins takes origins like https://app.example.org, got {o:?}"
+                );
+                Ok(HeaderValue::from_str(o)?)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        anyhow::ensure!(serve.cache_capacity > 0, "--cache-capacity must be at least 1");
+        Ok(Self {
+            listen: serve.listen,
+            database_url: database.url(),
+            public_url,
+            device_types: DeviceTypes::new(&serve.device_types),
+            admin_email: serve.admin_email.clone(),
+            cors_origins,
+            cache_capacity: serve.cache_capacity,
+            last_used_flush: Duration::from_secs(serve.last_used_flush_secs),
+            throttle: ThrottleConfig::default(),
+        })
+    }
+
+    /// Where people reach this server.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::try_parse_from(["latchkey", "serve"]).unwrap();
+        let Command::Serve(serve) = cli.command else { panic!() };
+        let config = Config::from_args(&cli.database, &serve).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.database_url.ends_with("latchkey-data/latchkey.db"));
+        assert_eq!(config.device_types.resolve(Some("ios")), "ios");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let cli = Cli::try_parse_from(["latchkey", "serve", "--public-url", "keys.example.org"]).unwrap();
+        let Command::Serve(serve) = cli.command else { panic!() };
+        assert!(Config::from_args(&cli.database, &serve).is_err());
+        assert!(Cli::try_parse_from(["latchkey", "serve", "--listen", "nope"]).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Credentials: what a device token looks like, how it is checked, and how
+//! main passwords are hashed.
+
+mod cache;
+mod device_id;
+mod password;
+mod token;
+
+pub use cache::{CachedCredential, CredentialCache, FillTicket};
+pub use device_id::{DeviceId, DeviceIdError};
+pub use password::{
+    HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_CHARS,
+};
+pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};

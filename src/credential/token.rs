@@ -1,0 +1,192 @@
+use std::fmt;
+
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Every device token starts with this, so secret scanners can find leaks.
+pub const TOKEN_PREFIX: &str = "lkd_";
+/// Base62 characters of randomness: 62^43 > 2^256.
+const SECRET_CHARS: usize = 43;
+/// Base62 characters of the CRC32 checksum (62^6 > 2^32).
+const CHECKSUM_CHARS: usize = 6;
+pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + SECRET_CHARS + CHECKSUM_CHARS;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A device token: `lkd_` + 43 base62 characters (256 random bits) + a
+/// 6-character base62 CRC32 of those characters. Debug output is redacted
+/// and the memory is wiped on drop.
+#[derive(Clone)]
+pub struct Token(Zeroizing<String>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFormatError {
+    #[error("the token does not have the latchkey device token format")]
+    Malformed,
+    #[error("the token's checksum does not match; it was probably mistyped or cut off")]
+    BadChecksum,
+}
+
+impl Token {
+    /// A fresh token from the operating system's random generator.
+    pub fn generate() -> Self {
+        let mut token = Zeroizing::new(String::with_capacity(TOKEN_LEN));
+        token.push_str(TOKEN_PREFIX);
+        let mut rng = OsRng;
+        let mut byte = [0u8; 1];
+        while token.len() < TOKEN_PREFIX.len() + SECRET_CHARS {
+            rng.fill_bytes(&mut byte);
+            // Rejection sampling keeps every character uniform: 248 = 4 * 62.
+            if byte[0] < 248 {
+                token.push(BASE62[usize::from(byte[0] % 62)] as char);
+            }
+        }
+        let checksum = checksum(&token[TOKEN_PREFIX.len()..]);
+        token.push_str(&checksum);
+        Self(token)
+    }
+
+    /// Checks the format and checksum without touching any stored data, so
+    /// garbage is refused before a lookup.
+    pub fn parse(raw: &str) -> Result<Self, TokenFormatError> {
+        let body = raw
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or(TokenFormatError::Malformed)?;
+        if raw.len() != TOKEN_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(TokenFormatError::Malformed);
+        }
+        let (secret, sum) = body.split_at(SECRET_CHARS);
+        if checksum(secret).as_bytes().ct_eq(sum.as_bytes()).unwrap_u8() != 1 {
+            return Err(TokenFormatError::BadChecksum);
+        }
+        Ok(Self(Zeroizing::new(raw.to_owned())))
+    }
+
+    /// The token's text, for the one answer that shows it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> TokenDigest {
+        TokenDigest::of(&self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+fn checksum(secret: &str) -> String {
+    let mut value = crc32fast::hash(secret.as_bytes());
+    let mut out = [b'0'; CHECKSUM_CHARS];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+}
+
+/// SHA-256 of a token: the only form in which a token is stored. SHA-256 is
+/// the right hash for 256 random bits; a slow password hash would add cost
+/// to every request and no security.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// Compares in constant time.
+    pub fn matches(&self, other: &TokenDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_have_the_format() {
+        let token = Token::generate();
+        let text = token.expose();
+        assert_eq!(text.len(), TOKEN_LEN);
+        assert_eq!(TOKEN_LEN, 53);
+        assert!(text.starts_with("lkd_"));
+        assert!(text[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(Token::parse(text).unwrap().expose(), text);
+    }
+
+    #[test]
+    fn tokens_differ() {
+        let a = Token::generate();
+        let b = Token::generate();
+        assert_ne!(a.expose(), b.expose());
+        assert!(!a.digest().matches(&b.digest()));
+        assert!(a.digest().matches(&Token::parse(a.expose()).unwrap().digest()));
+    }
+
+    #[test]
+    fn checksum_is_crc32_in_base62() {
+        // CRC32("") = 0, CRC32("a") = 0xE8B7BE43 = 3904355907.
+        assert_eq!(checksum(""), "000000");
+        let mut n: u64 = 3_904_355_907;
+        let mut expected = Vec::new();
+        for _ in 0..6 {
+            expected.push(BASE62[(n % 62) as usize]);
+            n /= 62;
+        }
+        expected.reverse();
+        assert_eq!(checksum("a").as_bytes(), expected.as_slice());
+    }
+
+    #[test]
+    fn detects_a_changed_character() {
+        let token = Token::generate();
+        let text = token.expose();
+        let mut bytes = text.as_bytes().to_vec();
+        bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+        let altered = String::from_utf8(bytes).unwrap();
+        assert_eq!(Token::parse(&altered).unwrap_err(), TokenFormatError::BadChecksum);
+    }
+
+    #[test]
+    fn rejects_malformed_tokens() {
+        let good = Token::generate();
+        let text = good.expose();
+        for bad in [
+            String::new(),
+            "D1C2B3A4".to_owned(),
+            text.replacen("lkd_", "lkx_", 1),
+            text[..TOKEN_LEN - 1].to_owned(),
+            format!("{text}0"),
+            text.replacen(&text[5..6], "-", 1),
+            format!("lkd_{}", "é".repeat(24)),
+        ] {
+            assert!(Token::parse(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let token = Token::generate();
+        let shown = format!("{token:?} {:?}", token.digest());
+        assert!(!shown.contains(&token.expose()[4..]));
+    }
+}

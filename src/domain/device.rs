@@ -1,0 +1,118 @@
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::{AccountId, DeviceName, Timestamp};
+use crate::credential::DeviceId;
+
+/// The type every device gets whose client sent no type, or one this server
+/// does not know.
+pub const UNKNOWN_DEVICE_TYPE: &str = "unknown";
+
+/// Device types known out of the box; operators replace the list with
+/// `--device-types`.
+pub const DEFAULT_DEVICE_TYPES: &[&str] = &[
+    "android", "ios", "macos", "windows", "linux", "web", "script", "calendar", "contacts",
+];
+
+/// One device password. The token itself is never part of it.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub id: DeviceId,
+    pub account_id: AccountId,
+    pub name: DeviceName,
+    pub device_type: String,
+    pub created_at: Timestamp,
+    pub last_used: Option<LastUse>,
+}
+
+/// When, from where and by what a device password was last used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastUse {
+    pub at: Timestamp,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// Longest user agent kept, in characters; the rest is cut off.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+impl LastUse {
+    /// Keeps a user agent only as printable text of bounded length.
+    pub fn clean_user_agent(raw: &str) -> Option<String> {
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_USER_AGENT_CHARS)
+            .collect();
+        let trimmed = cleaned.trim();
+        (!trimmed.is_empty()).then(|| trimmed.to_owned())
+    }
+}
+
+/// The configured set of device type ids.
+#[derive(Clone, Debug)]
+pub struct DeviceTypes(BTreeSet<String>);
+
+impl DeviceTypes {
+    pub fn new<I, S>(types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self(
+            types
+                .into_iter()
+                .map(|t| t.as_ref().trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    /// The type to store for what a client sent: a known type as itself,
+    /// anything else as `unknown`.
+    pub fn resolve(&self, requested: Option<&str>) -> String {
+        let requested = requested.map(|t| t.trim().to_ascii_lowercase());
+        match requested {
+            Some(t) if self.0.contains(&t) => t,
+            _ => UNKNOWN_DEVICE_TYPE.to_owned(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl Default for DeviceTypes {
+    fn default() -> Self {
+        Self::new(DEFAULT_DEVICE_TYPES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_types_become_unknown() {
+        let types = DeviceTypes::default();
+        assert_eq!(types.resolve(Some("de.fivepoint.other")), "unknown");
+        assert_eq!(types.resolve(None), "unknown");
+        assert_eq!(types.resolve(Some("")), "unknown");
+        assert_eq!(types.resolve(Some(" iOS ")), "ios");
+        let custom = DeviceTypes::new(["de.fivepoint.other", " "]);
+        assert_eq!(custom.resolve(Some("de.fivepoint.other")), "de.fivepoint.other");
+        assert_eq!(custom.resolve(Some("ios")), "unknown");
+    }
+
+    #[test]
+    fn user_agents_are_cleaned() {
+        assert_eq!(LastUse::clean_user_agent("curl/8.0\r\n"), Some("curl/8.0".into()));
+        assert_eq!(LastUse::clean_user_agent(" \t "), None);
+        let long = "a".repeat(1000);
+        assert_eq!(
+            LastUse::clean_user_agent(&long).unwrap().len(),
+            MAX_USER_AGENT_CHARS
+        );
+    }
+}

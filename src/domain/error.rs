@@ -1,0 +1,68 @@
+use std::time::Duration;
+
+use super::Permission;
+use crate::credential::HashingError;
+use crate::store::StoreError;
+
+/// Why a domain operation did not happen. Each variant maps to one stable
+/// API error code in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Input that does not parse; `code` is the stable error code.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// Email and main password do not match an account (the same answer for
+    /// an unknown email as for a wrong password).
+    #[error("The email address or password is wrong.")]
+    InvalidCredentials,
+    /// Device id and token do not match a device.
+    #[error("The device ID or device password is wrong, or the device has been deleted.")]
+    InvalidDeviceCredentials,
+    #[error("Two-factor authentication is on for this account, so device passwords cannot be created with email and password. Create the device password in the web interface: Personal settings, Devices tab, New device password.")]
+    TwoFactorEnabled,
+    #[error("This account lacks the \"{}\" permission needed for device passwords. Ask your administrator to grant it.", .0.as_str())]
+    PermissionMissing(Permission),
+    #[error("This account is disabled. Ask your administrator to enable it.")]
+    AccountDisabled,
+    #[error("No account has the email address {0}.")]
+    AccountNotFound(String),
+    #[error("There is no device with that ID on this account.")]
+    DeviceNotFound,
+    #[error("An account with the email address {0} already exists.")]
+    EmailTaken(String),
+    #[error("Too many attempts. Try again in {} seconds.", .retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("The server is busy checking passwords. Try again in a few seconds.")]
+    Busy,
+    #[error("The database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn invalid(code: &'static str, message: impl ToString) -> Self {
+        DomainError::Invalid {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => DomainError::Unavailable(why),
+            other => DomainError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HashingError> for DomainError {
+    fn from(e: HashingError) -> Self {
+        match e {
+            HashingError::Busy => DomainError::Busy,
+            HashingError::Failed(why) => DomainError::Internal(why),
+        }
+    }
+}

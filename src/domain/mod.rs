@@ -1,0 +1,22 @@
+//! Accounts, devices and permissions: plain types and the rules that govern
+//! them. Nothing here knows HTTP or SQL.
+
+mod account;
+mod device;
+mod email;
+mod error;
+mod name;
+mod permission;
+mod service;
+mod time;
+
+pub use account::{Account, AccountId};
+pub use device::{
+    Device, DeviceTypes, LastUse, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS, UNKNOWN_DEVICE_TYPE,
+};
+pub use email::{Email, EmailError};
+pub use error::DomainError;
+pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
+pub use permission::{Permission, Permissions, UnknownPermission};
+pub use service::{Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service};
+pub use time::Timestamp;

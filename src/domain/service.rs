@@ -1,0 +1,414 @@
+//! The operations members, integrators and administrators perform, with the
+//! rules that govern them. Handlers and CLI commands call exactly one of these.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{
+    Account, AccountId, Device, DeviceName, DeviceTypes, DisplayName, DomainError, Email,
+    Permission, Permissions, Timestamp,
+};
+use crate::credential::{
+    CachedCredential, CredentialCache, DeviceId, MainPassword, PasswordHasher, Token,
+};
+use crate::last_used::LastUsedRecorder;
+use crate::store::{CredentialChange, NewAccount, NewDevice, Store, StoreError};
+use crate::throttle::Throttle;
+
+/// Who is asking, as far as the network tells.
+#[derive(Clone, Debug)]
+pub struct Client<'a> {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// A request authenticated with a device password.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub device_id: DeviceId,
+    pub account_id: AccountId,
+}
+
+/// The article's `POST /server/api/device` body, unparsed.
+pub struct PasswordDeviceRequest {
+    pub email: String,
+    pub password: String,
+    pub device_name: String,
+    pub device_type: Option<String>,
+}
+
+pub struct NewAccountRequest {
+    pub email: String,
+    pub name: Option<String>,
+    /// `None`: generate one and hand it back once.
+    pub password: Option<String>,
+    pub permissions: Permissions,
+}
+
+/// How often a random device id may collide before we give up.
+const DEVICE_ID_ATTEMPTS: usize = 5;
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    device_types: DeviceTypes,
+    cache: CredentialCache,
+    last_used: LastUsedRecorder,
+    throttle: Throttle,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        device_types: DeviceTypes,
+        throttle: Throttle,
+        cache_capacity: usize,
+    ) -> Self {
+        Self {
+            store,
+            hasher: PasswordHasher::new(),
+            device_types,
+            cache: CredentialCache::new(cache_capacity),
+            last_used: LastUsedRecorder::default(),
+            throttle,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn device_types(&self) -> &DeviceTypes {
+        &self.device_types
+    }
+
+    // ----- accounts -----
+
+    /// Creates an account; returns the generated password when none was given.
+    pub async fn create_account(
+        &self,
+        request: NewAccountRequest,
+    ) -> Result<(Account, Option<MainPassword>), DomainError> {
+        let email = parse_email(&request.email)?;
+        let name = match request.name.as_deref() {
+            Some(name) => DisplayName::parse(name)
+                .map_err(|e| DomainError::invalid("invalid_name", e))?
+                .to_string(),
+            None => email.local_part().to_owned(),
+        };
+        let (password, generated) = match request.password {
+            Some(raw) => (parse_new_password(raw)?, false),
+            None => (MainPassword::generate(), true),
+        };
+        let password_hash = self.hasher.hash(&password).await?;
+        let account = self
+            .store
+            .create_account(&NewAccount {
+                email: email.clone(),
+                name,
+                password_hash,
+                permissions: request.permissions,
+                created_at: Timestamp::now(),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => DomainError::EmailTaken(email.to_string()),
+                other => other.into(),
+            })?;
+        tracing::info!(account = %account.email, "account created");
+        Ok((account, generated.then_some(password)))
+    }
+
+    /// On a database without an enabled administrator, creates one with a
+    /// generated password, returned once so the operator can sign in.
+    pub async fn ensure_administrator(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Account, MainPassword)>, DomainError> {
+        if self.store.has_admin().await? {
+            return Ok(None);
+        }
+        let request = NewAccountRequest {
+            email: email.to_owned(),
+            name: Some("Administrator".to_owned()),
+            password: None,
+            permissions: [Permission::Admin, Permission::Synchronisation]
+                .into_iter()
+                .collect(),
+        };
+        let (account, password) = self.create_account(request).await?;
+        Ok(password.map(|p| (account, p)))
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Account, DomainError> {
+        self.store
+            .account(id)
+            .await?
+            .ok_or_else(|| DomainError::AccountNotFound(format!("#{}", id.0)))
+    }
+
+    pub async fn account_by_email(&self, email: &str) -> Result<Account, DomainError> {
+        let email = parse_email(email)?;
+        match self.store.account_by_email(&email).await? {
+            Some((account, _)) => Ok(account),
+            None => Err(DomainError::AccountNotFound(email.to_string())),
+        }
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<Account>, DomainError> {
+        Ok(self.store.accounts().await?)
+    }
+
+    pub async fn set_permission(
+        &self,
+        email: &str,
+        permission: Permission,
+        granted: bool,
+    ) -> Result<Account, DomainError> {
+        let account = self.account_by_email(email).await?;
+        self.store
+            .set_permission(account.id, permission, granted)
+            .await?;
+        self.cache.invalidate_account(account.id);
+        tracing::info!(account = %account.email, %permission, granted, "permission changed");
+        self.account(account.id).await
+    }
+
+    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<Account, DomainError> {
+        let account = self.account_by_email(email).await?;
+        self.store.set_enabled(account.id, enabled).await?;
+        self.cache.invalidate_account(account.id);
+        tracing::info!(account = %account.email, enabled, "account enabled state changed");
+        self.account(account.id).await
+    }
+
+    /// Sets a new main password. Device passwords are untouched: that is
+    /// the point of them.
+    pub async fn set_password(&self, email: &str, password: String) -> Result<Account, DomainError> {
+        let account = self.account_by_email(email).await?;
+        let password = parse_new_password(password)?;
+        let hash = self.hasher.hash(&password).await?;
+        self.store.set_password_hash(account.id, &hash).await?;
+        tracing::info!(account = %account.email, "main password changed");
+        Ok(account)
+    }
+
+    // ----- devices -----
+
+    /// The article's API route: email and main password buy one device.
+    pub async fn create_device_with_password(
+        &self,
+        request: PasswordDeviceRequest,
+        client: &Client<'_>,
+    ) -> Result<(Device, Token), DomainError> {
+        let email = parse_email(&request.email)?;
+        let password = MainPassword::candidate(request.password)
+            .map_err(|e| DomainError::invalid("invalid_password", e))?;
+        let name = parse_device_name(&request.device_name)?;
+
+        let address = client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let reservation = self
+            .throttle
+            .reserve(email.as_str(), address)
+            .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+        let found = self.store.account_by_email(&email).await?;
+        let hash = found.as_ref().map(|(_, hash)| hash.as_str());
+        if !self.hasher.verify(&password, hash).await? {
+            tracing::info!(account = %email, client = ?client.ip, "wrong email or password for device creation");
+            return Err(DomainError::InvalidCredentials);
+        }
+        self.throttle.succeeded(reservation);
+        let (account, _) = found.ok_or(DomainError::InvalidCredentials)?;
+
+        if !account.enabled {
+            return Err(DomainError::AccountDisabled);
+        }
+        if account.two_factor_enabled {
+            return Err(DomainError::TwoFactorEnabled);
+        }
+        if !account.permissions.contains(Permission::Synchronisation) {
+            return Err(DomainError::PermissionMissing(Permission::Synchronisation));
+        }
+        self.create_device(&account, name, request.device_type.as_deref())
+            .await
+    }
+
+    /// Creates a device for an account whose right to one was already checked.
+    pub async fn create_device(
+        &self,
+        account: &Account,
+        name: DeviceName,
+        device_type: Option<&str>,
+    ) -> Result<(Device, Token), DomainError> {
+        let token = Token::generate();
+        let mut new = NewDevice {
+            id: DeviceId::generate(),
+            account_id: account.id,
+            name,
+            device_type: self.device_types.resolve(device_type),
+            token_digest: token.digest(),
+            created_at: Timestamp::now(),
+        };
+        for _ in 0..DEVICE_ID_ATTEMPTS {
+            match self.store.insert_device(&new).await {
+                Ok(device) => {
+                    tracing::info!(account = %account.email, device = %device.id, "device created");
+                    return Ok((device, token));
+                }
+                Err(StoreError::Conflict(_)) => new.id = DeviceId::generate(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Internal(
+            "could not find a free device id".to_owned(),
+        ))
+    }
+
+    /// Checks a device id and token: the hot path. Once the credential is
+    /// cached this is one SHA-256 and one constant-time compare.
+    pub async fn authenticate(
+        &self,
+        device_id: &str,
+        token: &str,
+        client: &Client<'_>,
+    ) -> Result<Authenticated, DomainError> {
+        let id = DeviceId::parse(device_id).map_err(|_| DomainError::InvalidDeviceCredentials)?;
+        let token = Token::parse(token).map_err(|_| DomainError::InvalidDeviceCredentials)?;
+        let credential = match self.cache.get(id.as_str()) {
+            Some(credential) => credential,
+            None => {
+                let ticket = self.cache.ticket();
+                let record = self
+                    .store
+                    .credential(&id)
+                    .await?
+                    .ok_or(DomainError::InvalidDeviceCredentials)?;
+                let credential = CachedCredential {
+                    digest: record.digest,
+                    account_id: record.account_id,
+                    account_enabled: record.account_enabled,
+                    permissions: record.permissions,
+                };
+                self.cache.fill(ticket, id.as_str(), credential);
+                credential
+            }
+        };
+        if !credential.digest.matches(&token.digest()) {
+            return Err(DomainError::InvalidDeviceCredentials);
+        }
+        if !credential.account_enabled {
+            return Err(DomainError::AccountDisabled);
+        }
+        if !credential.permissions.contains(Permission::Synchronisation) {
+            return Err(DomainError::PermissionMissing(Permission::Synchronisation));
+        }
+        self.last_used
+            .record(&id, client.ip, client.user_agent);
+        Ok(Authenticated {
+            device_id: id,
+            account_id: credential.account_id,
+        })
+    }
+
+    /// A device of the caller's own account.
+    pub async fn device(&self, who: &Authenticated, id: &str) -> Result<Device, DomainError> {
+        let id = DeviceId::parse(id).map_err(|_| DomainError::DeviceNotFound)?;
+        match self.store.device(&id).await? {
+            Some(mut device) if device.account_id == who.account_id => {
+                self.last_used.overlay(&mut device);
+                Ok(device)
+            }
+            _ => Err(DomainError::DeviceNotFound),
+        }
+    }
+
+    /// One account's devices, or every device (for administrators).
+    pub async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, DomainError> {
+        let mut devices = self.store.devices(account).await?;
+        for device in &mut devices {
+            self.last_used.overlay(device);
+        }
+        Ok(devices)
+    }
+
+    pub async fn rename_device(
+        &self,
+        who: &Authenticated,
+        id: &str,
+        name: &str,
+    ) -> Result<Device, DomainError> {
+        let name = parse_device_name(name)?;
+        let mut device = self.device(who, id).await?;
+        if !self.store.rename_device(&device.id, &name).await? {
+            return Err(DomainError::DeviceNotFound);
+        }
+        device.name = name;
+        Ok(device)
+    }
+
+    /// The article's "Change password": same id, new token, old token dead at once.
+    pub async fn regenerate_token(
+        &self,
+        who: &Authenticated,
+        id: &str,
+    ) -> Result<(Device, Token), DomainError> {
+        let device = self.device(who, id).await?;
+        let token = Token::generate();
+        let replaced = self.store.set_device_token(&device.id, &token.digest()).await?;
+        self.cache.invalidate_device(device.id.as_str());
+        if !replaced {
+            return Err(DomainError::DeviceNotFound);
+        }
+        tracing::info!(device = %device.id, "device password changed");
+        Ok((device, token))
+    }
+
+    pub async fn delete_device(&self, who: &Authenticated, id: &str) -> Result<(), DomainError> {
+        let device = self.device(who, id).await?;
+        self.revoke_device(&device.id).await
+    }
+
+    /// Deletes any device, whoever owns it (administrators, the CLI).
+    pub async fn revoke_device(&self, id: &DeviceId) -> Result<(), DomainError> {
+        let deleted = self.store.delete_device(id).await?;
+        self.cache.invalidate_device(id.as_str());
+        self.last_used.forget(id);
+        if !deleted {
+            return Err(DomainError::DeviceNotFound);
+        }
+        tracing::info!(device = %id, "device deleted");
+        Ok(())
+    }
+
+    // ----- background work -----
+
+    /// Applies a change another process (or node) committed.
+    pub fn apply_change(&self, change: CredentialChange) {
+        match change {
+            CredentialChange::Device(id) => self.cache.invalidate_device(id.as_str()),
+            CredentialChange::Account(id) => self.cache.invalidate_account(id),
+            CredentialChange::Everything => self.cache.clear(),
+        }
+    }
+
+    /// Writes pending last-used data.
+    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
+        self.last_used.flush(self.store.as_ref()).await
+    }
+
+    pub fn cached_credentials(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+fn parse_email(raw: &str) -> Result<Email, DomainError> {
+    Email::parse(raw).map_err(|e| DomainError::invalid("invalid_email", e))
+}
+
+fn parse_device_name(raw: &str) -> Result<DeviceName, DomainError> {
+    DeviceName::parse(raw).map_err(|e| DomainError::invalid("invalid_device_name", e))
+}
+
+fn parse_new_password(raw: String) -> Result<MainPassword, DomainError> {
+    MainPassword::new_checked(raw).map_err(|e| DomainError::invalid("invalid_password", e))
+}

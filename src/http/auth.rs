@@ -1,0 +1,50 @@
+//! Authorization by type: a handler that takes a [`DeviceAuth`] only runs
+//! for a request that carried a valid device password.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::basic::{self, BasicError};
+use super::error::ApiError;
+use super::extract::client;
+use super::AppState;
+use crate::domain::Authenticated;
+
+pub struct DeviceAuth(pub Authenticated);
+
+const USE_DEVICE_PASSWORD: &str = "Sign in with a device password: HTTP Basic auth with the device ID as user name and the device password as password. Create one in Personal settings, Devices tab, or with POST /server/api/device.";
+
+impl FromRequestParts<AppState> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
+        let (Some(header), None) = (headers.next(), headers.next()) else {
+            return Err(ApiError::unauthorized("missing_credentials", USE_DEVICE_PASSWORD));
+        };
+        let credentials = basic::parse(header.as_bytes()).map_err(|e| match e {
+            BasicError::NotBasic => ApiError::unauthorized(
+                "missing_credentials",
+                format!("Only HTTP Basic auth is accepted. {USE_DEVICE_PASSWORD}"),
+            ),
+            BasicError::Malformed => ApiError::unauthorized(
+                "malformed_credentials",
+                "The Authorization header is not valid Basic auth: it must be \"Basic \" followed by base64 of \"deviceId:password\".",
+            ),
+        })?;
+        if credentials.user_id.contains('@') {
+            // Never check a main password here: this route must not become a
+            // second place to guess them.
+            return Err(ApiError::unauthorized(
+                "device_password_required",
+                format!("Email address and main password are not accepted here. {USE_DEVICE_PASSWORD}"),
+            ));
+        }
+        let who = state
+            .service
+            .authenticate(&credentials.user_id, &credentials.password, &client(parts))
+            .await?;
+        Ok(DeviceAuth(who))
+    }
+}

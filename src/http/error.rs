@@ -1,0 +1,146 @@
+//! The one error type of the API. Client errors carry a stable code and a
+//! sentence; storage and unexpected errors are logged with their cause and
+//! answered with an opaque message.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::domain::DomainError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is nothing at this address. The API lives under /server/api.",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This address does not accept that HTTP method.",
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let message = e.to_string();
+        match e {
+            DomainError::Invalid { code, message } => Self::bad_request(code, message),
+            DomainError::InvalidCredentials => Self::unauthorized("invalid_credentials", message),
+            DomainError::InvalidDeviceCredentials => {
+                Self::unauthorized("invalid_device_credentials", message)
+            }
+            DomainError::TwoFactorEnabled => {
+                Self::new(StatusCode::FORBIDDEN, "two_factor_enabled", message)
+            }
+            DomainError::PermissionMissing(_) => {
+                Self::new(StatusCode::FORBIDDEN, "permission_missing", message)
+            }
+            DomainError::AccountDisabled => {
+                Self::new(StatusCode::FORBIDDEN, "account_disabled", message)
+            }
+            DomainError::DeviceNotFound => {
+                Self::new(StatusCode::NOT_FOUND, "device_not_found", message)
+            }
+            DomainError::AccountNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "account_not_found", message)
+            }
+            DomainError::EmailTaken(_) => Self::new(StatusCode::CONFLICT, "email_taken", message),
+            DomainError::RateLimited { retry_after } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                    .with_retry_after(retry_after)
+            }
+            DomainError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+                .with_retry_after(Duration::from_secs(5)),
+            DomainError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "The database is unavailable right now. Try again shortly.",
+                )
+                .with_retry_after(Duration::from_secs(5))
+            }
+            DomainError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on the server. It has been logged.",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(Body {
+                error: self.code,
+                message: &self.message,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
+            );
+        }
+        if let Some(after) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+        response
+    }
+}

@@ -1,0 +1,79 @@
+//! "Last used" time, address and user agent of each device, kept in memory
+//! and written in one batch every few seconds instead of one write per request.
+
+use std::collections::HashMap;
+use std::mem;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use crate::credential::DeviceId;
+use crate::domain::{Device, LastUse, Timestamp};
+use crate::store::{Store, StoreError};
+
+#[derive(Default)]
+pub struct LastUsedRecorder {
+    pending: Mutex<HashMap<String, (DeviceId, LastUse)>>,
+}
+
+impl LastUsedRecorder {
+    pub fn record(&self, id: &DeviceId, ip: Option<IpAddr>, user_agent: Option<&str>) {
+        let now = Timestamp::now();
+        let mut pending = self.lock();
+        if let Some((_, used)) = pending.get_mut(id.as_str()) {
+            // The common case, the same client again: no allocation.
+            if used.ip == ip && used.user_agent.as_deref() == user_agent.map(str::trim) {
+                used.at = used.at.max(now);
+                return;
+            }
+        }
+        let used = LastUse {
+            at: now,
+            ip,
+            user_agent: user_agent.and_then(LastUse::clean_user_agent),
+        };
+        pending.insert(id.as_str().to_owned(), (id.clone(), used));
+    }
+
+    /// Shows not-yet-written use on a device read from the store.
+    pub fn overlay(&self, device: &mut Device) {
+        if let Some((_, used)) = self.lock().get(device.id.as_str()) {
+            if device.last_used.as_ref().is_none_or(|stored| stored.at <= used.at) {
+                device.last_used = Some(used.clone());
+            }
+        }
+    }
+
+    /// Forgets pending use of a deleted device.
+    pub fn forget(&self, id: &DeviceId) {
+        self.lock().remove(id.as_str());
+    }
+
+    /// Writes everything pending. On failure the batch goes back, merged with
+    /// anything newer recorded meanwhile, to be written next time.
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let batch = mem::take(&mut *self.lock());
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let uses: Vec<(DeviceId, LastUse)> = batch.values().cloned().collect();
+        match store.record_last_used(&uses).await {
+            Ok(()) => Ok(uses.len()),
+            Err(e) => {
+                let mut pending = self.lock();
+                for (key, (id, used)) in batch {
+                    match pending.get(&key) {
+                        Some((_, newer)) if newer.at >= used.at => {}
+                        _ => {
+                            pending.insert(key, (id, used));
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (DeviceId, LastUse)>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,114 @@
+//! The storage interface. Implementations know SQL; they never decide policy.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+use crate::credential::{DeviceId, TokenDigest};
+use crate::domain::{Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken (an email, a device id).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// The database cannot be reached right now; worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+pub struct NewAccount {
+    pub email: Email,
+    pub name: String,
+    pub password_hash: String,
+    pub permissions: Permissions,
+    pub created_at: Timestamp,
+}
+
+pub struct NewDevice {
+    pub id: DeviceId,
+    pub account_id: AccountId,
+    pub name: DeviceName,
+    pub device_type: String,
+    pub token_digest: TokenDigest,
+    pub created_at: Timestamp,
+}
+
+/// What authenticating a device needs, read in one query.
+#[derive(Clone, Copy, Debug)]
+pub struct CredentialRecord {
+    pub digest: TokenDigest,
+    pub account_id: AccountId,
+    pub account_enabled: bool,
+    pub permissions: Permissions,
+}
+
+/// Something changed that may invalidate cached credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialChange {
+    Device(DeviceId),
+    Account(AccountId),
+    /// Too much changed to say what; drop everything.
+    Everything,
+}
+
+/// Receives credential changes made by any process sharing the database.
+pub type ChangeSink = Arc<dyn Fn(CredentialChange) + Send + Sync>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Fails with [`StoreError::Conflict`]`("email")` when the email is taken.
+    async fn create_account(&self, account: &NewAccount) -> Result<Account, StoreError>;
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+    /// The account and its main-password hash.
+    async fn account_by_email(&self, email: &Email) -> Result<Option<(Account, String)>, StoreError>;
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    async fn set_permission(
+        &self,
+        id: AccountId,
+        permission: Permission,
+        granted: bool,
+    ) -> Result<(), StoreError>;
+    async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
+    async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
+    async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError>;
+    /// Whether any enabled account holds `admin`.
+    async fn has_admin(&self) -> Result<bool, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`]`("device id")` when the id is taken.
+    async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError>;
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
+    /// One account's devices, or all devices, oldest first.
+    async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError>;
+    /// Returns whether the device existed.
+    async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError>;
+    async fn set_device_token(&self, id: &DeviceId, digest: &TokenDigest) -> Result<bool, StoreError>;
+    async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError>;
+    async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError>;
+    /// Writes coalesced last-use data; an older value never overwrites a newer one.
+    async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError>;
+
+    /// Starts delivering changes committed from now on, by this or any other
+    /// process, until the store is closed.
+    async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError>;
+    /// Stops watching and closes connections.
+    async fn close(&self);
+}
+
+/// Opens the store a database URL names and brings its schema up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Internal(format!(
+            "unsupported database URL scheme in {:?}: this build supports sqlite://",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

@@ -1,0 +1,552 @@
+//! SQLite: the default, embedded store. WAL mode for concurrent readers,
+//! `synchronous = FULL` so a commit acknowledged to a client survives a
+//! crash, and a data-version watch to notice other processes' commits.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use super::{
+    ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice, Store, StoreError,
+};
+use crate::credential::{DeviceId, TokenDigest};
+use crate::domain::{
+    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp,
+};
+
+/// How often the watcher asks SQLite whether another connection committed.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// More events than this since the last look means "drop the whole cache".
+const WATCH_BATCH: i64 = 1000;
+/// Events older than this are deleted; every watcher has long seen them.
+const EVENT_RETENTION: Duration = Duration::from_secs(3600);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+    watcher: Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
+}
+
+const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.enabled, a.two_factor_enabled, a.created_at,
+    (SELECT group_concat(permission) FROM account_permissions p WHERE p.account_id = a.id) AS permissions";
+
+const DEVICE_COLUMNS: &str = "id, account_id, name, device_type, created_at,
+    last_used_at, last_used_ip, last_used_user_agent";
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .disable_statement_logging();
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Internal(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable_or_internal)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        Ok(Self {
+            pool,
+            options,
+            watcher: Mutex::new(None),
+        })
+    }
+
+    async fn load_account(&self, filter: &str, key: Key<'_>) -> Result<Option<SqliteRow>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS}, a.password_hash FROM accounts a WHERE {filter}");
+        let query = sqlx::query(&sql);
+        let query = match key {
+            Key::Id(id) => query.bind(id),
+            Key::Text(text) => query.bind(text),
+        };
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)
+    }
+}
+
+enum Key<'a> {
+    Id(i64),
+    Text(&'a str),
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, account: &NewAccount) -> Result<Account, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable_or_internal)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (email, name, password_hash, created_at)
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(account.email.as_str())
+        .bind(&account.name)
+        .bind(&account.password_hash)
+        .bind(account.created_at.millis())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict_on(e, "email"))?;
+        for permission in account.permissions.iter() {
+            sqlx::query("INSERT INTO account_permissions (account_id, permission) VALUES (?, ?)")
+                .bind(id)
+                .bind(permission.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable_or_internal)?;
+        }
+        tx.commit().await.map_err(unavailable_or_internal)?;
+        Ok(Account {
+            id: AccountId(id),
+            email: account.email.clone(),
+            name: account.name.clone(),
+            permissions: account.permissions,
+            enabled: true,
+            two_factor_enabled: false,
+            created_at: account.created_at,
+        })
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.load_account("a.id = ?", Key::Id(id.0))
+            .await?
+            .map(|row| account_from_row(&row))
+            .transpose()
+    }
+
+    async fn account_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(Account, String)>, StoreError> {
+        let Some(row) = self.load_account("a.email = ?", Key::Text(email.as_str())).await? else {
+            return Ok(None);
+        };
+        let hash: String = row.try_get("password_hash").map_err(internal)?;
+        Ok(Some((account_from_row(&row)?, hash)))
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY a.email");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+
+    async fn set_permission(
+        &self,
+        id: AccountId,
+        permission: Permission,
+        granted: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if granted {
+            "INSERT OR IGNORE INTO account_permissions (account_id, permission) VALUES (?, ?)"
+        } else {
+            "DELETE FROM account_permissions WHERE account_id = ? AND permission = ?"
+        };
+        sqlx::query(sql)
+            .bind(id.0)
+            .bind(permission.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
+        execute(&self.pool, "UPDATE accounts SET enabled = ? WHERE id = ?", enabled, id).await
+    }
+
+    async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
+        execute(
+            &self.pool,
+            "UPDATE accounts SET two_factor_enabled = ? WHERE id = ?",
+            enabled,
+            id,
+        )
+        .await
+    }
+
+    async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError> {
+        execute(&self.pool, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id).await
+    }
+
+    async fn has_admin(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
+             ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled = 1)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)
+    }
+
+    async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (id, account_id, name, device_type, token_digest, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(device.id.as_str())
+        .bind(device.account_id.0)
+        .bind(device.name.as_str())
+        .bind(&device.device_type)
+        .bind(&device.token_digest.0[..])
+        .bind(device.created_at.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on(e, "device id"))?;
+        Ok(Device {
+            id: device.id.clone(),
+            account_id: device.account_id,
+            name: device.name.clone(),
+            device_type: device.device_type.clone(),
+            created_at: device.created_at,
+            last_used: None,
+        })
+    }
+
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?");
+        sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .map(|row| device_from_row(&row))
+            .transpose()
+    }
+
+    async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE ?1 IS NULL OR account_id = ?1
+             ORDER BY created_at, id"
+        );
+        sqlx::query(&sql)
+            .bind(account.map(|a| a.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .iter()
+            .map(device_from_row)
+            .collect()
+    }
+
+    async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE devices SET name = ? WHERE id = ?")
+            .bind(name.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_device_token(
+        &self,
+        id: &DeviceId,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE devices SET token_digest = ? WHERE id = ?")
+            .bind(&digest.0[..])
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.token_digest, d.account_id, a.enabled,
+               (SELECT group_concat(permission) FROM account_permissions p
+                WHERE p.account_id = d.account_id) AS permissions
+             FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: Vec<u8> = row.try_get("token_digest").map_err(internal)?;
+        Ok(Some(CredentialRecord {
+            digest: TokenDigest::from_slice(&digest)
+                .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
+            account_id: AccountId(row.try_get("account_id").map_err(internal)?),
+            account_enabled: row.try_get("enabled").map_err(internal)?,
+            permissions: permissions_from_row(&row)?,
+        }))
+    }
+
+    async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable_or_internal)?;
+        for (id, used) in uses {
+            sqlx::query(
+                "UPDATE devices SET last_used_at = ?1, last_used_ip = ?2, last_used_user_agent = ?3
+                 WHERE id = ?4 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            )
+            .bind(used.at.millis())
+            .bind(used.ip.map(|ip| ip.to_string()))
+            .bind(used.user_agent.as_deref())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        }
+        tx.commit().await.map_err(unavailable_or_internal)
+    }
+
+    async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError> {
+        let mut conn = self
+            .options
+            .connect()
+            .await
+            .map_err(unavailable_or_internal)?;
+        let mut version = data_version(&mut conn).await?;
+        let mut cursor: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM credential_events")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(unavailable_or_internal)?;
+        let (stop, mut stopped) = watch::channel(false);
+        let pool = self.pool.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_prune = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = ticks.tick() => {}
+                }
+                match poll_changes(&mut conn, &mut version, &mut cursor, &sink).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        // Failing closed: with the change feed unreadable, nothing cached can be trusted.
+                        tracing::warn!(error = %e, "cannot read credential changes; dropping cached credentials");
+                        sink(CredentialChange::Everything);
+                    }
+                }
+                if last_prune.elapsed() > EVENT_RETENTION / 6 {
+                    last_prune = tokio::time::Instant::now();
+                    prune_events(&pool).await;
+                }
+            }
+            let _ = conn.close().await;
+        });
+        if let Some((old_stop, old_task)) = self.watcher.lock().await.replace((stop, task)) {
+            let _ = old_stop.send(true);
+            let _ = old_task.await;
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some((stop, task)) = self.watcher.lock().await.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        self.pool.close().await;
+    }
+}
+
+async fn data_version(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(conn)
+        .await
+        .map_err(unavailable_or_internal)
+}
+
+async fn poll_changes(
+    conn: &mut SqliteConnection,
+    version: &mut i64,
+    cursor: &mut i64,
+    sink: &ChangeSink,
+) -> Result<(), StoreError> {
+    let now = data_version(conn).await?;
+    if now == *version {
+        return Ok(());
+    }
+    *version = now;
+    let rows = sqlx::query(
+        "SELECT seq, account_id, device_id FROM credential_events WHERE seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(*cursor)
+    .bind(WATCH_BATCH + 1)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unavailable_or_internal)?;
+    let Some(last) = rows.last() else { return Ok(()) };
+    let first_seq: i64 = rows[0].try_get("seq").map_err(internal)?;
+    let last_seq: i64 = last.try_get("seq").map_err(internal)?;
+    // Sequence numbers are contiguous unless events were pruned before we saw them.
+    if rows.len() as i64 > WATCH_BATCH || first_seq != *cursor + 1 {
+        sink(CredentialChange::Everything);
+        *cursor = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM credential_events")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(unavailable_or_internal)?;
+        return Ok(());
+    }
+    for row in &rows {
+        let device: Option<String> = row.try_get("device_id").map_err(internal)?;
+        let account: Option<i64> = row.try_get("account_id").map_err(internal)?;
+        match (device.and_then(|d| DeviceId::parse(&d).ok()), account) {
+            (Some(device), _) => sink(CredentialChange::Device(device)),
+            (None, Some(account)) => sink(CredentialChange::Account(AccountId(account))),
+            (None, None) => sink(CredentialChange::Everything),
+        }
+    }
+    *cursor = last_seq;
+    Ok(())
+}
+
+async fn prune_events(pool: &SqlitePool) {
+    let cutoff = Timestamp::now().millis() - EVENT_RETENTION.as_millis() as i64;
+    if let Err(e) = sqlx::query("DELETE FROM credential_events WHERE created_at < ?")
+        .bind(cutoff)
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %e, "cannot prune old credential events");
+    }
+}
+
+/// Runs `sql` with `value` and an account id as its two parameters.
+async fn execute<'q, T>(
+    pool: &SqlitePool,
+    sql: &'q str,
+    value: T,
+    id: AccountId,
+) -> Result<(), StoreError>
+where
+    T: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'q,
+{
+    sqlx::query(sql)
+        .bind(value)
+        .bind(id.0)
+        .execute(pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+    Ok(())
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+    let email: String = row.try_get("email").map_err(internal)?;
+    Ok(Account {
+        id: AccountId(row.try_get("id").map_err(internal)?),
+        email: Email::parse(&email)
+            .map_err(|e| StoreError::Internal(format!("stored email is invalid: {e}")))?,
+        name: row.try_get("name").map_err(internal)?,
+        permissions: permissions_from_row(row)?,
+        enabled: row.try_get("enabled").map_err(internal)?,
+        two_factor_enabled: row.try_get("two_factor_enabled").map_err(internal)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(internal)?),
+    })
+}
+
+fn permissions_from_row(row: &SqliteRow) -> Result<Permissions, StoreError> {
+    let joined: Option<String> = row.try_get("permissions").map_err(internal)?;
+    joined
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<Permission>()
+                .map_err(|e| StoreError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
+fn device_from_row(row: &SqliteRow) -> Result<Device, StoreError> {
+    let id: String = row.try_get("id").map_err(internal)?;
+    let name: String = row.try_get("name").map_err(internal)?;
+    let last_used_at: Option<i64> = row.try_get("last_used_at").map_err(internal)?;
+    let last_used_ip: Option<String> = row.try_get("last_used_ip").map_err(internal)?;
+    Ok(Device {
+        id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
+        account_id: AccountId(row.try_get("account_id").map_err(internal)?),
+        name: DeviceName::parse(&name).map_err(|e| StoreError::Internal(e.to_string()))?,
+        device_type: row.try_get("device_type").map_err(internal)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(internal)?),
+        last_used: match last_used_at {
+            Some(at) => Some(LastUse {
+                at: Timestamp::from_millis(at),
+                ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+                user_agent: row.try_get("last_used_user_agent").map_err(internal)?,
+            }),
+            None => None,
+        },
+    })
+}
+
+fn internal(e: sqlx::Error) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn unavailable_or_internal(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: another writer holds the lock.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn conflict_on(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => unavailable_or_internal(e),
+    }
+}
