@@ -93,7 +93,7 @@ mod tests {
             "nul\u{0}",
             "bell\u{7}",
             "del\u{7f}",
-            "c1\u{85}",
+            "c1\u{85}x",
             "evil\u{202E}gnp.exe",
             too_long.as_str(),
         ] {
