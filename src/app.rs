@@ -68,7 +68,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests,
     /// writes pending last-used data and closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = http::router(
             AppState {
                 service: self.service.clone(),

@@ -25,7 +25,13 @@ pub struct Cli {
     pub database: DatabaseArgs,
 
     /// Log output format.
-    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_LOG_FORMAT",
+        value_enum,
+        default_value_t,
+        global = true
+    )]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -47,11 +53,21 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseArgs {
     /// Directory holding the SQLite database (latchkey.db); created if missing.
-    #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./latchkey-data", global = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_DATA_DIR",
+        default_value = "./latchkey-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Database URL, e.g. sqlite:///var/lib/latchkey/latchkey.db; overrides --data-dir.
-    #[arg(long, env = "LATCHKEY_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 }
 
@@ -201,7 +217,9 @@ impl Config {
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
                 Some(url.trim_end_matches('/').to_owned())
             }
-            Some(url) => anyhow::bail!("--public-url must start with http:// or https://, got {url:?}"),
+            Some(url) => {
+                anyhow::bail!("--public-url must start with http:// or https://, got {url:?}")
+            }
             None => None,
         };
         let cors_origins = serve
@@ -217,7 +235,10 @@ impl Config {
                 Ok(HeaderValue::from_str(o)?)
             })
             .collect::<anyhow::Result<_>>()?;
-        anyhow::ensure!(serve.cache_capacity > 0, "--cache-capacity must be at least 1");
+        anyhow::ensure!(
+            serve.cache_capacity > 0,
+            "--cache-capacity must be at least 1"
+        );
         Ok(Self {
             listen: serve.listen,
             database_url: database.url(),
@@ -252,7 +273,9 @@ mod tests {
     #[test]
     fn defaults() {
         let cli = Cli::try_parse_from(["latchkey", "serve"]).unwrap();
-        let Command::Serve(serve) = cli.command else { panic!() };
+        let Command::Serve(serve) = cli.command else {
+            panic!()
+        };
         let config = Config::from_args(&cli.database, &serve).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.ends_with("latchkey-data/latchkey.db"));
@@ -261,8 +284,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        let cli = Cli::try_parse_from(["latchkey", "serve", "--public-url", "keys.example.org"]).unwrap();
-        let Command::Serve(serve) = cli.command else { panic!() };
+        let cli =
+            Cli::try_parse_from(["latchkey", "serve", "--public-url", "keys.example.org"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!()
+        };
         assert!(Config::from_args(&cli.database, &serve).is_err());
         assert!(Cli::try_parse_from(["latchkey", "serve", "--listen", "nope"]).is_err());
     }

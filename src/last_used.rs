@@ -37,7 +37,11 @@ impl LastUsedRecorder {
     /// Shows not-yet-written use on a device read from the store.
     pub fn overlay(&self, device: &mut Device) {
         if let Some((_, used)) = self.lock().get(device.id.as_str()) {
-            if device.last_used.as_ref().is_none_or(|stored| stored.at <= used.at) {
+            if device
+                .last_used
+                .as_ref()
+                .is_none_or(|stored| stored.at <= used.at)
+            {
                 device.last_used = Some(used.clone());
             }
         }

@@ -41,7 +41,15 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                 })
                 .collect();
             print_table(
-                &["ID", "ACCOUNT", "NAME", "TYPE", "CREATED", "LAST USED", "FROM"],
+                &[
+                    "ID",
+                    "ACCOUNT",
+                    "NAME",
+                    "TYPE",
+                    "CREATED",
+                    "LAST USED",
+                    "FROM",
+                ],
                 &rows,
             );
         }

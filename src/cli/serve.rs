@@ -16,7 +16,10 @@ pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()
         println!("    email:    {}", account.email);
         println!("    password: {}", password.expose());
         println!("This password is shown only once. Change it now:");
-        println!("    latchkey user set-password --email {} --password-stdin", account.email);
+        println!(
+            "    latchkey user set-password --email {} --password-stdin",
+            account.email
+        );
         println!("Create a device password for an app or script with it:");
         println!(
             "    curl -X POST {base_url}/server/api/device -H 'Content-Type: application/json' \\\n      -d '{{\"email\":\"{}\",\"password\":\"…\",\"deviceName\":\"My script\"}}'",

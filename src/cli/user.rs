@@ -32,7 +32,11 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                     permissions: granted,
                 })
                 .await?;
-            println!("Created account {} ({}).", account.email, describe(&account));
+            println!(
+                "Created account {} ({}).",
+                account.email,
+                describe(&account)
+            );
             if let Some(password) = generated {
                 println!("Main password (shown only once): {}", password.expose());
             }
@@ -104,6 +108,10 @@ fn describe(account: &Account) -> String {
     format!(
         "permissions: {}; {}",
         permissions(account),
-        if account.enabled { "enabled" } else { "disabled" }
+        if account.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
     )
 }

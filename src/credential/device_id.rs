@@ -71,7 +71,14 @@ mod tests {
     #[test]
     fn parses_only_digit_strings() {
         assert!(DeviceId::parse("10001234").is_ok());
-        for bad in ["", "1234567", "1000123a", " 10001234", "１０００１２３４", &"1".repeat(21)] {
+        for bad in [
+            "",
+            "1234567",
+            "1000123a",
+            " 10001234",
+            "１０００１２３４",
+            &"1".repeat(21),
+        ] {
             assert!(DeviceId::parse(bad).is_err(), "accepted {bad:?}");
         }
     }

@@ -200,6 +200,9 @@ mod tests {
         );
         assert!(MainPassword::candidate(String::new()).is_ok());
         assert_eq!(MainPassword::generate().expose().len(), GENERATED_CHARS);
-        assert_eq!(format!("{:?}", MainPassword::generate()), "MainPassword(<redacted>)");
+        assert_eq!(
+            format!("{:?}", MainPassword::generate()),
+            "MainPassword(<redacted>)"
+        );
     }
 }

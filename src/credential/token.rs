@@ -59,7 +59,12 @@ impl Token {
             return Err(TokenFormatError::Malformed);
         }
         let (secret, sum) = body.split_at(SECRET_CHARS);
-        if checksum(secret).as_bytes().ct_eq(sum.as_bytes()).unwrap_u8() != 1 {
+        if checksum(secret)
+            .as_bytes()
+            .ct_eq(sum.as_bytes())
+            .unwrap_u8()
+            != 1
+        {
             return Err(TokenFormatError::BadChecksum);
         }
         Ok(Self(Zeroizing::new(raw.to_owned())))
@@ -139,7 +144,9 @@ mod tests {
         let b = Token::generate();
         assert_ne!(a.expose(), b.expose());
         assert!(!a.digest().matches(&b.digest()));
-        assert!(a.digest().matches(&Token::parse(a.expose()).unwrap().digest()));
+        assert!(a
+            .digest()
+            .matches(&Token::parse(a.expose()).unwrap().digest()));
     }
 
     #[test]
@@ -163,7 +170,10 @@ mod tests {
         let mut bytes = text.as_bytes().to_vec();
         bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
         let altered = String::from_utf8(bytes).unwrap();
-        assert_eq!(Token::parse(&altered).unwrap_err(), TokenFormatError::BadChecksum);
+        assert_eq!(
+            Token::parse(&altered).unwrap_err(),
+            TokenFormatError::BadChecksum
+        );
     }
 
     #[test]

@@ -101,13 +101,19 @@ mod tests {
         assert_eq!(types.resolve(Some("")), "unknown");
         assert_eq!(types.resolve(Some(" iOS ")), "ios");
         let custom = DeviceTypes::new(["de.fivepoint.other", " "]);
-        assert_eq!(custom.resolve(Some("de.fivepoint.other")), "de.fivepoint.other");
+        assert_eq!(
+            custom.resolve(Some("de.fivepoint.other")),
+            "de.fivepoint.other"
+        );
         assert_eq!(custom.resolve(Some("ios")), "unknown");
     }
 
     #[test]
     fn user_agents_are_cleaned() {
-        assert_eq!(LastUse::clean_user_agent("curl/8.0\r\n"), Some("curl/8.0".into()));
+        assert_eq!(
+            LastUse::clean_user_agent("curl/8.0\r\n"),
+            Some("curl/8.0".into())
+        );
         assert_eq!(LastUse::clean_user_agent(" \t "), None);
         let long = "a".repeat(1000);
         assert_eq!(

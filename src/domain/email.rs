@@ -19,7 +19,9 @@ impl Email {
             return Err(EmailError("The email address is empty."));
         }
         if email.len() > MAX_LEN {
-            return Err(EmailError("The email address is longer than 254 characters."));
+            return Err(EmailError(
+                "The email address is longer than 254 characters.",
+            ));
         }
         let (local, domain) = email
             .rsplit_once('@')
@@ -91,7 +93,10 @@ mod tests {
         for (raw, want) in [
             ("test@5point.de", "test@5point.de"),
             ("  Test@5Point.DE ", "test@5point.de"),
-            ("first.last+tag@example.co.uk", "first.last+tag@example.co.uk"),
+            (
+                "first.last+tag@example.co.uk",
+                "first.last+tag@example.co.uk",
+            ),
             ("admin@localhost", "admin@localhost"),
             ("o'brien@example.org", "o'brien@example.org"),
         ] {

@@ -69,7 +69,9 @@ impl Permissions {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
     }
 }
 
@@ -109,6 +111,9 @@ mod tests {
         assert!(!set.contains(Permission::Synchronisation));
         set.insert(Permission::Synchronisation);
         set.remove(Permission::Admin);
-        assert_eq!(set.iter().collect::<Vec<_>>(), [Permission::Synchronisation]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [Permission::Synchronisation]
+        );
     }
 }

@@ -184,7 +184,11 @@ impl Service {
 
     /// Sets a new main password. Device passwords are untouched: that is
     /// the point of them.
-    pub async fn set_password(&self, email: &str, password: String) -> Result<Account, DomainError> {
+    pub async fn set_password(
+        &self,
+        email: &str,
+        password: String,
+    ) -> Result<Account, DomainError> {
         let account = self.account_by_email(email).await?;
         let password = parse_new_password(password)?;
         let hash = self.hasher.hash(&password).await?;
@@ -302,8 +306,7 @@ impl Service {
         if !credential.permissions.contains(Permission::Synchronisation) {
             return Err(DomainError::PermissionMissing(Permission::Synchronisation));
         }
-        self.last_used
-            .record(&id, client.ip, client.user_agent);
+        self.last_used.record(&id, client.ip, client.user_agent);
         Ok(Authenticated {
             device_id: id,
             account_id: credential.account_id,
@@ -354,7 +357,10 @@ impl Service {
     ) -> Result<(Device, Token), DomainError> {
         let device = self.device(who, id).await?;
         let token = Token::generate();
-        let replaced = self.store.set_device_token(&device.id, &token.digest()).await?;
+        let replaced = self
+            .store
+            .set_device_token(&device.id, &token.digest())
+            .await?;
         self.cache.invalidate_device(device.id.as_str());
         if !replaced {
             return Err(DomainError::DeviceNotFound);

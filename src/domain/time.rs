@@ -1,5 +1,5 @@
 use serde::{Serialize, Serializer};
-use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 use time::OffsetDateTime;
 
 /// A point in time, kept as milliseconds since the Unix epoch (UTC) so both
@@ -25,7 +25,12 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
+            .and_then(|t| {
+                t.format(format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .ok()
+            })
             .unwrap_or_else(|| self.0.to_string())
     }
 }
@@ -45,6 +50,14 @@ mod tests {
         assert_eq!(
             Timestamp::from_millis(1_700_000_000_123).to_rfc3339(),
             "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn always_shows_three_fraction_digits() {
+        assert_eq!(
+            Timestamp::from_millis(1_700_000_000_020).to_rfc3339(),
+            "2023-11-14T22:13:20.020Z"
         );
     }
 }

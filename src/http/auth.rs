@@ -21,7 +21,10 @@ impl FromRequestParts<AppState> for DeviceAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
         let (Some(header), None) = (headers.next(), headers.next()) else {
-            return Err(ApiError::unauthorized("missing_credentials", USE_DEVICE_PASSWORD));
+            return Err(ApiError::unauthorized(
+                "missing_credentials",
+                USE_DEVICE_PASSWORD,
+            ));
         };
         let credentials = basic::parse(header.as_bytes()).map_err(|e| match e {
             BasicError::NotBasic => ApiError::unauthorized(
@@ -38,7 +41,9 @@ impl FromRequestParts<AppState> for DeviceAuth {
             // second place to guess them.
             return Err(ApiError::unauthorized(
                 "device_password_required",
-                format!("Email address and main password are not accepted here. {USE_DEVICE_PASSWORD}"),
+                format!(
+                    "Email address and main password are not accepted here. {USE_DEVICE_PASSWORD}"
+                ),
             ));
         }
         let who = state

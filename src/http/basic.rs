@@ -58,15 +58,27 @@ mod tests {
     #[test]
     fn parses_well_formed_headers() {
         for (header, user, password) in [
-            (format!("Basic {}", b64(b"10001234:lkd_abc")), "10001234", "lkd_abc"),
+            (
+                format!("Basic {}", b64(b"10001234:lkd_abc")),
+                "10001234",
+                "lkd_abc",
+            ),
             (format!("basic {}", b64(b"1:2")), "1", "2"),
             (format!("BASIC  {} ", b64(b"1:2")), "1", "2"),
             (format!("Basic {}", b64(b"id:pa:ss:")), "id", "pa:ss:"),
             (format!("Basic {}", b64(b":empty-user")), "", "empty-user"),
             (format!("Basic {}", b64(b"id:")), "id", ""),
-            (format!("Basic {}", b64("jö:pässwörd".as_bytes())), "jö", "pässwörd"),
+            (
+                format!("Basic {}", b64("jö:pässwörd".as_bytes())),
+                "jö",
+                "pässwörd",
+            ),
             // unpadded
-            (format!("Basic {}", b64(b"ab:c").trim_end_matches('=')), "ab", "c"),
+            (
+                format!("Basic {}", b64(b"ab:c").trim_end_matches('=')),
+                "ab",
+                "c",
+            ),
         ] {
             let parsed = parse(header.as_bytes()).unwrap_or_else(|e| panic!("{header}: {e:?}"));
             assert_eq!(parsed.user_id, user);
@@ -86,7 +98,7 @@ mod tests {
             (b"Basic !!!!", BasicError::Malformed),
             (b"Basic MTIzNDU2Nzg", BasicError::Malformed), // "12345678": no colon
             (b"Basic MTI= MTI=", BasicError::Malformed),
-            (b"Basic /w==", BasicError::Malformed),       // 0xFF: not UTF-8
+            (b"Basic /w==", BasicError::Malformed), // 0xFF: not UTF-8
             (b"Basic \xff\xfe", BasicError::Malformed),
             (b"Basic ====", BasicError::Malformed),
             (b"Basic YQ===", BasicError::Malformed),

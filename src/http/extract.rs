@@ -71,7 +71,8 @@ fn is_json(content_type: &[u8]) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A path segment such as a device id.
@@ -95,10 +96,7 @@ pub fn client(parts: &Parts) -> Client<'_> {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip()),
-        user_agent: parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
+        user_agent: parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
     }
 }
 

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 pub use sqlite::SqliteStore;
 
 use crate::credential::{DeviceId, TokenDigest};
-use crate::domain::{Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp};
+use crate::domain::{
+    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,7 +69,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_account(&self, account: &NewAccount) -> Result<Account, StoreError>;
     async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
     /// The account and its main-password hash.
-    async fn account_by_email(&self, email: &Email) -> Result<Option<(Account, String)>, StoreError>;
+    async fn account_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(Account, String)>, StoreError>;
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
     async fn set_permission(
         &self,
@@ -88,7 +93,11 @@ pub trait Store: Send + Sync + 'static {
     async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError>;
     /// Returns whether the device existed.
     async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError>;
-    async fn set_device_token(&self, id: &DeviceId, digest: &TokenDigest) -> Result<bool, StoreError>;
+    async fn set_device_token(
+        &self,
+        id: &DeviceId,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError>;
     async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError>;
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError>;
     /// Writes coalesced last-use data; an older value never overwrites a newer one.

@@ -78,8 +78,13 @@ impl SqliteStore {
         })
     }
 
-    async fn load_account(&self, filter: &str, key: Key<'_>) -> Result<Option<SqliteRow>, StoreError> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS}, a.password_hash FROM accounts a WHERE {filter}");
+    async fn load_account(
+        &self,
+        filter: &str,
+        key: Key<'_>,
+    ) -> Result<Option<SqliteRow>, StoreError> {
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS}, a.password_hash FROM accounts a WHERE {filter}");
         let query = sqlx::query(&sql);
         let query = match key {
             Key::Id(id) => query.bind(id),
@@ -147,7 +152,10 @@ impl Store for SqliteStore {
         &self,
         email: &Email,
     ) -> Result<Option<(Account, String)>, StoreError> {
-        let Some(row) = self.load_account("a.email = ?", Key::Text(email.as_str())).await? else {
+        let Some(row) = self
+            .load_account("a.email = ?", Key::Text(email.as_str()))
+            .await?
+        else {
             return Ok(None);
         };
         let hash: String = row.try_get("password_hash").map_err(internal)?;
@@ -186,7 +194,13 @@ impl Store for SqliteStore {
     }
 
     async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
-        execute(&self.pool, "UPDATE accounts SET enabled = ? WHERE id = ?", enabled, id).await
+        execute(
+            &self.pool,
+            "UPDATE accounts SET enabled = ? WHERE id = ?",
+            enabled,
+            id,
+        )
+        .await
     }
 
     async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
@@ -200,7 +214,13 @@ impl Store for SqliteStore {
     }
 
     async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError> {
-        execute(&self.pool, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id).await
+        execute(
+            &self.pool,
+            "UPDATE accounts SET password_hash = ? WHERE id = ?",
+            hash,
+            id,
+        )
+        .await
     }
 
     async fn has_admin(&self) -> Result<bool, StoreError> {
@@ -350,10 +370,11 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable_or_internal)?;
         let mut version = data_version(&mut conn).await?;
-        let mut cursor: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM credential_events")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(unavailable_or_internal)?;
+        let mut cursor: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM credential_events")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(unavailable_or_internal)?;
         let (stop, mut stopped) = watch::channel(false);
         let pool = self.pool.clone();
         let task = tokio::spawn(async move {
@@ -422,7 +443,9 @@ async fn poll_changes(
     .fetch_all(&mut *conn)
     .await
     .map_err(unavailable_or_internal)?;
-    let Some(last) = rows.last() else { return Ok(()) };
+    let Some(last) = rows.last() else {
+        return Ok(());
+    };
     let first_seq: i64 = rows[0].try_get("seq").map_err(internal)?;
     let last_seq: i64 = last.try_get("seq").map_err(internal)?;
     // Sequence numbers are contiguous unless events were pruned before we saw them.

@@ -40,7 +40,9 @@ impl DeviceResource {
             device_type: device.device_type,
             created_at: device.created_at,
             last_used_at: last_used.as_ref().map(|u| u.at),
-            last_used_ip: last_used.as_ref().and_then(|u| u.ip.map(|ip| ip.to_string())),
+            last_used_ip: last_used
+                .as_ref()
+                .and_then(|u| u.ip.map(|ip| ip.to_string())),
             last_used_user_agent: last_used.and_then(|u| u.user_agent),
         }
     }

@@ -13,7 +13,9 @@ pub fn router() -> Router<AppState> {
         .route("/server/api/device", post(device::create).get(device::list))
         .route(
             "/server/api/device/{id}",
-            get(device::show).patch(device::rename).delete(device::delete),
+            get(device::show)
+                .patch(device::rename)
+                .delete(device::delete),
         )
         .route("/server/api/device/{id}/password", post(device::regenerate))
         .route("/server/api/user", get(user::show))

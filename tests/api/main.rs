@@ -1,0 +1,18 @@
+//! The integration suite: the real application on port 0, each test with its
+//! own database, spoken to over HTTP (and, for the CLI tests, through the
+//! real binary).
+
+mod helpers;
+
+mod article;
+mod basic_auth;
+mod cli;
+mod create_device;
+mod devices;
+mod durability;
+mod last_used;
+mod routes;
+mod secrets;
+mod throttling;
+mod validation;
+mod validity;

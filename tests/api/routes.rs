@@ -1,0 +1,66 @@
+//! Everything outside the API contract answers in the same JSON error shape.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{expect_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_unknown_routes_and_wrong_methods() {
+    let app = spawn_app().await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    let missing = app
+        .http
+        .get(app.url("/server/api/nothing"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+
+    let wrong_method = app
+        .http
+        .put(app.url("/server/api/user"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(
+        wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn browsers_on_allowed_origins_may_call_the_api() {
+    let app = spawn_app_with(|c| {
+        c.cors_origins = vec!["https://app.example.org".parse().unwrap()];
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(
+                reqwest::Method::OPTIONS,
+                app.url("/server/api/device/10001234"),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://app.example.org").await.unwrap();
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "https://app.example.org"
+    );
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}

@@ -1,0 +1,76 @@
+//! No token or main password in the database files or in the logs.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{captured_logs, spawn_app, PASSWORD};
+
+fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (path.display().to_string(), std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_database_or_the_logs() {
+    let app = spawn_app().await;
+    let admin = app
+        .service
+        .ensure_administrator("root@example.org")
+        .await
+        .unwrap()
+        .expect("first administrator created");
+    let admin_password = admin.1.expose().to_owned();
+    app.create_member("member@example.org").await;
+
+    let first = app.create_device("member@example.org", "script").await;
+    assert_eq!(app.get_own_device(&first).await.status(), StatusCode::OK);
+    let response = app
+        .as_device(
+            Method::POST,
+            &format!("/server/api/device/{}/password", first.id),
+            &first,
+        )
+        .send()
+        .await
+        .unwrap();
+    let renewed: Value = response.json().await.unwrap();
+    let second_token = renewed["token"].as_str().unwrap().to_owned();
+    // Failed attempts carry secrets too.
+    let _ = app
+        .post_device(&serde_json::json!({"email": "member@example.org", "password": "a wrong guess", "deviceName": "x"}))
+        .await;
+
+    let mut secrets = vec![
+        PASSWORD.to_owned(),
+        "a wrong guess".to_owned(),
+        admin_password,
+        first.token.clone(),
+        second_token.clone(),
+    ];
+    // The random part alone must not appear either.
+    secrets.push(first.token[4..].to_owned());
+    secrets.push(second_token[4..].to_owned());
+
+    let data_dir = app.stop().await;
+    let files = files_under(data_dir.path());
+    assert!(files.iter().any(|(name, _)| name.ends_with("latchkey.db")));
+    let logs = captured_logs();
+    assert!(logs.contains("device created"), "logs were not captured");
+    for secret in &secrets {
+        for (name, bytes) in &files {
+            assert!(!contains(bytes, secret), "a secret is in {name}");
+        }
+        assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
+    }
+}
