@@ -18,7 +18,7 @@ use crate::throttle::ThrottleConfig;
     name = "latchkey",
     version,
     about = "Self-hosted account and device-password server",
-    long_about = "Self-hosted account and device-password server.\n\nPeople and services reach the HTTP API with per-application device passwords, never with a person's main password. `latchkey serve` runs the server; the other subcommands administer the same database."
+    long_about = "Self-hosted account and device-password server.\n\nPeople and services reach the HTTP API with per-application device passwords, never with a person's main password. `latchkey serve` runs the server; the other subcommands administer the same database, and a running server notices their changes within a second.\n\nLog level: LATCHKEY_LOG (default `info` for serve, `warn` otherwise; e.g. `latchkey=debug`)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -87,7 +87,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// The URL people and apps use to reach this server, e.g. https://keys.example.org
-    /// (shown in the first-run instructions; https makes cookies Secure).
+    /// (used in the first-run instructions).
     #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
     pub public_url: Option<String>,
 
