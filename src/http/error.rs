@@ -135,7 +135,7 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
+                HeaderValue::from_static("Basic realm=\"latchkey\""),
             );
         }
         if let Some(after) = self.retry_after {

@@ -216,7 +216,7 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
             headers
                 .get("www-authenticate")
                 .and_then(|v| v.to_str().ok()),
-            Some("Basic realm=\"latchkey\", charset=\"UTF-8\"")
+            Some("Basic realm=\"latchkey\"")
         );
     }
     body
