@@ -13,6 +13,7 @@ mod durability;
 mod last_used;
 mod routes;
 mod secrets;
+mod store;
 mod throttling;
 mod validation;
 mod validity;
