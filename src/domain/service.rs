@@ -128,8 +128,19 @@ impl Service {
         if self.store.has_admin().await? {
             return Ok(None);
         }
+        let email = parse_email(email)?;
+        if self.store.account_by_email(&email).await?.is_some() {
+            // Someone disabled the last administrator, or took its admin right
+            // away; taking over that account would be wrong, refusing to start
+            // would be worse.
+            tracing::warn!(
+                account = %email,
+                "no enabled administrator; enable one with `latchkey user enable` or `latchkey user grant --permission admin`"
+            );
+            return Ok(None);
+        }
         let request = NewAccountRequest {
-            email: email.to_owned(),
+            email: email.to_string(),
             name: Some("Administrator".to_owned()),
             password: None,
             permissions: [Permission::Admin, Permission::Synchronisation]
