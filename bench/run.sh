@@ -148,16 +148,16 @@ unset AUTH_HEADER
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The tree is often being edited while benchmarking; say so, since the
-# binary then is not exactly that commit.
-git diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
+# binary then is not exactly that commit. bench/ itself does not affect it.
+git diff --quiet HEAD -- . ':(exclude)bench' 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
 
 echo
 echo "latchkey bench  commit: $COMMIT  nproc: $(nproc)  $(uname -sr)"
 echo "wrk: -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after ${WARMUP} warm-up), 127.0.0.1"
 echo
-printf '%-28s %12s %10s %10s\n' route 'requests/s' 'p50 ms' 'p99 ms'
-printf '%-28s %12.0f %10.3f %10.3f\n' '(a) GET /healthz' "$RPS_A" "$P50_A" "$P99_A"
-printf '%-28s %12.0f %10.3f %10.3f\n' '(b) GET /server/api/device/{id}' "$RPS_B" "$P50_B" "$P99_B"
+printf '%-32s %12s %10s %10s\n' route 'requests/s' 'p50 ms' 'p99 ms'
+printf '%-32s %12.0f %10.3f %10.3f\n' '(a) GET /healthz' "$RPS_A" "$P50_A" "$P99_A"
+printf '%-32s %12.0f %10.3f %10.3f\n' '(b) GET /server/api/device/{id}' "$RPS_B" "$P50_B" "$P99_B"
 echo
 awk -v ra="$RPS_A" -v rb="$RPS_B" -v pa="$P99_A" -v pb="$P99_B" 'BEGIN {
     printf "requests/s ratio b/a: %.2f\n", (ra > 0 ? rb / ra : 0)
