@@ -16,14 +16,15 @@ pub struct LastUsedRecorder {
 }
 
 impl LastUsedRecorder {
-    pub fn record(&self, id: &DeviceId, ip: Option<IpAddr>, user_agent: Option<&str>) {
+    /// Notes a use of the device now, and returns it.
+    pub fn record(&self, id: &DeviceId, ip: Option<IpAddr>, user_agent: Option<&str>) -> LastUse {
         let now = Timestamp::now();
         let mut pending = self.lock();
         if let Some((_, used)) = pending.get_mut(id.as_str()) {
-            // The common case, the same client again: no allocation.
+            // The common case, the same client again: only the time changes.
             if used.ip == ip && used.user_agent.as_deref() == user_agent.map(str::trim) {
                 used.at = used.at.max(now);
-                return;
+                return used.clone();
             }
         }
         let used = LastUse {
@@ -31,7 +32,8 @@ impl LastUsedRecorder {
             ip,
             user_agent: user_agent.and_then(LastUse::clean_user_agent),
         };
-        pending.insert(id.as_str().to_owned(), (id.clone(), used));
+        pending.insert(id.as_str().to_owned(), (id.clone(), used.clone()));
+        used
     }
 
     /// Shows not-yet-written use on a device read from the store.

@@ -35,7 +35,8 @@ CREATE TABLE devices (
 
 CREATE INDEX devices_by_account ON devices (account_id, created_at);
 
--- Every change that can invalidate a cached credential, written by triggers
+-- Every change that can invalidate a cached credential (or the device data
+-- cached with it), written by triggers
 -- so that no writer (server or CLI) can forget. Servers poll it when SQLite's
 -- data_version says another connection committed.
 CREATE TABLE credential_events (
@@ -50,7 +51,8 @@ BEGIN
     INSERT INTO credential_events (account_id, device_id) VALUES (OLD.account_id, OLD.id);
 END;
 
-CREATE TRIGGER device_token_changed AFTER UPDATE OF token_digest, account_id ON devices
+-- A rename invalidates nothing, but cached device data shows the name.
+CREATE TRIGGER device_changed AFTER UPDATE OF token_digest, account_id, name ON devices
 BEGIN
     INSERT INTO credential_events (account_id, device_id) VALUES (OLD.account_id, OLD.id);
 END;

@@ -1,18 +1,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::TokenDigest;
-use crate::domain::{AccountId, Permissions};
+use crate::domain::{AccountId, Device, Permissions};
 
-/// What the hot path needs to decide on a request: the token digest and
-/// the owning account's state at the time it was read.
-#[derive(Clone, Copy, Debug)]
+/// What the hot path needs to decide on a request: the token digest, the
+/// owning account's state at the time it was read, and the device itself so
+/// the article's "load your own device resource" check needs no lookup.
+#[derive(Clone, Debug)]
 pub struct CachedCredential {
     pub digest: TokenDigest,
-    pub account_id: AccountId,
     pub account_enabled: bool,
     pub permissions: Permissions,
+    pub device: Arc<Device>,
 }
 
 /// A bounded map from device id to its verified credential.
@@ -40,7 +41,7 @@ impl CredentialCache {
     }
 
     pub fn get(&self, device_id: &str) -> Option<CachedCredential> {
-        self.read().get(device_id).copied()
+        self.read().get(device_id).cloned()
     }
 
     /// Call before reading from the database; pass the ticket to [`Self::fill`].
@@ -71,7 +72,7 @@ impl CredentialCache {
     pub fn invalidate_account(&self, account_id: AccountId) {
         let mut entries = self.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, c| c.account_id != account_id);
+        entries.retain(|_, c| c.device.account_id != account_id);
     }
 
     pub fn clear(&self) {
@@ -106,9 +107,16 @@ mod tests {
     fn credential(account: i64) -> CachedCredential {
         CachedCredential {
             digest: TokenDigest([account as u8; 32]),
-            account_id: AccountId(account),
             account_enabled: true,
             permissions: Permissions::default(),
+            device: Arc::new(Device {
+                id: crate::credential::DeviceId::generate(),
+                account_id: AccountId(account),
+                name: crate::domain::DeviceName::parse("test").unwrap(),
+                device_type: "unknown".into(),
+                created_at: crate::domain::Timestamp::now(),
+                last_used: None,
+            }),
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{
-    Account, AccountId, Device, DeviceName, DeviceTypes, DisplayName, DomainError, Email,
+    Account, AccountId, Device, DeviceName, DeviceTypes, DisplayName, DomainError, Email, LastUse,
     Permission, Permissions, Timestamp,
 };
 use crate::credential::{
@@ -22,11 +22,18 @@ pub struct Client<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// A request authenticated with a device password.
+/// A request authenticated with a device password: the device as cached,
+/// and this very use of it.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
-    pub device_id: DeviceId,
-    pub account_id: AccountId,
+    pub device: Arc<Device>,
+    pub used: LastUse,
+}
+
+impl Authenticated {
+    pub fn account_id(&self) -> AccountId {
+        self.device.account_id
+    }
 }
 
 /// The article's `POST /server/api/device` body, unparsed.
@@ -300,11 +307,11 @@ impl Service {
                     .ok_or(DomainError::InvalidDeviceCredentials)?;
                 let credential = CachedCredential {
                     digest: record.digest,
-                    account_id: record.account_id,
                     account_enabled: record.account_enabled,
                     permissions: record.permissions,
+                    device: Arc::new(record.device),
                 };
-                self.cache.fill(ticket, id.as_str(), credential);
+                self.cache.fill(ticket, id.as_str(), credential.clone());
                 credential
             }
         };
@@ -317,18 +324,26 @@ impl Service {
         if !credential.permissions.contains(Permission::Synchronisation) {
             return Err(DomainError::PermissionMissing(Permission::Synchronisation));
         }
-        self.last_used.record(&id, client.ip, client.user_agent);
+        let used = self
+            .last_used
+            .record(&credential.device.id, client.ip, client.user_agent);
         Ok(Authenticated {
-            device_id: id,
-            account_id: credential.account_id,
+            device: credential.device,
+            used,
         })
     }
 
     /// A device of the caller's own account.
     pub async fn device(&self, who: &Authenticated, id: &str) -> Result<Device, DomainError> {
+        if id == who.device.id.as_str() {
+            // The caller itself, just used: no lookup needed.
+            let mut device = Device::clone(&who.device);
+            device.last_used = Some(who.used.clone());
+            return Ok(device);
+        }
         let id = DeviceId::parse(id).map_err(|_| DomainError::DeviceNotFound)?;
         match self.store.device(&id).await? {
-            Some(mut device) if device.account_id == who.account_id => {
+            Some(mut device) if device.account_id == who.account_id() => {
                 self.last_used.overlay(&mut device);
                 Ok(device)
             }
@@ -353,7 +368,9 @@ impl Service {
     ) -> Result<Device, DomainError> {
         let name = parse_device_name(name)?;
         let mut device = self.device(who, id).await?;
-        if !self.store.rename_device(&device.id, &name).await? {
+        let renamed = self.store.rename_device(&device.id, &name).await?;
+        self.cache.invalidate_device(device.id.as_str());
+        if !renamed {
             return Err(DomainError::DeviceNotFound);
         }
         device.name = name;

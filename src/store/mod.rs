@@ -43,12 +43,12 @@ pub struct NewDevice {
 }
 
 /// What authenticating a device needs, read in one query.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct CredentialRecord {
     pub digest: TokenDigest,
-    pub account_id: AccountId,
     pub account_enabled: bool,
     pub permissions: Permissions,
+    pub device: Device,
 }
 
 /// Something changed that may invalidate cached credentials.

@@ -318,7 +318,8 @@ impl Store for SqliteStore {
 
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT d.token_digest, d.account_id, a.enabled,
+            "SELECT d.id, d.account_id, d.name, d.device_type, d.created_at, d.last_used_at,
+               d.last_used_ip, d.last_used_user_agent, d.token_digest, a.enabled,
                (SELECT group_concat(permission) FROM account_permissions p
                 WHERE p.account_id = d.account_id) AS permissions
              FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.id = ?",
@@ -332,9 +333,9 @@ impl Store for SqliteStore {
         Ok(Some(CredentialRecord {
             digest: TokenDigest::from_slice(&digest)
                 .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
-            account_id: AccountId(row.try_get("account_id").map_err(internal)?),
             account_enabled: row.try_get("enabled").map_err(internal)?,
             permissions: permissions_from_row(&row)?,
+            device: device_from_row(&row)?,
         }))
     }
 

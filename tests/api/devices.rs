@@ -79,7 +79,9 @@ async fn rename_changes_only_the_name() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["deviceName"], "new name");
     assert!(body.get("token").is_none());
-    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    // The device's own view (served from the credential cache) shows it too.
+    let own: Value = app.get_own_device(&device).await.json().await.unwrap();
+    assert_eq!(own["deviceName"], "new name");
 }
 
 #[tokio::test]

@@ -168,7 +168,7 @@ async fn changes_from_another_connection_are_delivered() {
         .set_permission(owner.id, Permission::Synchronisation, false)
         .await
         .unwrap();
-    // Harmless changes are not announced.
+    // A rename is announced too: cached device data shows the name.
     let other = device(writer, &owner).await;
     writer
         .rename_device(&other, &DeviceName::parse("renamed").unwrap())
@@ -182,6 +182,7 @@ async fn changes_from_another_connection_are_delivered() {
         CredentialChange::Device(id.clone()),
         CredentialChange::Account(owner.id),
         CredentialChange::Account(owner.id),
+        CredentialChange::Device(other.clone()),
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while seen.lock().unwrap().len() < expected.len() {
@@ -192,7 +193,7 @@ async fn changes_from_another_connection_are_delivered() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Give a stray event for the rename time to show up.
+    // Give a stray event time to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(*seen.lock().unwrap(), expected);
     watched.close().await;

@@ -115,7 +115,7 @@ pub async fn list(
     State(state): State<AppState>,
     DeviceAuth(who): DeviceAuth,
 ) -> Result<Json<Vec<DeviceResource>>, ApiError> {
-    let devices = state.service.devices(Some(who.account_id)).await?;
+    let devices = state.service.devices(Some(who.account_id())).await?;
     Ok(Json(
         devices
             .into_iter()
