@@ -108,6 +108,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: usize,
 
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before
+    /// their connections are closed.
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_GRACE_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_secs: u64,
+
     /// Seconds between writes of coalesced "last used" data.
     #[arg(long, env = "LATCHKEY_LAST_USED_FLUSH_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -193,6 +199,7 @@ pub struct Config {
     pub cors_origins: Vec<HeaderValue>,
     pub cache_capacity: usize,
     pub last_used_flush: Duration,
+    pub shutdown_grace: Duration,
     pub throttle: ThrottleConfig,
 }
 
@@ -208,6 +215,7 @@ impl Config {
             cors_origins: Vec::new(),
             cache_capacity: 100_000,
             last_used_flush: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
             throttle: ThrottleConfig::default(),
         }
     }
@@ -248,6 +256,7 @@ impl Config {
             cors_origins,
             cache_capacity: serve.cache_capacity,
             last_used_flush: Duration::from_secs(serve.last_used_flush_secs),
+            shutdown_grace: Duration::from_secs(serve.shutdown_grace_secs),
             throttle: ThrottleConfig::default(),
         })
     }

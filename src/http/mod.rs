@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::domain::Service;
@@ -22,6 +23,9 @@ use error::ApiError;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// No request may take longer, whatever it waits for (password-hashing slots
+/// wait at most 10 s, the database at most 5 s).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +39,10 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue]) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         // Answers may carry a token shown once; no cache may keep them.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
