@@ -1,13 +1,13 @@
 //! Builds the application: store, domain service, router and background
 //! tasks. `build` binds the listener, so tests can run the real app on port 0.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::domain::Service;
@@ -84,34 +84,7 @@ impl Application {
             self.config.last_used_flush,
             flusher_stopped,
         ));
-        let (shutting_down, shutdown_started) = oneshot::channel::<()>();
-        let server = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = shutting_down.send(());
-        })
-        .into_future();
-        // A client that keeps its connection busy must not hold up shutdown forever.
-        let grace_expired = async {
-            if shutdown_started.await.is_ok() {
-                tokio::time::sleep(self.config.shutdown_grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let served = tokio::select! {
-            served = server => served,
-            _ = grace_expired => {
-                tracing::warn!(
-                    grace = ?self.config.shutdown_grace,
-                    "connections still open after the shutdown grace period; closing them"
-                );
-                Ok(())
-            }
-        };
+        http::serve(self.listener, router, shutdown, self.config.shutdown_grace).await;
         let _ = stop_flusher.send(true);
         let _ = flusher.await;
         if let Err(e) = self.service.flush_last_used().await {
@@ -119,7 +92,7 @@ impl Application {
         }
         self.service.store().close().await;
         tracing::info!("stopped");
-        served.context("server error")
+        Ok(())
     }
 }
 

@@ -5,6 +5,9 @@ pub mod auth;
 pub mod basic;
 pub mod error;
 pub mod extract;
+mod serve;
+
+pub use serve::serve;
 
 use std::sync::Arc;
 use std::time::Duration;

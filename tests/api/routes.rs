@@ -80,3 +80,32 @@ async fn shutdown_does_not_wait_forever_for_a_stalled_client() {
     // `stop` fails the test if the server is not gone within 10 s.
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut stalled = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stalled.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the server closes the connection")
+    .ok();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "closed too early"
+    );
+    // Meanwhile the server serves others.
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
