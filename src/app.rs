@@ -31,6 +31,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         Throttle::new(config.throttle),
         config.cache_capacity,
     ));
+    service.warm_up().await?;
     let weak = Arc::downgrade(&service);
     let sink: ChangeSink = Arc::new(move |change| {
         if let Some(service) = weak.upgrade() {

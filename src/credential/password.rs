@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
@@ -89,18 +89,32 @@ pub enum HashingError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     slots: Arc<Semaphore>,
-    dummy_hash: Arc<str>,
+}
+
+/// What unknown emails are verified against; made on first use, on the
+/// blocking pool like every other hash.
+static DUMMY_HASH: OnceLock<String> = OnceLock::new();
+
+fn dummy_hash() -> &'static str {
+    DUMMY_HASH
+        .get_or_init(|| hash_now(&MainPassword::generate()).expect("argon2 parameters are valid"))
 }
 
 impl PasswordHasher {
     pub fn new() -> Self {
         let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let dummy = MainPassword::generate();
-        let dummy_hash = hash_now(&dummy).expect("argon2 parameters are valid");
         Self {
             slots: Arc::new(Semaphore::new(slots)),
-            dummy_hash: dummy_hash.into(),
         }
+    }
+
+    /// Makes the dummy hash now, so the first unknown email does not pay
+    /// for it (which would make it slower than a wrong password).
+    pub async fn warm_up(&self) -> Result<(), HashingError> {
+        self.run(|| {
+            dummy_hash();
+        })
+        .await
     }
 
     pub async fn hash(&self, password: &MainPassword) -> Result<String, HashingError> {
@@ -117,8 +131,10 @@ impl PasswordHasher {
     ) -> Result<bool, HashingError> {
         let password = password.clone();
         let known = stored.is_some();
-        let hash = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
-        let matches = self.run(move || verify_now(&password, &hash)).await?;
+        let stored = stored.map(str::to_owned);
+        let matches = self
+            .run(move || verify_now(&password, stored.as_deref().unwrap_or_else(dummy_hash)))
+            .await?;
         Ok(known && matches)
     }
 

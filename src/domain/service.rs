@@ -81,6 +81,11 @@ impl Service {
         }
     }
 
+    /// Prepares what the first password check would otherwise pay for.
+    pub async fn warm_up(&self) -> Result<(), DomainError> {
+        Ok(self.hasher.warm_up().await?)
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
