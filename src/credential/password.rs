@@ -133,7 +133,10 @@ impl PasswordHasher {
         let known = stored.is_some();
         let stored = stored.map(str::to_owned);
         let matches = self
-            .run(move || verify_now(&password, stored.as_deref().unwrap_or_else(dummy_hash)))
+            .run(move || match stored {
+                Some(hash) => verify_now(&password, &hash),
+                None => verify_now(&password, dummy_hash()),
+            })
             .await?;
         Ok(known && matches)
     }
