@@ -112,4 +112,25 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7617);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..64);
+            let raw: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let _ = parse(&raw);
+            let mut header = b"Basic ".to_vec();
+            header.extend(b64(&raw).bytes());
+            if let Ok(parsed) = parse(&header) {
+                // What parsed must be exactly what was encoded.
+                let text = String::from_utf8(raw).unwrap();
+                assert_eq!(
+                    format!("{}:{}", parsed.user_id, parsed.password.as_str()),
+                    text
+                );
+            }
+        }
+    }
 }
