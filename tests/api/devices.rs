@@ -66,11 +66,7 @@ async fn rename_changes_only_the_name() {
     app.create_member("a@example.org").await;
     let device = app.create_device("a@example.org", "old name").await;
     let response = app
-        .as_device(
-            Method::PATCH,
-            &format!("/server/api/device/{}", device.id),
-            &device,
-        )
+        .on_device(Method::PATCH, &device.id, &device)
         .json(&json!({"deviceName": "  new name  "}))
         .send()
         .await
@@ -93,11 +89,7 @@ async fn change_password_keeps_the_id_and_kills_the_old_token_at_once() {
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
 
     let response = app
-        .as_device(
-            Method::POST,
-            &format!("/server/api/device/{}/password", device.id),
-            &device,
-        )
+        .change_password(&device.id, &device)
         .send()
         .await
         .unwrap();
@@ -129,11 +121,7 @@ async fn delete_revokes_exactly_that_device() {
     assert_eq!(app.get_own_device(&doomed).await.status(), StatusCode::OK);
 
     let response = app
-        .as_device(
-            Method::DELETE,
-            &format!("/server/api/device/{}", doomed.id),
-            &kept,
-        )
+        .on_device(Method::DELETE, &doomed.id, &kept)
         .send()
         .await
         .unwrap();
@@ -148,11 +136,7 @@ async fn delete_revokes_exactly_that_device() {
 
     // Deleting again: gone.
     let response = app
-        .as_device(
-            Method::DELETE,
-            &format!("/server/api/device/{}", doomed.id),
-            &kept,
-        )
+        .on_device(Method::DELETE, &doomed.id, &kept)
         .send()
         .await
         .unwrap();
@@ -165,11 +149,7 @@ async fn a_device_can_delete_itself() {
     app.create_member("a@example.org").await;
     let device = app.create_device("a@example.org", "self").await;
     let response = app
-        .as_device(
-            Method::DELETE,
-            &format!("/server/api/device/{}", device.id),
-            &device,
-        )
+        .on_device(Method::DELETE, &device.id, &device)
         .send()
         .await
         .unwrap();

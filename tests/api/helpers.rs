@@ -161,6 +161,43 @@ impl TestApp {
             .header("Authorization", basic(&device.id, &device.token))
     }
 
+    /// A request on `/server/api/device/{target}`, authenticated as `device`.
+    pub fn on_device(
+        &self,
+        method: reqwest::Method,
+        target: &str,
+        device: &DeviceCredentials,
+    ) -> reqwest::RequestBuilder {
+        self.as_device(method, &format!("/server/api/device/{target}"), device)
+    }
+
+    /// "Change password" on `target`, authenticated as `device`.
+    pub fn change_password(
+        &self,
+        target: &str,
+        device: &DeviceCredentials,
+    ) -> reqwest::RequestBuilder {
+        self.as_device(
+            reqwest::Method::POST,
+            &format!("/server/api/device/{target}/password"),
+            device,
+        )
+    }
+
+    /// Opens a connection and sends half a request, never the rest.
+    pub async fn stalled_connection(&self) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream =
+            tokio::net::TcpStream::connect(self.base_url.trim_start_matches("http://"))
+                .await
+                .unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        stream
+    }
+
     pub async fn get_own_device(&self, device: &DeviceCredentials) -> Response {
         self.as_device(
             reqwest::Method::GET,

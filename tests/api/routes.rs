@@ -67,31 +67,17 @@ async fn browsers_on_allowed_origins_may_call_the_api() {
 
 #[tokio::test]
 async fn shutdown_does_not_wait_forever_for_a_stalled_client() {
-    use tokio::io::AsyncWriteExt;
     let app = spawn_app_with(|c| c.shutdown_grace = std::time::Duration::from_secs(1)).await;
-    let mut stalled = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    // Half a request, never finished.
-    stalled
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let _stalled = app.stalled_connection().await;
     // `stop` fails the test if the server is not gone within 10 s.
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let app = spawn_app().await;
-    let mut stalled = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut stalled = app.stalled_connection().await;
     let started = std::time::Instant::now();
     let mut rest = Vec::new();
     tokio::time::timeout(

@@ -1,6 +1,6 @@
 //! No token or main password in the database files or in the logs.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{captured_logs, spawn_app, PASSWORD};
@@ -35,15 +35,7 @@ async fn secrets_never_reach_the_database_or_the_logs() {
 
     let first = app.create_device("member@example.org", "script").await;
     assert_eq!(app.get_own_device(&first).await.status(), StatusCode::OK);
-    let response = app
-        .as_device(
-            Method::POST,
-            &format!("/server/api/device/{}/password", first.id),
-            &first,
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = app.change_password(&first.id, &first).send().await.unwrap();
     let renewed: Value = response.json().await.unwrap();
     let second_token = renewed["token"].as_str().unwrap().to_owned();
     // Failed attempts carry secrets too.
