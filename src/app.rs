@@ -76,6 +76,7 @@ impl Application {
         let router = http::router(
             AppState {
                 service: self.service.clone(),
+                trusted_proxies: self.config.trusted_proxies.clone().into(),
             },
             &self.config.cors_origins,
         );

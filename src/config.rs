@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::domain::{DeviceTypes, DEFAULT_DEVICE_TYPES};
 use crate::telemetry::LogFormat;
@@ -104,6 +105,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// X-Forwarded-For header names the client. None by default: the TCP peer
+    /// is the client.
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<IpNet>,
+
     /// Most verified credentials kept in memory.
     #[arg(long, env = "LATCHKEY_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: usize,
@@ -188,6 +195,14 @@ pub enum DeviceCommand {
     },
 }
 
+/// `10.0.0.0/8`, or a single address such as `127.0.0.1`.
+fn parse_network(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{raw:?} is neither an IP address nor a CIDR range"))
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -197,6 +212,7 @@ pub struct Config {
     pub device_types: DeviceTypes,
     pub admin_email: String,
     pub cors_origins: Vec<HeaderValue>,
+    pub trusted_proxies: Vec<IpNet>,
     pub cache_capacity: usize,
     pub last_used_flush: Duration,
     pub shutdown_grace: Duration,
@@ -213,6 +229,7 @@ impl Config {
             device_types: DeviceTypes::default(),
             admin_email: "admin@localhost".to_owned(),
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             cache_capacity: 100_000,
             last_used_flush: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
@@ -254,6 +271,7 @@ impl Config {
             device_types: DeviceTypes::new(&serve.device_types),
             admin_email: serve.admin_email.clone(),
             cors_origins,
+            trusted_proxies: serve.trusted_proxies.clone(),
             cache_capacity: serve.cache_capacity,
             last_used_flush: Duration::from_secs(serve.last_used_flush_secs),
             shutdown_grace: Duration::from_secs(serve.shutdown_grace_secs),
@@ -289,6 +307,29 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.ends_with("latchkey-data/latchkey.db"));
         assert_eq!(config.device_types.resolve(Some("ios")), "ios");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let cli = Cli::try_parse_from([
+            "latchkey",
+            "serve",
+            "--trusted-proxies",
+            "127.0.0.1, 10.0.0.0/8,::1",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!()
+        };
+        let shown: Vec<String> = serve
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        assert!(
+            Cli::try_parse_from(["latchkey", "serve", "--trusted-proxies", "proxy.local"]).is_err()
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ impl FromRequestParts<AppState> for DeviceAuth {
         }
         let who = state
             .service
-            .authenticate(&credentials.user_id, &credentials.password, &client(parts))
+            .authenticate(
+                &credentials.user_id,
+                &credentials.password,
+                &client(parts, &state.trusted_proxies),
+            )
             .await?;
         Ok(DeviceAuth(who))
     }

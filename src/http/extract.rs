@@ -1,7 +1,7 @@
 //! Extractors whose rejections are API errors with stable codes, not axum's
 //! plain-text defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
@@ -10,7 +10,11 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use ipnet::IpNet;
+
+use super::client_addr::client_ip;
 use super::error::ApiError;
+use super::AppState;
 use crate::domain::Client;
 
 /// A JSON body: missing or JSON content type, size-limited, and every way
@@ -89,14 +93,50 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// The client's address and user agent, as the connection tells them.
-pub fn client(parts: &Parts) -> Client<'_> {
+/// The client's address (see [`client_ip`]) and user agent.
+pub fn client<'a>(parts: &'a Parts, trusted_proxies: &[IpNet]) -> Client<'a> {
     Client {
         ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+            .map(|ConnectInfo(peer)| {
+                client_ip(
+                    peer.ip(),
+                    parts.headers.get_all("x-forwarded-for").iter(),
+                    trusted_proxies,
+                )
+            }),
         user_agent: parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
+    }
+}
+
+/// [`client`], owned, for handlers that also take a body.
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn as_client(&self) -> Client<'_> {
+        Client {
+            ip: self.ip,
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let c = client(parts, &state.trusted_proxies);
+        Ok(ClientInfo {
+            ip: c.ip,
+            user_agent: c.user_agent.map(str::to_owned),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod basic;
+mod client_addr;
 pub mod error;
 pub mod extract;
 mod serve;
@@ -33,6 +34,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 pub fn router(state: AppState, cors_origins: &[HeaderValue]) -> Router {

@@ -11,6 +11,7 @@ mod create_device;
 mod devices;
 mod durability;
 mod last_used;
+mod proxies;
 mod routes;
 mod secrets;
 mod store;

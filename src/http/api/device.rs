@@ -1,7 +1,6 @@
 //! `/server/api/device`: the article's device resource.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -11,7 +10,7 @@ use crate::credential::Token;
 use crate::domain::{Device, PasswordDeviceRequest, Timestamp};
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
-use crate::http::extract::{client, ApiJson, PathId};
+use crate::http::extract::{ApiJson, ClientInfo, PathId};
 use crate::http::AppState;
 
 /// The device resource. `token` appears only in the answers that create one.
@@ -64,34 +63,12 @@ pub struct RenameBody {
     device_name: String,
 }
 
-/// The client as the connection tells it, owned so it can sit beside a body.
-pub struct ClientInfo {
-    ip: Option<std::net::IpAddr>,
-    user_agent: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let c = client(parts);
-        Ok(ClientInfo {
-            ip: c.ip,
-            user_agent: c.user_agent.map(str::to_owned),
-        })
-    }
-}
-
 /// `POST /server/api/device`: email + main password → a new device and its token.
 pub async fn create(
     State(state): State<AppState>,
     info: ClientInfo,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = crate::domain::Client {
-        ip: info.ip,
-        user_agent: info.user_agent.as_deref(),
-    };
     let request = PasswordDeviceRequest {
         email: body.email,
         password: body.password,
@@ -100,7 +77,7 @@ pub async fn create(
     };
     let (device, token) = state
         .service
-        .create_device_with_password(request, &client)
+        .create_device_with_password(request, &info.as_client())
         .await?;
     let location = format!("/server/api/device/{}", device.id);
     Ok((

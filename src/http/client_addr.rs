@@ -1,0 +1,122 @@
+//! The client's address: the TCP peer, unless that peer is a trusted reverse
+//! proxy, in which case the nearest untrusted address in `X-Forwarded-For`.
+//! Throttling and "last used" depend on it, so untrusted peers can never set it.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderValue;
+use ipnet::IpNet;
+
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl DoubleEndedIterator<Item = &'a HeaderValue>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&canonical(*ip)));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    // Each proxy appends what it saw, so walk from the right: the first
+    // address no trusted proxy vouches for is the client.
+    let mut client = peer;
+    for value in forwarded_for.rev() {
+        let Ok(list) = value.to_str() else {
+            return client;
+        };
+        for entry in list.rsplit(',') {
+            let Some(ip) = parse_entry(entry) else {
+                return client;
+            };
+            client = ip;
+            if !is_trusted(&ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
+/// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443` or `203.0.113.7:80`.
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    entry
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|addr| canonical(addr.ip()))
+}
+
+/// IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(peer: &str, headers: &[&str], trusted: &[&str]) -> String {
+        let values: Vec<HeaderValue> = headers
+            .iter()
+            .map(|h| HeaderValue::from_str(h).unwrap())
+            .collect();
+        let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_ip(peer.parse().unwrap(), values.iter(), &trusted).to_string()
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_claim_another_address() {
+        assert_eq!(run("198.51.100.9", &["203.0.113.7"], &[]), "198.51.100.9");
+        assert_eq!(
+            run("198.51.100.9", &["203.0.113.7"], &["10.0.0.0/8"]),
+            "198.51.100.9"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_skipped_from_the_right() {
+        let proxies = ["10.0.0.0/8", "127.0.0.1/32"];
+        assert_eq!(run("127.0.0.1", &["203.0.113.7"], &proxies), "203.0.113.7");
+        // A client-supplied first entry is ignored: only the nearest untrusted hop counts.
+        assert_eq!(
+            run("127.0.0.1", &["1.2.3.4, 203.0.113.7, 10.1.1.1"], &proxies),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            run("127.0.0.1", &["1.2.3.4", "203.0.113.7"], &proxies),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            run("127.0.0.1", &["[2001:db8::1]:443"], &proxies),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            run("127.0.0.1", &["203.0.113.7:8080"], &proxies),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            run("::ffff:127.0.0.1", &["203.0.113.7"], &proxies),
+            "203.0.113.7"
+        );
+    }
+
+    #[test]
+    fn garbage_stops_at_the_last_trusted_hop() {
+        let proxies = ["10.0.0.0/8", "127.0.0.1/32"];
+        assert_eq!(run("127.0.0.1", &["not-an-ip"], &proxies), "127.0.0.1");
+        assert_eq!(
+            run("127.0.0.1", &["203.0.113.7, unknown, 10.0.0.2"], &proxies),
+            "10.0.0.2"
+        );
+        assert_eq!(run("127.0.0.1", &[], &proxies), "127.0.0.1");
+        assert_eq!(
+            run("127.0.0.1", &["10.0.0.1, 10.0.0.2"], &proxies),
+            "10.0.0.1"
+        );
+    }
+}
