@@ -53,13 +53,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .disable_statement_logging();
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Internal(format!("cannot create {}: {e}", parent.display()))
-                })?;
-            }
-        }
+        create_privately(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
@@ -415,6 +409,37 @@ impl Store for SqliteStore {
             let _ = task.await;
         }
         self.pool.close().await;
+    }
+}
+
+/// Creates a missing database file, and its missing directory, readable by
+/// this user only: it holds password hashes. Existing files are left as the
+/// operator set them. SQLite gives the -wal and -shm files the same mode.
+fn create_privately(file: &std::path::Path) -> Result<(), StoreError> {
+    let cannot = |what: &std::path::Path, e: std::io::Error| {
+        StoreError::Internal(format!("cannot create {}: {e}", what.display()))
+    };
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" || file.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| cannot(dir, e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(cannot(file, e)),
     }
 }
 

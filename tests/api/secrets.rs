@@ -66,3 +66,28 @@ async fn secrets_never_reach_the_database_or_the_logs() {
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("fresh").join("data");
+    let file = dir.join("latchkey.db");
+    let store = latchkey::store::open(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    // Something written, so the WAL files exist too.
+    store.has_admin().await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert!(
+        std::fs::read_dir(&dir).unwrap().count() >= 2,
+        "no WAL files seen"
+    );
+    store.close().await;
+}
