@@ -79,6 +79,7 @@ impl Application {
                 trusted_proxies: self.config.trusted_proxies.clone().into(),
             },
             &self.config.cors_origins,
+            self.config.request_timeout,
         );
         let (stop_flusher, flusher_stopped) = watch::channel(false);
         let flusher = tokio::spawn(flush_periodically(

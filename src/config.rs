@@ -121,6 +121,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds after which a request is cancelled with 408, whatever it waits for.
+    #[arg(long, env = "LATCHKEY_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+
     /// Seconds between writes of coalesced "last used" data.
     #[arg(long, env = "LATCHKEY_LAST_USED_FLUSH_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -216,6 +221,7 @@ pub struct Config {
     pub cache_capacity: usize,
     pub last_used_flush: Duration,
     pub shutdown_grace: Duration,
+    pub request_timeout: Duration,
     pub throttle: ThrottleConfig,
 }
 
@@ -233,6 +239,7 @@ impl Config {
             cache_capacity: 100_000,
             last_used_flush: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             throttle: ThrottleConfig::default(),
         }
     }
@@ -275,6 +282,7 @@ impl Config {
             cache_capacity: serve.cache_capacity,
             last_used_flush: Duration::from_secs(serve.last_used_flush_secs),
             shutdown_grace: Duration::from_secs(serve.shutdown_grace_secs),
+            request_timeout: Duration::from_secs(serve.request_timeout_secs),
             throttle: ThrottleConfig::default(),
         })
     }

@@ -13,13 +13,15 @@ pub use serve::serve;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
+use axum::BoxError;
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::domain::Service;
@@ -27,9 +29,6 @@ use error::ApiError;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// No request may take longer, whatever it waits for (password-hashing slots
-/// wait at most 10 s, the database at most 5 s).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,17 +37,22 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
-pub fn router(state: AppState, cors_origins: &[HeaderValue]) -> Router {
+/// The whole HTTP surface. No request may take longer than `request_timeout`,
+/// whatever it waits for (a slow body, a password-hashing slot, the database).
+pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let mut router = Router::new()
         .merge(api::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    ApiError::request_timeout()
+                }))
+                .timeout(request_timeout),
+        )
         // Answers may carry a token shown once; no cache may keep them.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
