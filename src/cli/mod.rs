@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{Cli, Command, DatabaseArgs};
+use crate::config::{Cli, Command, DatabaseArgs, UserCommand};
 use crate::domain::{DeviceTypes, Service};
 use crate::store;
 use crate::throttle::{Throttle, ThrottleConfig};
@@ -20,13 +20,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(&cli.database, &args).await,
         Command::User(command) => {
-            let service = open(&cli.database).await?;
+            // Creating an account may also create the database, so the first
+            // administrator can exist before the first start; nothing else may.
+            let create = matches!(command, UserCommand::Create { .. });
+            let service = open(&cli.database, create).await?;
             let result = user::run(&service, command).await;
             service.store().close().await;
             result
         }
         Command::Device(command) => {
-            let service = open(&cli.database).await?;
+            let service = open(&cli.database, false).await?;
             let result = device::run(&service, command).await;
             service.store().close().await;
             result
@@ -34,10 +37,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn open(database: &DatabaseArgs) -> anyhow::Result<Service> {
-    let store = store::open(&database.url())
-        .await
-        .context("cannot open the database")?;
+async fn open(database: &DatabaseArgs, create: bool) -> anyhow::Result<Service> {
+    let url = database.url();
+    let store = if create {
+        store::open(&url).await
+    } else {
+        store::open_existing(&url).await
+    }
+    .context("cannot open the database")?;
     Ok(Service::new(
         Arc::clone(&store),
         DeviceTypes::default(),

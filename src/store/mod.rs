@@ -110,10 +110,21 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens the store a database URL names and brings its schema up to date.
+/// Opens the store a database URL names, creating it if need be, and brings
+/// its schema up to date.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, true).await
+}
+
+/// Like [`open`], but refuses to create a new database: an admin command
+/// pointed at the wrong place should say so, not quietly make an empty one.
+pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, false).await
+}
+
+async fn open_with(url: &str, create: bool) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(SqliteStore::open(url, create).await?))
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL scheme in {:?}: this build supports sqlite://",

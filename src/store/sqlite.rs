@@ -44,16 +44,25 @@ const DEVICE_COLUMNS: &str = "id, account_id, name, device_type, created_at,
     last_used_at, last_used_ip, last_used_user_agent";
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// Opens the database; with `create`, makes it first if it does not exist.
+    pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("invalid SQLite URL: {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .disable_statement_logging();
-        create_privately(options.get_filename())?;
+        let file = options.get_filename();
+        if create {
+            create_privately(file)?;
+        } else if !file.exists() && file.as_os_str() != ":memory:" {
+            return Err(StoreError::Internal(format!(
+                "there is no database at {}; check --data-dir or --database-url (`latchkey serve` creates it)",
+                file.display()
+            )));
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)

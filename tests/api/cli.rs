@@ -309,3 +309,43 @@ async fn cli_errors_are_clear_and_exit_non_zero() {
     assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
     let _ = PASSWORD;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_commands_do_not_create_a_stray_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("typo");
+    for args in [
+        &["user", "list"][..],
+        &["device", "list"],
+        &["user", "disable", "--email", "a@example.org"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            stderr(&output).contains("there is no database at"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(
+            !data_dir.exists(),
+            "{args:?} created {}",
+            data_dir.display()
+        );
+    }
+    // Creating an account is how a first administrator can exist before the first start.
+    let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["user", "create", "--email", "first@example.org", "--admin"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(data_dir.join("latchkey.db").exists());
+}
