@@ -185,3 +185,76 @@ async fn rename_validates_like_create() {
     let body: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
     assert_eq!(body["deviceName"], "old");
 }
+
+/// A random JSON value of bounded depth, biased towards the fields the API reads.
+fn random_value(rng: &mut rand::rngs::StdRng, depth: u32) -> serde_json::Value {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    let strings = [
+        "",
+        " ",
+        "a@b.c",
+        "member@example.org",
+        "\u{0}",
+        "\u{202E}x",
+        "<script>",
+        "é",
+        "10001234",
+        "lkd_",
+    ];
+    match rng.gen_range(0..if depth == 0 { 5 } else { 7 }) {
+        0 => serde_json::Value::Null,
+        1 => json!(rng.gen::<bool>()),
+        2 => json!(rng.gen::<i64>()),
+        3 => json!(rng.gen::<f64>()),
+        4 => {
+            let base = *strings.choose(rng).unwrap();
+            json!(base.repeat(rng.gen_range(0..150)))
+        }
+        5 => serde_json::Value::Array(
+            (0..rng.gen_range(0..4))
+                .map(|_| random_value(rng, depth - 1))
+                .collect(),
+        ),
+        _ => {
+            let keys = ["email", "password", "deviceName", "deviceType", "other"];
+            let mut object = serde_json::Map::new();
+            for key in keys {
+                if rng.gen_bool(0.7) {
+                    object.insert(key.to_owned(), random_value(rng, depth - 1));
+                }
+            }
+            serde_json::Value::Object(object)
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_bodies_never_get_a_server_error() {
+    use rand::SeedableRng;
+    let app = crate::helpers::spawn_app_with(|c| {
+        // Room for every guess: this test is about input handling, not throttling.
+        c.throttle.per_account.burst = 10_000;
+        c.throttle.per_address.burst = 10_000;
+    })
+    .await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "target").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    for _ in 0..150 {
+        let body = random_value(&mut rng, 3);
+        let created = app.post_device(&body).await.status();
+        let renamed = app
+            .on_device(reqwest::Method::PATCH, &device.id, &device)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        for status in [created, renamed] {
+            assert!(!status.is_server_error(), "{status} for {body}");
+        }
+    }
+    // The target device is still whole.
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+}
