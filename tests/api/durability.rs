@@ -136,3 +136,80 @@ async fn an_acknowledged_device_survives_sigkill() {
     assert!(credential.digest.matches(&token.digest()));
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_writes_pending_last_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let (server, address) = start_server(data_dir).await;
+    let password = "member password";
+    let mut create = Command::new(BINARY)
+        .args([
+            "--data-dir",
+            data_dir,
+            "user",
+            "create",
+            "--email",
+            "m@example.org",
+        ])
+        .args(["--permission", "synchronisation", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = create.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    assert!(create.wait().await.unwrap().success());
+    let http = reqwest::Client::new();
+    let body: Value = http
+        .post(format!("http://{address}/server/api/device"))
+        .json(&json!({"email": "m@example.org", "password": password, "deviceName": "d"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, token) = (
+        body["_id"].as_str().unwrap(),
+        body["token"].as_str().unwrap(),
+    );
+    let used = http
+        .get(format!("http://{address}/server/api/device/{id}"))
+        .basic_auth(id, Some(token))
+        .header("User-Agent", "sigterm-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), StatusCode::OK);
+
+    let pid = server.id().unwrap().to_string();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(signalled.success());
+    let mut server = server;
+    let status = tokio::time::timeout(Duration::from_secs(15), server.wait())
+        .await
+        .expect("stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    let store = latchkey::store::open(&format!("sqlite://{data_dir}/latchkey.db"))
+        .await
+        .unwrap();
+    let device = store
+        .device(&DeviceId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let last_use = device.last_used.expect("written at shutdown");
+    assert_eq!(last_use.user_agent.as_deref(), Some("sigterm-test"));
+    store.close().await;
+}
