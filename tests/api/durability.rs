@@ -38,6 +38,24 @@ async fn start_server(data_dir: &str) -> (Child, String) {
     (server, address)
 }
 
+/// `latchkey user create` with the synchronisation permission and a password on stdin.
+async fn create_member(data_dir: &str, email: &str, password: &str) {
+    let mut create = Command::new(BINARY)
+        .args(["--data-dir", data_dir, "user", "create", "--email", email])
+        .args(["--permission", "synchronisation", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = create.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    assert!(create.wait().await.unwrap().success());
+}
+
 /// Kills the server and returns everything it printed on standard output.
 async fn kill(mut server: Child) -> String {
     server.start_kill().unwrap();
@@ -89,28 +107,7 @@ async fn an_acknowledged_device_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
 
-    let mut create = Command::new(BINARY)
-        .args([
-            "--data-dir",
-            data_dir,
-            "user",
-            "create",
-            "--email",
-            "a@example.org",
-        ])
-        .args(["--permission", "synchronisation", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"durable password\n")
-        .await
-        .unwrap();
-    assert!(create.wait().await.unwrap().success());
+    create_member(data_dir, "a@example.org", "durable password").await;
 
     let (server, address) = start_server(data_dir).await;
     let response = reqwest::Client::new()
@@ -143,27 +140,7 @@ async fn sigterm_drains_and_writes_pending_last_use() {
     let data_dir = dir.path().to_str().unwrap();
     let (server, address) = start_server(data_dir).await;
     let password = "member password";
-    let mut create = Command::new(BINARY)
-        .args([
-            "--data-dir",
-            data_dir,
-            "user",
-            "create",
-            "--email",
-            "m@example.org",
-        ])
-        .args(["--permission", "synchronisation", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = create.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{password}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    assert!(create.wait().await.unwrap().success());
+    create_member(data_dir, "m@example.org", password).await;
     let http = reqwest::Client::new();
     let body: Value = http
         .post(format!("http://{address}/server/api/device"))
