@@ -60,8 +60,8 @@ pub struct Throttle {
     buckets: Mutex<HashMap<Key, Bucket>>,
 }
 
-/// A reserved attempt; hand it back with [`Throttle::succeeded`] when the
-/// password was right.
+/// A reserved attempt; hand it back with [`Throttle::release`] when it should
+/// not count (the password was right, or the server failed).
 #[must_use]
 pub struct Reservation {
     keys: [Key; 2],
@@ -106,8 +106,8 @@ impl Throttle {
         Ok(Reservation { keys })
     }
 
-    /// The password was right: the attempt does not count.
-    pub fn succeeded(&self, reservation: Reservation) {
+    /// The attempt does not count after all.
+    pub fn release(&self, reservation: Reservation) {
         let mut buckets = self.lock();
         for key in reservation.keys {
             let burst = f64::from(self.rate(&key).burst);
@@ -208,7 +208,7 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10 {
             let reservation = throttle.reserve("a@x.org", ip).unwrap();
-            throttle.succeeded(reservation);
+            throttle.release(reservation);
         }
     }
 

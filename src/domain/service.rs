@@ -238,14 +238,21 @@ impl Service {
             .throttle
             .reserve(email.as_str(), address)
             .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
-        let found = self.store.account_by_email(&email).await?;
-        let hash = found.as_ref().map(|(_, hash)| hash.as_str());
-        if !self.hasher.verify(&password, hash).await? {
-            tracing::info!(account = %email, client = ?client.ip, "wrong email or password for device creation");
-            return Err(DomainError::InvalidCredentials);
-        }
-        self.throttle.succeeded(reservation);
-        let (account, _) = found.ok_or(DomainError::InvalidCredentials)?;
+        let account = match self.check_main_password(&email, &password).await {
+            Ok(Some(account)) => {
+                self.throttle.release(reservation);
+                account
+            }
+            Ok(None) => {
+                tracing::info!(account = %email, client = ?client.ip, "wrong email or password for device creation");
+                return Err(DomainError::InvalidCredentials);
+            }
+            // Our failure, not a guess: it must not count against anyone.
+            Err(e) => {
+                self.throttle.release(reservation);
+                return Err(e);
+            }
+        };
 
         if !account.enabled {
             return Err(DomainError::AccountDisabled);
@@ -258,6 +265,19 @@ impl Service {
         }
         self.create_device(&account, name, request.device_type.as_deref())
             .await
+    }
+
+    /// The account, if the password is its main password. Unknown emails cost
+    /// the same as wrong passwords.
+    async fn check_main_password(
+        &self,
+        email: &Email,
+        password: &MainPassword,
+    ) -> Result<Option<Account>, DomainError> {
+        let found = self.store.account_by_email(email).await?;
+        let hash = found.as_ref().map(|(_, hash)| hash.as_str());
+        let matches = self.hasher.verify(password, hash).await?;
+        Ok(found.filter(|_| matches).map(|(account, _)| account))
     }
 
     /// Creates a device for an account whose right to one was already checked.

@@ -116,3 +116,26 @@ async fn successful_sign_ins_do_not_count() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn a_database_outage_answers_503_and_costs_nobody_an_attempt() {
+    let app = spawn_app_with(|c| c.throttle = strict(1, 1)).await;
+    app.create_member("member@example.org").await;
+    app.service.store().close().await;
+    let attempt = json!({"email": "member@example.org", "password": PASSWORD, "deviceName": "x"});
+    for _ in 0..3 {
+        let response = app.post_device(&attempt).await;
+        assert!(response.headers().contains_key("retry-after"));
+        let body = expect_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+        )
+        .await;
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            !message.contains("pool") && !message.contains("sqlx"),
+            "internals leaked: {message}"
+        );
+    }
+}
