@@ -86,6 +86,11 @@ impl Service {
         Ok(self.hasher.warm_up().await?)
     }
 
+    /// Whether the service can do its work: the database answers.
+    pub async fn ready(&self) -> Result<(), DomainError> {
+        Ok(self.store.ping().await?)
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
 use axum::BoxError;
@@ -39,10 +40,17 @@ pub struct AppState {
 
 /// The whole HTTP surface. No request may take longer than `request_timeout`,
 /// whatever it waits for (a slow body, a password-hashing slot, the database).
+/// Readiness for load balancers: 200 while the database answers, 503 otherwise.
+async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.service.ready().await?;
+    Ok("ready")
+}
+
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let mut router = Router::new()
         .merge(api::router())
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -103,6 +103,9 @@ pub trait Store: Send + Sync + 'static {
     /// Writes coalesced last-use data; an older value never overwrites a newer one.
     async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError>;
 
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Starts delivering changes committed from now on, by this or any other
     /// process, until the store is closed.
     async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError>;

@@ -367,6 +367,14 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(unavailable_or_internal)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(())
+    }
+
     async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError> {
         let mut conn = self
             .options

@@ -121,7 +121,16 @@ async fn successful_sign_ins_do_not_count() {
 async fn a_database_outage_answers_503_and_costs_nobody_an_attempt() {
     let app = spawn_app_with(|c| c.throttle = strict(1, 1)).await;
     app.create_member("member@example.org").await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
     app.service.store().close().await;
+    let not_ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    expect_error(
+        not_ready,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+    )
+    .await;
     let attempt = json!({"email": "member@example.org", "password": PASSWORD, "deviceName": "x"});
     for _ in 0..3 {
         let response = app.post_device(&attempt).await;
