@@ -77,6 +77,8 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
                 .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
                 .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                // So browser apps can read where a new device lives and when to retry.
+                .expose_headers([header::LOCATION, header::RETRY_AFTER])
                 .max_age(Duration::from_secs(600)),
         );
     }

@@ -58,6 +58,21 @@ async fn browsers_on_allowed_origins_may_call_the_api() {
             .unwrap(),
         "https://app.example.org"
     );
+    let actual = app
+        .http
+        .get(app.url("/healthz"))
+        .header("Origin", "https://app.example.org")
+        .send()
+        .await
+        .unwrap();
+    let exposed = actual.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("location") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
     let refused = preflight("https://evil.example.com").await.unwrap();
     assert!(refused
         .headers()
