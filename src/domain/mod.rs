@@ -8,6 +8,7 @@ mod error;
 mod name;
 mod permission;
 mod service;
+mod session;
 mod time;
 
 pub use account::{Account, AccountId};
@@ -18,5 +19,8 @@ pub use email::{Email, EmailError};
 pub use error::DomainError;
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use permission::{Permission, Permissions, UnknownPermission};
-pub use service::{Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service};
+pub use service::{
+    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, SignIn,
+};
+pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::Timestamp;

@@ -8,9 +8,12 @@ use async_trait::async_trait;
 
 pub use sqlite::SqliteStore;
 
-use crate::credential::{DeviceId, TokenDigest};
+use std::net::IpAddr;
+
+use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp,
+    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, Permissions,
+    SessionId, Timestamp, WebSession,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,15 @@ pub struct NewDevice {
     pub device_type: String,
     pub token_digest: TokenDigest,
     pub created_at: Timestamp,
+}
+
+pub struct NewSession {
+    pub digest: SessionDigest,
+    pub account_id: AccountId,
+    pub csrf: CsrfSecret,
+    pub created_at: Timestamp,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
 }
 
 /// What authenticating a device needs, read in one query.
@@ -83,6 +95,7 @@ pub trait Store: Send + Sync + 'static {
     async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
     async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
     async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError>;
+    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError>;
     /// Whether any enabled account holds `admin`.
     async fn has_admin(&self) -> Result<bool, StoreError>;
 
@@ -102,6 +115,36 @@ pub trait Store: Send + Sync + 'static {
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError>;
     /// Writes coalesced last-use data; an older value never overwrites a newer one.
     async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError>;
+
+    // ----- web sessions -----
+
+    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError>;
+    async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError>;
+    async fn touch_session(&self, digest: &SessionDigest, at: Timestamp) -> Result<(), StoreError>;
+    /// Replaces what the session's next page shows once.
+    async fn set_session_notice(
+        &self,
+        digest: &SessionDigest,
+        notice: &Notice,
+    ) -> Result<(), StoreError>;
+    /// Returns the notice and clears it, so it is shown only once.
+    async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError>;
+    /// An account's sessions, most recently seen first.
+    async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError>;
+    /// Returns whether the account had that session.
+    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError>;
+    /// Deletes all of an account's sessions, except the one with `keep`.
+    async fn delete_sessions_of(
+        &self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError>;
+    /// Deletes sessions last seen before `idle_before` or started before `created_before`.
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError>;
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
