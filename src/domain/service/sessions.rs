@@ -100,6 +100,15 @@ impl Service {
         Ok(())
     }
 
+    /// Ends the session a cookie names, if it exists: a sign-in replaces
+    /// whatever session the browser had.
+    pub async fn forget_session(&self, key: &SessionKey) -> Result<(), DomainError> {
+        if let Some(session) = self.store.session(&key.digest()).await? {
+            self.sign_out(&session).await?;
+        }
+        Ok(())
+    }
+
     pub async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, DomainError> {
         Ok(self.store.sessions_of(account).await?)
     }
