@@ -1,0 +1,61 @@
+// latchkey's only script: dialogs and copy buttons. Pages work without it
+// except for opening dialogs; no inline script exists (the CSP forbids it).
+"use strict";
+
+document.addEventListener("click", (event) => {
+  const opener = event.target.closest("[data-open]");
+  if (opener) {
+    const dialog = document.getElementById(opener.dataset.open);
+    if (dialog && typeof dialog.showModal === "function") {
+      dialog.showModal();
+    }
+    return;
+  }
+  const closer = event.target.closest("[data-close]");
+  if (closer) {
+    const dialog = closer.closest("dialog");
+    if (dialog) {
+      dialog.close();
+    }
+    return;
+  }
+  const copier = event.target.closest("[data-copy]");
+  if (copier) {
+    copy(copier);
+  }
+});
+
+async function copy(button) {
+  const source = document.getElementById(button.dataset.copy);
+  if (!source) {
+    return;
+  }
+  const text = source.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    // No clipboard API (plain http on another host): select the text and
+    // use the older command.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    document.execCommand("copy");
+  }
+  const label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => {
+    button.textContent = label;
+  }, 1500);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const dialog of document.querySelectorAll("dialog[data-show-on-load]")) {
+    if (typeof dialog.showModal === "function") {
+      dialog.showModal();
+    } else {
+      dialog.setAttribute("open", "");
+    }
+  }
+});

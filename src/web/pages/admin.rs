@@ -255,6 +255,10 @@ pub async fn set_permission(
         .service
         .set_permission_by(&user.account, AccountId(id), permission, form.granted)
         .await;
+    let gave_up_own_admin = changed.is_ok()
+        && user.account.id.0 == id
+        && permission == Permission::Admin
+        && !form.granted;
     let flash = match changed {
         Ok(account) if form.granted => {
             format!("{} now has the {permission} permission.", account.email)
@@ -267,7 +271,7 @@ pub async fn set_permission(
         Err(e) => return Err(e.into()),
     };
     // Someone who just gave up their own admin right cannot see this page any more.
-    let to = if user.account.id.0 == id && permission == Permission::Admin && !form.granted {
+    let to = if gave_up_own_admin {
         "/settings/profile".to_owned()
     } else {
         here(id)

@@ -116,14 +116,16 @@ pub async fn submit(
             {
                 state.service.forget_session(&old).await?;
             }
-            let secure = state.web.secure_cookies;
             let mut response = redirect("/settings/profile");
-            let set = response.headers_mut();
-            set.append(
+            response.headers_mut().append(
                 header::SET_COOKIE,
-                cookie::set(cookie::SESSION, &signed.key.expose(), secure, None),
+                cookie::set(
+                    cookie::SESSION,
+                    &signed.key.expose(),
+                    state.web.secure_cookies,
+                    None,
+                ),
             );
-            set.append(header::SET_COOKIE, cookie::clear(cookie::SIGN_IN, secure));
             return Ok(response);
         }
         Err(DomainError::Invalid { message, .. }) => {
