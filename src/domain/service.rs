@@ -254,12 +254,7 @@ impl Service {
             .check_main_password_throttled(&email, &password, client)
             .await?;
 
-        if !account.enabled {
-            return Err(DomainError::AccountDisabled);
-        }
-        if account.two_factor_enabled {
-            return Err(DomainError::TwoFactorEnabled);
-        }
+        password_alone_may_act_for(&account)?;
         if !account.permissions.contains(Permission::Synchronisation) {
             return Err(DomainError::PermissionMissing(Permission::Synchronisation));
         }
@@ -501,6 +496,18 @@ impl Service {
     pub fn cached_credentials(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// Whether an email and main password are enough to act for this account:
+/// not when it is disabled, nor when it also wants a second factor.
+pub(super) fn password_alone_may_act_for(account: &Account) -> Result<(), DomainError> {
+    if !account.enabled {
+        return Err(DomainError::AccountDisabled);
+    }
+    if account.two_factor_enabled {
+        return Err(DomainError::TwoFactorEnabled);
+    }
+    Ok(())
 }
 
 pub(super) fn parse_email(raw: &str) -> Result<Email, DomainError> {

@@ -51,13 +51,11 @@ async fn only_administrators_get_in() {
 #[tokio::test]
 async fn list_search_and_create() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     app.create_member("alice@example.org").await;
     app.create_device("alice@example.org", "phone").await;
     app.create_device("alice@example.org", "laptop").await;
     app.create_member("bob@example.org").await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     assert!(admin
         .get("/settings/profile")
         .await
@@ -110,10 +108,7 @@ async fn list_search_and_create() {
         .await
         .text_of("shown-password")
         .is_none());
-    Visitor::new(&app)
-        .sign_in_as("carol@example.org", &password)
-        .await
-        .assert_redirect("/settings/profile");
+    Visitor::assert_signs_in(&app, "carol@example.org", &password).await;
 
     // Or a password the administrator chose: nothing to show.
     admin
@@ -136,19 +131,14 @@ async fn list_search_and_create() {
         .await
         .text_of("shown-password")
         .is_none());
-    Visitor::new(&app)
-        .sign_in_as("dave@example.org", "dave's chosen password")
-        .await
-        .assert_redirect("/settings/profile");
+    Visitor::assert_signs_in(&app, "dave@example.org", "dave's chosen password").await;
 }
 
 #[tokio::test]
 async fn grant_revoke_disable_and_revoke_devices() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     let member = app.create_account("member@example.org", &[]).await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     let page = format!("/admin/accounts/{}", member.id.0);
     let permissions = format!("{page}/permissions");
 
@@ -222,11 +212,8 @@ async fn grant_revoke_disable_and_revoke_devices() {
 #[tokio::test]
 async fn the_last_administrator_cannot_lock_everyone_out() {
     let app = spawn_app().await;
-    let me = app
-        .create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, me) = Visitor::admin(&app).await;
     let other = app.create_account("other@example.org", &[]).await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     let page = format!("/admin/accounts/{}", me.id.0);
 
     let answer = admin
@@ -282,10 +269,7 @@ async fn the_last_administrator_cannot_lock_everyone_out() {
 #[tokio::test]
 async fn an_administrator_changes_their_own_password_in_the_profile() {
     let app = spawn_app().await;
-    let me = app
-        .create_account("admin@example.org", &[Permission::Admin])
-        .await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
+    let (admin, me) = Visitor::admin(&app).await;
     let page = format!("/admin/accounts/{}", me.id.0);
     assert!(!admin.get(&page).await.body.contains("Reset main password"));
     admin

@@ -189,8 +189,7 @@ async fn without_the_permission_there_is_no_devices_tab() {
 #[tokio::test]
 async fn a_hostile_device_name_is_text_everywhere() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     let member = app.create_member("member@example.org").await;
     let visitor = Visitor::signed_in(&app, "member@example.org").await;
     visitor.create_device_typed(XSS, "").await;
@@ -227,7 +226,6 @@ async fn a_hostile_device_name_is_text_everywhere() {
         .body
         .contains(&format!("The password of “{escaped}” has been changed")));
 
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     let page = admin.get(&format!("/admin/accounts/{}", member.id.0)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains(XSS));

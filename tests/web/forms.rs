@@ -1,7 +1,6 @@
 //! Every form's validation: the message next to the field, a 422, the
 //! other input kept, and nothing half-written.
 
-use latchkey::domain::Permission;
 use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, PASSWORD};
@@ -103,10 +102,7 @@ async fn profile_password() {
         }
     }
     // The old password still works: nothing was changed.
-    Visitor::new(&app)
-        .sign_in_as("member@example.org", PASSWORD)
-        .await
-        .assert_redirect("/settings/profile");
+    Visitor::assert_signs_in(&app, "member@example.org", PASSWORD).await;
 }
 
 #[tokio::test]
@@ -155,10 +151,8 @@ async fn new_device() {
 #[tokio::test]
 async fn new_account() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     app.create_member("taken@example.org").await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     let cases = [
         ("", "", "", "email", "The email address is empty."),
         (
@@ -220,10 +214,8 @@ async fn new_account() {
 #[tokio::test]
 async fn admin_reset_password() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     let member = app.create_member("member@example.org").await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     let page = format!("/admin/accounts/{}", member.id.0);
     let answer = admin
         .submit(&page, &format!("{page}/password"), &[("password", "short")])

@@ -15,8 +15,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn web_flows_leak_no_secret() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     let member = app.create_member("member@example.org").await;
 
     let visitor = Visitor::new(&app);
@@ -55,7 +54,6 @@ async fn web_flows_leak_no_secret() {
         )
         .await;
 
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     admin
         .submit(
             "/admin/accounts/new",
@@ -118,12 +116,11 @@ async fn web_flows_leak_no_secret() {
 #[tokio::test]
 async fn every_page_carries_the_security_headers() {
     let app = spawn_app().await;
-    app.create_account(
-        "admin@example.org",
-        &[Permission::Admin, Permission::Synchronisation],
-    )
-    .await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
+    let (admin, me) = Visitor::admin(&app).await;
+    app.service
+        .set_permission(me.email.as_str(), Permission::Synchronisation, true)
+        .await
+        .unwrap();
     let anonymous = Visitor::new(&app);
     let pages = [
         (&anonymous, "/sign-in"),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use latchkey::domain::{Permission, SessionPolicy};
+use latchkey::domain::SessionPolicy;
 use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, spawn_app_with, PASSWORD};
@@ -90,10 +90,7 @@ async fn changing_the_main_password_signs_out_the_other_sessions_only() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    visitor
-        .sign_in_as("member@example.org", "a brand new main password")
-        .await
-        .assert_redirect("/settings/profile");
+    Visitor::assert_signs_in(&app, "member@example.org", "a brand new main password").await;
 }
 
 #[tokio::test]
@@ -131,11 +128,9 @@ async fn a_disabled_account_is_refused_even_if_its_session_row_survived() {
 #[tokio::test]
 async fn an_administrator_resetting_a_password_signs_out_every_session() {
     let app = spawn_app().await;
-    app.create_account("admin@example.org", &[Permission::Admin])
-        .await;
+    let (admin, _) = Visitor::admin(&app).await;
     let member = app.create_member("member@example.org").await;
     let visitor = Visitor::signed_in(&app, "member@example.org").await;
-    let admin = Visitor::signed_in(&app, "admin@example.org").await;
     let page = format!("/admin/accounts/{}", member.id.0);
     admin
         .submit(&page, &format!("{page}/password"), &[("password", "")])
@@ -146,10 +141,7 @@ async fn an_administrator_resetting_a_password_signs_out_every_session() {
     assert_eq!(password.len(), 20);
     assert!(admin.get(&page).await.text_of("shown-password").is_none());
     assert!(!visitor.is_signed_in().await);
-    Visitor::new(&app)
-        .sign_in_as("member@example.org", &password)
-        .await
-        .assert_redirect("/settings/profile");
+    Visitor::assert_signs_in(&app, "member@example.org", &password).await;
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{redirect, StatusCode};
 
+use latchkey::domain::{Account, Permission};
+
 use crate::helpers::{TestApp, PASSWORD};
 
 pub struct Visitor {
@@ -167,5 +169,23 @@ impl Visitor {
         )
         .await
         .assert_redirect("/settings/devices");
+    }
+}
+
+impl Visitor {
+    /// An administrator account, signed in.
+    pub async fn admin(app: &TestApp) -> (Self, Account) {
+        let account = app
+            .create_account("admin@example.org", &[Permission::Admin])
+            .await;
+        (Self::signed_in(app, "admin@example.org").await, account)
+    }
+
+    /// Panics unless a fresh browser can sign in with these.
+    pub async fn assert_signs_in(app: &TestApp, email: &str, password: &str) {
+        Self::new(app)
+            .sign_in_as(email, password)
+            .await
+            .assert_redirect("/settings/profile");
     }
 }

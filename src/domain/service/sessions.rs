@@ -1,6 +1,6 @@
 //! Signing in to the web interface, and the sessions that result.
 
-use super::{parse_email, Client, Service};
+use super::{parse_email, password_alone_may_act_for, Client, Service};
 use crate::credential::{CsrfSecret, MainPassword, SessionKey};
 use crate::domain::{
     Account, AccountId, DomainError, LastUse, Notice, SessionId, SessionPolicy, Timestamp,
@@ -31,12 +31,7 @@ impl Service {
         let account = self
             .check_main_password_throttled(&email, &password, client)
             .await?;
-        if !account.enabled {
-            return Err(DomainError::AccountDisabled);
-        }
-        if account.two_factor_enabled {
-            return Err(DomainError::TwoFactorEnabled);
-        }
+        password_alone_may_act_for(&account)?;
         let now = Timestamp::now();
         let (idle_before, created_before) = policy.cutoffs(now);
         self.store

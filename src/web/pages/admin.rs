@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::devices::DeviceRow;
 use super::{NoFields, PagePath};
+use crate::credential::MainPassword;
 use crate::domain::{Account, AccountId, DomainError, NewAccountRequest, Permission, Permissions};
 use crate::http::AppState;
 use crate::web::csrf::Form;
@@ -25,8 +26,6 @@ struct AccountRow {
     email: String,
     name: String,
     permissions: String,
-    synchronisation: bool,
-    admin: bool,
     two_factor: bool,
     enabled: bool,
     created: String,
@@ -41,8 +40,6 @@ impl AccountRow {
             email: account.email.to_string(),
             name: account.name.clone(),
             permissions: permissions.join(", "),
-            synchronisation: account.permissions.contains(Permission::Synchronisation),
-            admin: account.permissions.contains(Permission::Admin),
             two_factor: account.two_factor_enabled,
             enabled: account.enabled,
             created: when(account.created_at),
@@ -155,13 +152,8 @@ pub async fn create(
         .await
     {
         Ok((account, generated)) => {
-            let reveal = generated.map(|password| Reveal {
-                title: format!("First main password for {}", account.email),
-                items: vec![
-                    RevealItem::new("shown-email", "Email address", account.email.to_string()),
-                    RevealItem::new("shown-password", "Main password", password.expose()),
-                ],
-            });
+            let reveal =
+                generated.map(|password| main_password_shown_once("First", &account, &password));
             let flash = format!("Account {} created.", account.email);
             let to = format!("/admin/accounts/{}", account.id.0);
             return user.done(&state, flash, reveal, &to).await;
@@ -193,11 +185,19 @@ pub async fn create(
 struct AccountPage {
     layout: Layout,
     account: AccountRow,
+    toggles: Vec<Toggle>,
     is_self: bool,
     devices: Vec<DeviceRow>,
     may_regenerate: bool,
     action_base: String,
     errors: FieldErrors,
+}
+
+/// A Grant or Revoke button.
+struct Toggle {
+    permission: &'static str,
+    label: &'static str,
+    granted: bool,
 }
 
 async fn account_page(
@@ -214,9 +214,21 @@ async fn account_page(
         .into_iter()
         .map(DeviceRow::from)
         .collect();
+    let toggles = Permission::ALL
+        .into_iter()
+        .map(|permission| Toggle {
+            permission: permission.as_str(),
+            label: match permission {
+                Permission::Synchronisation => "Synchronisation",
+                Permission::Admin => "Administrator",
+            },
+            granted: account.permissions.contains(permission),
+        })
+        .collect();
     Ok(AccountPage {
         layout,
         account: AccountRow::new(&account, devices.len()),
+        toggles,
         is_self: account.id == user.account.id,
         devices,
         may_regenerate: false,
@@ -233,6 +245,17 @@ pub async fn show(
     let layout = user.layout(&state).await?;
     let page = account_page(&state, &user, AccountId(id), layout).await?;
     Ok(render(StatusCode::OK, &page))
+}
+
+/// The dialog showing a main password an administrator has to pass on.
+fn main_password_shown_once(which: &str, account: &Account, password: &MainPassword) -> Reveal {
+    Reveal {
+        title: format!("{which} main password for {}", account.email),
+        items: vec![
+            RevealItem::new("shown-email", "Email address", account.email.to_string()),
+            RevealItem::new("shown-password", "Main password", password.expose()),
+        ],
+    }
 }
 
 fn here(id: i64) -> String {
@@ -324,13 +347,8 @@ pub async fn reset_password(
     let password = Some(form.password).filter(|p| !p.is_empty());
     match state.service.reset_password(AccountId(id), password).await {
         Ok((account, generated)) => {
-            let reveal = generated.map(|password| Reveal {
-                title: format!("New main password for {}", account.email),
-                items: vec![
-                    RevealItem::new("shown-email", "Email address", account.email.to_string()),
-                    RevealItem::new("shown-password", "Main password", password.expose()),
-                ],
-            });
+            let reveal =
+                generated.map(|password| main_password_shown_once("New", &account, &password));
             let flash = format!(
                 "The main password of {} has been reset and all its web sessions signed out.",
                 account.email
