@@ -1,0 +1,11 @@
+//! The web interface in real headless Chromium, driven through chromedriver:
+//! the five scenarios of the web interface issue, against the real server on
+//! port 0. Without Chromium or chromedriver installed the tests say SKIP and
+//! pass, unless LATCHKEY_TEST_STRICT=1 (as in CI), where they fail.
+
+mod driver;
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+mod scenarios;

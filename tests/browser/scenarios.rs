@@ -1,0 +1,251 @@
+//! The issue's five scenarios, each in its own Chromium.
+
+use std::path::PathBuf;
+
+use latchkey::domain::Permission;
+use reqwest::StatusCode;
+
+use crate::driver::{available, Browser, Driver};
+use crate::helpers::{spawn_app, DeviceCredentials, TestApp, PASSWORD};
+
+const MEMBER: &str = "member@example.org";
+
+/// Signs in and opens Personal settings → Devices, as a person would: by
+/// following the tab.
+async fn to_devices_tab(browser: &Browser, app: &TestApp) {
+    browser.sign_in(&app.base_url, MEMBER, PASSWORD).await;
+    assert_eq!(browser.path().await, "/settings/profile");
+    browser.click("nav.tabs a[href='/settings/devices']").await;
+    assert_eq!(browser.path().await, "/settings/devices");
+}
+
+/// New device password → name → Save; returns what the dialog shows.
+async fn create_device(browser: &Browser, name: &str) -> DeviceCredentials {
+    browser.click("#new-device-button").await;
+    browser.fill("#device-name", name).await;
+    browser
+        .click("#new-device button.primary[type='submit']")
+        .await;
+    let id = browser.text("#shown-once #shown-device-id").await;
+    let token = browser.text("#shown-once #shown-password").await;
+    assert!(browser
+        .text("#shown-once")
+        .await
+        .contains("Shown only once — note it down now."));
+    browser.click("#shown-once button.primary").await;
+    DeviceCredentials { id, token }
+}
+
+/// Opens a row's confirm dialog and confirms it.
+async fn confirm_row_action(browser: &Browser, dialog: &str) {
+    browser
+        .click(&format!("button[data-open='{dialog}']"))
+        .await;
+    let dialog_text = browser.text(&format!("#{dialog}")).await;
+    assert!(!dialog_text.is_empty());
+    browser
+        .click(&format!("#{dialog} button[type='submit']"))
+        .await;
+}
+
+fn screenshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/devices-shown-once.png")
+}
+
+#[tokio::test]
+async fn s1_a_member_creates_a_device_password_and_it_works() {
+    if !available("s1") {
+        return;
+    }
+    let app = spawn_app().await;
+    app.create_member(MEMBER).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    to_devices_tab(&browser, &app).await;
+
+    browser.click("#new-device-button").await;
+    browser
+        .fill("#device-name", "Accounting import script")
+        .await;
+    browser
+        .click("#new-device button.primary[type='submit']")
+        .await;
+    let id = browser.text("#shown-once #shown-device-id").await;
+    let token = browser.text("#shown-once #shown-password").await;
+    let header = browser.text("#shown-once #shown-header").await;
+    assert!(browser
+        .text("#shown-once")
+        .await
+        .contains("Shown only once — note it down now."));
+    let path = screenshot_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, browser.client.screenshot().await.unwrap()).unwrap();
+
+    let device = DeviceCredentials {
+        id: id.clone(),
+        token: token.clone(),
+    };
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    assert_eq!(header, crate::helpers::basic(&id, &token));
+
+    browser.client.refresh().await.unwrap();
+    let source = browser.source().await;
+    assert!(source.contains(&id), "the device is listed");
+    assert!(source.contains("Accounting import script"));
+    assert!(!source.contains(&token), "the password is shown once only");
+    assert!(!source.contains(&token[4..]));
+    assert!(!browser.has("#shown-once").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn s2_change_password_kills_the_old_one() {
+    if !available("s2") {
+        return;
+    }
+    let app = spawn_app().await;
+    app.create_member(MEMBER).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    to_devices_tab(&browser, &app).await;
+    let old = create_device(&browser, "Accounting import script").await;
+
+    confirm_row_action(&browser, &format!("regen-{}", old.id)).await;
+    assert_eq!(browser.text("#shown-once #shown-device-id").await, old.id);
+    let new = DeviceCredentials {
+        id: old.id.clone(),
+        token: browser.text("#shown-once #shown-password").await,
+    };
+    assert_ne!(new.token, old.token);
+    assert_eq!(
+        app.get_own_device(&old).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get_own_device(&new).await.status(), StatusCode::OK);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn s3_delete_revokes_exactly_that_device() {
+    if !available("s3") {
+        return;
+    }
+    let app = spawn_app().await;
+    app.create_member(MEMBER).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    to_devices_tab(&browser, &app).await;
+    let doomed = create_device(&browser, "Accounting import script").await;
+    let kept = create_device(&browser, "Calendar on the phone").await;
+
+    let dialog = format!("delete-{}", doomed.id);
+    browser
+        .click(&format!("button[data-open='{dialog}']"))
+        .await;
+    assert!(browser
+        .text(&format!("#{dialog}"))
+        .await
+        .contains("Delete “Accounting import script”?"));
+    browser
+        .click(&format!("#{dialog} button[type='submit']"))
+        .await;
+    assert!(browser
+        .text("p.flash")
+        .await
+        .contains("“Accounting import script” has been deleted"));
+
+    assert_eq!(
+        app.get_own_device(&doomed).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get_own_device(&kept).await.status(), StatusCode::OK);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn s4_an_administrator_grants_the_permission_and_the_tab_appears() {
+    if !available("s4") {
+        return;
+    }
+    let app = spawn_app().await;
+    let member = app.create_account(MEMBER, &[]).await;
+    app.create_account("admin@example.org", &[Permission::Admin])
+        .await;
+    let driver = Driver::start().await;
+    let person = driver.browser().await;
+    person.sign_in(&app.base_url, MEMBER, PASSWORD).await;
+    assert_eq!(person.path().await, "/settings/profile");
+    assert!(!person.has("nav.tabs a[href='/settings/devices']").await);
+    assert!(person
+        .text("#ask-admin")
+        .await
+        .contains("ask your administrator to grant you the Synchronisation permission"));
+
+    let admin = driver.browser().await;
+    admin
+        .sign_in(&app.base_url, "admin@example.org", PASSWORD)
+        .await;
+    admin.click("nav.main-nav a[href='/admin/accounts']").await;
+    admin.fill("#q", "member").await;
+    admin.click("form.search button[type='submit']").await;
+    admin
+        .click(&format!("a[href='/admin/accounts/{}']", member.id.0))
+        .await;
+    admin.click("#grant-synchronisation").await;
+    assert!(admin
+        .text("p.flash")
+        .await
+        .contains("now has the synchronisation permission"));
+
+    person.client.refresh().await.unwrap();
+    assert!(person.has("nav.tabs a[href='/settings/devices']").await);
+    assert!(!person.has("#ask-admin").await);
+    person.click("nav.tabs a[href='/settings/devices']").await;
+    assert_eq!(person.path().await, "/settings/devices");
+    admin.close().await;
+    person.close().await;
+}
+
+#[tokio::test]
+async fn s5_wrong_passwords_and_forged_forms_are_refused() {
+    if !available("s5") {
+        return;
+    }
+    let app = spawn_app().await;
+    app.create_member(MEMBER).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser
+        .sign_in(&app.base_url, MEMBER, "not my password")
+        .await;
+    assert_eq!(browser.path().await, "/sign-in");
+    assert_eq!(
+        browser.text("#sign-in-error").await,
+        "The email address or password is wrong."
+    );
+
+    browser.sign_in(&app.base_url, MEMBER, PASSWORD).await;
+    assert_eq!(browser.path().await, "/settings/profile");
+    // A form posted to the server without the token, as another site's
+    // page (or a stripped copy of ours) would send it.
+    browser
+        .client
+        .execute(
+            "const form = document.createElement('form');
+             form.method = 'post';
+             form.action = '/settings/profile/name';
+             const name = document.createElement('input');
+             name.name = 'name';
+             name.value = 'Forged';
+             form.appendChild(name);
+             document.body.appendChild(form);
+             form.submit();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(browser.text("h1").await, "Form refused");
+    let account = app.service.account_by_email(MEMBER).await.unwrap();
+    assert_eq!(account.name, "member");
+    browser.close().await;
+}
