@@ -104,7 +104,7 @@ impl Driver {
             .expect("a Chromium session starts");
         Browser {
             client,
-            profile: profile,
+            profile,
         }
     }
 }
