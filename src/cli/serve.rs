@@ -15,7 +15,9 @@ pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()
         println!("No administrator existed, so one was created:");
         println!("    email:    {}", account.email);
         println!("    password: {}", password.expose());
-        println!("This password is shown only once. Change it now:");
+        println!("This password is shown only once. Change it now, in the web interface:");
+        println!("    {base_url}/sign-in  (Personal settings, Profile)");
+        println!("or on the command line:");
         println!(
             "    latchkey user set-password --email {} --password-stdin",
             account.email

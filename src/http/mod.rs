@@ -54,7 +54,7 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         .merge(crate::web::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .fallback(|| async { ApiError::not_found() })
+        .fallback(crate::web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(

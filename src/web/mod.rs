@@ -11,12 +11,14 @@ mod pages;
 mod reveal;
 mod session;
 
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Uri};
+use axum::middleware::map_response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::domain::SessionPolicy;
+use crate::http::error::ApiError;
 use crate::http::AppState;
 
 /// What the web interface needs from the configuration.
@@ -43,20 +45,31 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 pub fn router() -> Router<AppState> {
     pages::router()
         .merge(assets::router())
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
+        .layer(map_response(with_security_headers))
+}
+
+async fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
             HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin"),
-        ))
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Unknown addresses: the API's JSON error under `/server/`, where programs
+/// call, and a page everywhere else, where people type.
+pub async fn fallback(uri: Uri) -> Response {
+    if uri.path().starts_with("/server/") {
+        ApiError::not_found().into_response()
+    } else {
+        with_security_headers(page::WebError::not_found().into_response()).await
+    }
 }

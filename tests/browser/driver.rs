@@ -102,10 +102,7 @@ impl Driver {
             .connect(&self.url)
             .await
             .expect("a Chromium session starts");
-        Browser {
-            client,
-            profile,
-        }
+        Browser { client, profile }
     }
 }
 

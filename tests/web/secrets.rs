@@ -134,6 +134,8 @@ async fn every_page_carries_the_security_headers() {
         (&admin, "/admin/accounts/404404"),
         (&admin, "/static/app.css"),
         (&admin, "/static/app.js"),
+        (&admin, "/settings/no-such-page"),
+        (&anonymous, "/no-such-page"),
     ];
     for (who, path) in pages {
         let page = who.get(path).await;

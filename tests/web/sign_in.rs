@@ -206,6 +206,12 @@ async fn failed_sign_ins_are_throttled_together_with_the_api() {
     let page = visitor.sign_in_as("victim@example.org", PASSWORD).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(error_of(&page).starts_with("Too many attempts"));
+    let retry_after: u64 = page.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
     // The same buckets guard the API's password check.
     let response = app
         .post_device(

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -136,9 +136,14 @@ pub async fn submit(
             page.error = Some(DomainError::InvalidCredentials.to_string());
             StatusCode::UNAUTHORIZED
         }
-        Err(e @ DomainError::RateLimited { .. }) => {
+        Err(e @ DomainError::RateLimited { retry_after }) => {
             page.error = Some(e.to_string());
-            StatusCode::TOO_MANY_REQUESTS
+            let mut response = form_page(&state, StatusCode::TOO_MANY_REQUESTS, page);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            return Ok(response);
         }
         Err(e @ DomainError::AccountDisabled) => {
             page.error = Some(e.to_string());
