@@ -95,6 +95,12 @@ async fn s1_a_member_creates_a_device_password_and_it_works() {
     assert!(!source.contains(&token), "the password is shown once only");
     assert!(!source.contains(&token[4..]));
     assert!(!browser.has("#shown-once").await);
+
+    // The same tab at phone width, for a person to look at.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.click("button[data-open^='delete-']").await;
+    let phone = screenshot_path().with_file_name("devices-phone.png");
+    std::fs::write(&phone, browser.client.screenshot().await.unwrap()).unwrap();
     browser.close().await;
 }
 
