@@ -146,6 +146,7 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 
+    /// Goes to an address; WebDriver waits for the page to load.
     pub async fn open(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
@@ -166,6 +167,42 @@ impl Browser {
             .click()
             .await
             .unwrap();
+    }
+
+    /// Clicks something that loads a new page (a link, a submit button) and
+    /// waits until the new page has replaced the old one, so nothing is read
+    /// off the page being left.
+    pub async fn click_to_load(&self, css: &str) {
+        self.leaving().await;
+        self.click(css).await;
+        self.arrived().await;
+    }
+
+    /// Marks the current page, so [`Browser::arrived`] can tell it is gone.
+    pub async fn leaving(&self) {
+        self.client
+            .execute("document.documentElement.dataset.leaving = 'yes';", vec![])
+            .await
+            .unwrap();
+    }
+
+    /// Waits until a page without the [`Browser::leaving`] mark has loaded.
+    pub async fn arrived(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return document.readyState === 'complete' && !document.documentElement.dataset.leaving;",
+                    vec![],
+                )
+                .await;
+            if matches!(loaded, Ok(serde_json::Value::Bool(true))) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no new page loaded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn text(&self, css: &str) -> String {
@@ -201,7 +238,7 @@ impl Browser {
         self.open(&format!("{base}/sign-in")).await;
         self.fill("#email", email).await;
         self.fill("#password", password).await;
-        self.click("form[action='/sign-in'] button[type='submit']")
+        self.click_to_load("form[action='/sign-in'] button[type='submit']")
             .await;
     }
 }

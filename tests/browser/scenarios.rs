@@ -15,7 +15,9 @@ const MEMBER: &str = "member@example.org";
 async fn to_devices_tab(browser: &Browser, app: &TestApp) {
     browser.sign_in(&app.base_url, MEMBER, PASSWORD).await;
     assert_eq!(browser.path().await, "/settings/profile");
-    browser.click("nav.tabs a[href='/settings/devices']").await;
+    browser
+        .click_to_load("nav.tabs a[href='/settings/devices']")
+        .await;
     assert_eq!(browser.path().await, "/settings/devices");
 }
 
@@ -24,7 +26,7 @@ async fn create_device(browser: &Browser, name: &str) -> DeviceCredentials {
     browser.click("#new-device-button").await;
     browser.fill("#device-name", name).await;
     browser
-        .click("#new-device button.primary[type='submit']")
+        .click_to_load("#new-device button.primary[type='submit']")
         .await;
     let id = browser.text("#shown-once #shown-device-id").await;
     let token = browser.text("#shown-once #shown-password").await;
@@ -44,7 +46,7 @@ async fn confirm_row_action(browser: &Browser, dialog: &str) {
     let dialog_text = browser.text(&format!("#{dialog}")).await;
     assert!(!dialog_text.is_empty());
     browser
-        .click(&format!("#{dialog} button[type='submit']"))
+        .click_to_load(&format!("#{dialog} button[type='submit']"))
         .await;
 }
 
@@ -68,7 +70,7 @@ async fn s1_a_member_creates_a_device_password_and_it_works() {
         .fill("#device-name", "Accounting import script")
         .await;
     browser
-        .click("#new-device button.primary[type='submit']")
+        .click_to_load("#new-device button.primary[type='submit']")
         .await;
     let id = browser.text("#shown-once #shown-device-id").await;
     let token = browser.text("#shown-once #shown-password").await;
@@ -153,7 +155,7 @@ async fn s3_delete_revokes_exactly_that_device() {
         .await
         .contains("Delete “Accounting import script”?"));
     browser
-        .click(&format!("#{dialog} button[type='submit']"))
+        .click_to_load(&format!("#{dialog} button[type='submit']"))
         .await;
     assert!(browser
         .text("p.flash")
@@ -191,13 +193,17 @@ async fn s4_an_administrator_grants_the_permission_and_the_tab_appears() {
     admin
         .sign_in(&app.base_url, "admin@example.org", PASSWORD)
         .await;
-    admin.click("nav.main-nav a[href='/admin/accounts']").await;
-    admin.fill("#q", "member").await;
-    admin.click("form.search button[type='submit']").await;
     admin
-        .click(&format!("a[href='/admin/accounts/{}']", member.id.0))
+        .click_to_load("nav.main-nav a[href='/admin/accounts']")
         .await;
-    admin.click("#grant-synchronisation").await;
+    admin.fill("#q", "member").await;
+    admin
+        .click_to_load("form.search button[type='submit']")
+        .await;
+    admin
+        .click_to_load(&format!("a[href='/admin/accounts/{}']", member.id.0))
+        .await;
+    admin.click_to_load("#grant-synchronisation").await;
     assert!(admin
         .text("p.flash")
         .await
@@ -206,7 +212,9 @@ async fn s4_an_administrator_grants_the_permission_and_the_tab_appears() {
     person.client.refresh().await.unwrap();
     assert!(person.has("nav.tabs a[href='/settings/devices']").await);
     assert!(!person.has("#ask-admin").await);
-    person.click("nav.tabs a[href='/settings/devices']").await;
+    person
+        .click_to_load("nav.tabs a[href='/settings/devices']")
+        .await;
     assert_eq!(person.path().await, "/settings/devices");
     admin.close().await;
     person.close().await;
@@ -234,6 +242,7 @@ async fn s5_wrong_passwords_and_forged_forms_are_refused() {
     assert_eq!(browser.path().await, "/settings/profile");
     // A form posted to the server without the token, as another site's
     // page (or a stripped copy of ours) would send it.
+    browser.leaving().await;
     browser
         .client
         .execute(
@@ -250,6 +259,7 @@ async fn s5_wrong_passwords_and_forged_forms_are_refused() {
         )
         .await
         .unwrap();
+    browser.arrived().await;
     assert_eq!(browser.text("h1").await, "Form refused");
     let account = app.service.account_by_email(MEMBER).await.unwrap();
     assert_eq!(account.name, "member");
