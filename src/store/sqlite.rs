@@ -450,6 +450,19 @@ impl Store for SqliteStore {
     }
 
     async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError> {
+        // Most page loads have nothing to show: find that out without
+        // taking the write lock.
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM web_sessions
+             WHERE id_hash = ? AND (flash IS NOT NULL OR reveal IS NOT NULL))",
+        )
+        .bind(&digest.0[..])
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        if !pending {
+            return Ok(Notice::default());
+        }
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")

@@ -227,3 +227,56 @@ async fn admin_reset_password() {
     );
     Visitor::signed_in(&app, "member@example.org").await;
 }
+
+#[tokio::test]
+async fn malformed_bodies_get_a_clear_refusal_never_a_server_error() {
+    let app = spawn_app().await;
+    let (admin, me) = Visitor::admin(&app).await;
+    let csrf = admin.get("/settings/profile").await.csrf();
+    let id = me.id.0;
+    let routes = [
+        "/sign-in".to_owned(),
+        "/settings/profile/name".to_owned(),
+        "/settings/profile/password".to_owned(),
+        "/settings/devices".to_owned(),
+        "/settings/devices/123/password".to_owned(),
+        "/settings/security/sessions/abc/sign-out".to_owned(),
+        "/admin/accounts".to_owned(),
+        format!("/admin/accounts/{id}/permissions"),
+        format!("/admin/accounts/{id}/enabled"),
+        format!("/admin/accounts/{id}/password"),
+        // Last: it ends the session the others use.
+        "/sign-out".to_owned(),
+    ];
+    let big = "x".repeat(20_000);
+    let bodies: Vec<Vec<u8>> = vec![
+        format!("csrf={csrf}&granted=maybe&enabled=perhaps&permission=").into_bytes(),
+        format!("csrf={csrf}&name=%FF%FE").into_bytes(),
+        format!("csrf={csrf}&%%%=&&==").into_bytes(),
+        b"\xff\xfe\x00garbage".to_vec(),
+        format!("csrf={csrf}&name={big}").into_bytes(),
+    ];
+    // Without a session, and with the administrator's.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for route in &routes {
+        for body in &bodies {
+            for who in [&client, admin.http()] {
+                let response = who
+                    .post(app.url(route))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                assert!(
+                    status.is_client_error() || status.is_redirection(),
+                    "{route}: {status}"
+                );
+            }
+        }
+    }
+}

@@ -11,5 +11,6 @@ mod csrf;
 mod devices;
 mod forms;
 mod secrets;
+mod session_store;
 mod sessions;
 mod sign_in;

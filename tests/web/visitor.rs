@@ -181,6 +181,11 @@ impl Visitor {
         (Self::signed_in(app, "admin@example.org").await, account)
     }
 
+    /// The underlying client, with this visitor's cookies.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Panics unless a fresh browser can sign in with these.
     pub async fn assert_signs_in(app: &TestApp, email: &str, password: &str) {
         Self::new(app)
