@@ -21,6 +21,20 @@ async fn to_devices_tab(browser: &Browser, app: &TestApp) {
     assert_eq!(browser.path().await, "/settings/devices");
 }
 
+/// A member signed in on the Devices tab in a fresh Chromium (whose driver
+/// must be kept alive); `None` when the browser tests are skipped.
+async fn member_on_devices_tab(test: &str) -> Option<(TestApp, Driver, Browser)> {
+    if !available(test) {
+        return None;
+    }
+    let app = spawn_app().await;
+    app.create_member(MEMBER).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    to_devices_tab(&browser, &app).await;
+    Some((app, driver, browser))
+}
+
 /// New device password → name → Save; returns what the dialog shows.
 async fn create_device(browser: &Browser, name: &str) -> DeviceCredentials {
     browser.click("#new-device-button").await;
@@ -56,14 +70,9 @@ fn screenshot_path() -> PathBuf {
 
 #[tokio::test]
 async fn s1_a_member_creates_a_device_password_and_it_works() {
-    if !available("s1") {
+    let Some((app, _driver, browser)) = member_on_devices_tab("s1").await else {
         return;
-    }
-    let app = spawn_app().await;
-    app.create_member(MEMBER).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser().await;
-    to_devices_tab(&browser, &app).await;
+    };
 
     browser.click("#new-device-button").await;
     browser
@@ -108,14 +117,9 @@ async fn s1_a_member_creates_a_device_password_and_it_works() {
 
 #[tokio::test]
 async fn s2_change_password_kills_the_old_one() {
-    if !available("s2") {
+    let Some((app, _driver, browser)) = member_on_devices_tab("s2").await else {
         return;
-    }
-    let app = spawn_app().await;
-    app.create_member(MEMBER).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser().await;
-    to_devices_tab(&browser, &app).await;
+    };
     let old = create_device(&browser, "Accounting import script").await;
 
     confirm_row_action(&browser, &format!("regen-{}", old.id)).await;
@@ -135,14 +139,9 @@ async fn s2_change_password_kills_the_old_one() {
 
 #[tokio::test]
 async fn s3_delete_revokes_exactly_that_device() {
-    if !available("s3") {
+    let Some((app, _driver, browser)) = member_on_devices_tab("s3").await else {
         return;
-    }
-    let app = spawn_app().await;
-    app.create_member(MEMBER).await;
-    let driver = Driver::start().await;
-    let browser = driver.browser().await;
-    to_devices_tab(&browser, &app).await;
+    };
     let doomed = create_device(&browser, "Accounting import script").await;
     let kept = create_device(&browser, "Calendar on the phone").await;
 

@@ -181,6 +181,15 @@ impl Visitor {
         (Self::signed_in(app, "admin@example.org").await, account)
     }
 
+    /// Submits a form of `page` to `action`, expects to be sent back to
+    /// `page`, and returns it as shown then (with its one-time message).
+    pub async fn act(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        self.submit(page, action, fields)
+            .await
+            .assert_redirect(page);
+        self.get(page).await
+    }
+
     /// The underlying client, with this visitor's cookies.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
