@@ -66,15 +66,7 @@ async fn change_password_and_delete_act_on_one_device() {
     let (id, old) = visitor.create_device("laptop").await;
     let (other_id, other_token) = visitor.create_device("phone").await;
 
-    visitor
-        .submit(
-            "/settings/devices",
-            &format!("/settings/devices/{id}/password"),
-            &[],
-        )
-        .await
-        .assert_redirect("/settings/devices");
-    let page = visitor.get("/settings/devices").await;
+    let page = visitor.change_device_password(&id).await;
     assert_eq!(page.text_of("shown-device-id").unwrap(), id);
     let new = page.text_of("shown-password").unwrap();
     assert_ne!(new, old);
@@ -213,14 +205,7 @@ async fn a_hostile_device_name_is_text_everywhere() {
         .contains(&format!("Change the password of “{escaped}”?")));
     assert!(page.body.contains(&format!("Delete “{escaped}”?")));
 
-    visitor
-        .submit(
-            "/settings/devices",
-            &format!("/settings/devices/{id}/password"),
-            &[],
-        )
-        .await;
-    let page = visitor.get("/settings/devices").await;
+    let page = visitor.change_device_password(&id).await;
     assert!(!page.body.contains(XSS));
     assert!(page
         .body

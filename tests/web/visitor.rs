@@ -190,6 +190,16 @@ impl Visitor {
         self.get(page).await
     }
 
+    /// "Change password" on one of the visitor's devices; the page after it.
+    pub async fn change_device_password(&self, id: &str) -> Page {
+        self.act(
+            "/settings/devices",
+            &format!("/settings/devices/{id}/password"),
+            &[],
+        )
+        .await
+    }
+
     /// The underlying client, with this visitor's cookies.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
