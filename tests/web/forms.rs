@@ -42,6 +42,7 @@ async fn profile_name() {
         .assert_redirect("/settings/profile");
     let page = visitor.get("/settings/profile").await;
     assert!(page.body.contains("Your name has been changed."));
+    assert!(page.body.contains("value=\"Ada Lovelace\""));
     assert_eq!(
         app.service.account(account.id).await.unwrap().name,
         "Ada Lovelace"
@@ -204,6 +205,10 @@ async fn new_account() {
             "{email:?}"
         );
         assert!(page.body.contains("name=\"admin\" value=\"on\" checked"));
+        assert!(page
+            .body
+            .contains(&format!("name=\"email\" type=\"email\" value=\"{email}\"")));
+        // What was typed comes back, escaped.
         assert!(!page
             .body
             .contains("name=\"synchronisation\" value=\"on\" checked"));
@@ -222,7 +227,7 @@ async fn admin_reset_password() {
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        answer.field_error("reset").as_deref(),
+        answer.field_error("reset-password").as_deref(),
         Some("The password must have at least 8 characters.")
     );
     Visitor::signed_in(&app, "member@example.org").await;

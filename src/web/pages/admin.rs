@@ -18,7 +18,7 @@ use crate::http::AppState;
 use crate::web::csrf::Form;
 use crate::web::page::{render, when, FieldErrors, Layout, WebError};
 use crate::web::reveal::{Reveal, RevealItem};
-use crate::web::session::Admin;
+use crate::web::session::{Admin, SignedIn};
 
 /// An account as the admin pages show it.
 struct AccountRow {
@@ -202,7 +202,7 @@ struct Toggle {
 
 async fn account_page(
     state: &AppState,
-    user: &crate::web::session::SignedIn,
+    user: &SignedIn,
     id: AccountId,
     layout: Layout,
 ) -> Result<AccountPage, WebError> {

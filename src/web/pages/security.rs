@@ -9,7 +9,7 @@ use super::{NoFields, PagePath};
 use crate::domain::SessionId;
 use crate::http::AppState;
 use crate::web::csrf::Form;
-use crate::web::page::{render, when, Layout, WebError};
+use crate::web::page::{redirect, render, when, Layout, WebError};
 use crate::web::session::SignedIn;
 
 const HERE: &str = "/settings/security";
@@ -72,7 +72,7 @@ pub async fn end_session(
         return Err(WebError::not_found());
     }
     if SessionId(id) == user.session.id {
-        return Ok(crate::web::page::redirect("/sign-in?signed-out=1"));
+        return Ok(redirect("/sign-in?signed-out=1"));
     }
     user.done(&state, "That session has been signed out.", None, HERE)
         .await
