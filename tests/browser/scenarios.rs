@@ -64,8 +64,12 @@ async fn confirm_row_action(browser: &Browser, dialog: &str) {
         .await;
 }
 
-fn screenshot_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/devices-shown-once.png")
+/// For a person to look at: `target/screenshots/NAME`.
+async fn save_screenshot(browser: &Browser, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = browser.client.screenshot().await.unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
 }
 
 #[tokio::test]
@@ -88,9 +92,7 @@ async fn s1_a_member_creates_a_device_password_and_it_works() {
         .text("#shown-once")
         .await
         .contains("Shown only once — note it down now."));
-    let path = screenshot_path();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, browser.client.screenshot().await.unwrap()).unwrap();
+    save_screenshot(&browser, "devices-shown-once.png").await;
 
     let device = DeviceCredentials {
         id: id.clone(),
@@ -110,8 +112,7 @@ async fn s1_a_member_creates_a_device_password_and_it_works() {
     // The same tab at phone width, for a person to look at.
     browser.client.set_window_size(390, 844).await.unwrap();
     browser.click("button[data-open^='delete-']").await;
-    let phone = screenshot_path().with_file_name("devices-phone.png");
-    std::fs::write(&phone, browser.client.screenshot().await.unwrap()).unwrap();
+    save_screenshot(&browser, "devices-phone.png").await;
     browser.close().await;
 }
 
@@ -202,6 +203,7 @@ async fn s4_an_administrator_grants_the_permission_and_the_tab_appears() {
     admin
         .click_to_load(&format!("a[href='/admin/accounts/{}']", member.id.0))
         .await;
+    save_screenshot(&admin, "admin-account.png").await;
     admin.click_to_load("#grant-synchronisation").await;
     assert!(admin
         .text("p.flash")
@@ -236,6 +238,7 @@ async fn s5_wrong_passwords_and_forged_forms_are_refused() {
         browser.text("#sign-in-error").await,
         "The email address or password is wrong."
     );
+    save_screenshot(&browser, "sign-in-error.png").await;
 
     browser.sign_in(&app.base_url, MEMBER, PASSWORD).await;
     assert_eq!(browser.path().await, "/settings/profile");
