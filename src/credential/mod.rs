@@ -6,7 +6,7 @@ mod device_id;
 mod password;
 mod token;
 
-pub use cache::{CachedCredential, CredentialCache, FillTicket};
+pub use cache::{CachedCredential, CredentialCache, FillTicket, Lookup};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use password::{
     HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,

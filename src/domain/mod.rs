@@ -18,5 +18,7 @@ pub use email::{Email, EmailError};
 pub use error::DomainError;
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use permission::{Permission, Permissions, UnknownPermission};
-pub use service::{Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service};
+pub use service::{
+    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, Settings,
+};
 pub use time::Timestamp;

@@ -4,6 +4,9 @@
 
 mod helpers;
 
+/// This binary runs the suite on SQLite; `tests/api_postgres` runs it again on PostgreSQL.
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
+
 mod article;
 mod basic_auth;
 mod cli;
