@@ -1,5 +1,8 @@
 //! Starts the real application in-process on port 0 with its own database,
 //! and talks HTTP to it.
+//!
+//! Shared by several test binaries, each using a part of it.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,7 +22,6 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The database the suite runs on; each test binary names its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -233,7 +235,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Another node on `first`'s database, as a second server behind the same
 /// load balancer would be.
-#[allow(dead_code)]
 pub async fn spawn_node(first: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
     spawn_on(None, &first.database_url, adjust).await
 }
