@@ -19,5 +19,6 @@ mod routes;
 mod secrets;
 mod store;
 mod throttling;
+mod unknown_ids;
 mod validation;
 mod validity;

@@ -31,6 +31,8 @@ mod secrets;
 mod store;
 #[path = "../api/throttling.rs"]
 mod throttling;
+#[path = "../api/unknown_ids.rs"]
+mod unknown_ids;
 #[path = "../api/validation.rs"]
 mod validation;
 #[path = "../api/validity.rs"]
