@@ -79,6 +79,7 @@ impl Application {
             AppState {
                 service: self.service.clone(),
                 trusted_proxies: self.config.trusted_proxies.clone().into(),
+                web: crate::web::WebSettings::from_config(&self.config),
             },
             &self.config.cors_origins,
             self.config.request_timeout,

@@ -10,7 +10,7 @@ use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::domain::{DeviceTypes, DEFAULT_DEVICE_TYPES};
+use crate::domain::{DeviceTypes, SessionPolicy, DEFAULT_DEVICE_TYPES};
 use crate::store::StoreOptions;
 use crate::telemetry::LogFormat;
 use crate::throttle::ThrottleConfig;
@@ -143,6 +143,16 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_LAST_USED_FLUSH_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub last_used_flush_secs: u64,
+
+    /// Minutes without a request after which a web interface session ends.
+    #[arg(long, env = "LATCHKEY_SESSION_IDLE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60))]
+    pub session_idle_minutes: u64,
+
+    /// Hours after sign-in at which a web interface session ends, however busy.
+    #[arg(long, env = "LATCHKEY_SESSION_LIFETIME_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 30))]
+    pub session_lifetime_hours: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -238,6 +248,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub max_staleness: Duration,
     pub store: StoreOptions,
+    /// How long web interface sessions last.
+    pub sessions: SessionPolicy,
 }
 
 impl Config {
@@ -258,6 +270,7 @@ impl Config {
             throttle: ThrottleConfig::default(),
             max_staleness: Duration::from_secs(5),
             store: StoreOptions::default(),
+            sessions: SessionPolicy::default(),
         }
     }
 
@@ -306,7 +319,19 @@ impl Config {
                 max_connections: serve.database_max_connections,
                 ..StoreOptions::default()
             },
+            sessions: SessionPolicy {
+                idle: Duration::from_secs(serve.session_idle_minutes * 60),
+                absolute: Duration::from_secs(serve.session_lifetime_hours * 3600),
+            },
         })
+    }
+
+    /// Whether browsers reach this server over HTTPS only, so cookies may
+    /// say `Secure`.
+    pub fn https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
     }
 
     /// Where people reach this server.

@@ -22,3 +22,5 @@ pub mod store;
 pub mod telemetry;
 /// Keyed token buckets that slow down main-password guessing.
 pub mod throttle;
+/// The web interface: server-rendered pages for people.
+pub mod web;

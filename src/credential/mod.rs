@@ -4,6 +4,7 @@
 mod cache;
 mod device_id;
 mod password;
+mod session;
 mod token;
 
 pub use cache::{CachedCredential, CredentialCache, FillTicket, Lookup};
@@ -12,4 +13,5 @@ pub use password::{
     HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,
     MIN_PASSWORD_CHARS,
 };
+pub use session::{CsrfSecret, SessionDigest, SessionKey};
 pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};

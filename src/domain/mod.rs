@@ -8,6 +8,7 @@ mod error;
 mod name;
 mod permission;
 mod service;
+mod session;
 mod time;
 
 pub use account::{Account, AccountId};
@@ -19,6 +20,7 @@ pub use error::DomainError;
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use permission::{Permission, Permissions, UnknownPermission};
 pub use service::{
-    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, Settings,
+    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, Settings, SignIn,
 };
+pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::Timestamp;

@@ -53,6 +53,13 @@ pub struct NewAccountRequest {
     pub permissions: Permissions,
 }
 
+mod account_admin;
+mod own_devices;
+mod profile;
+mod sessions;
+
+pub use sessions::SignIn;
+
 /// How often a random device id may collide before we give up.
 const DEVICE_ID_ATTEMPTS: usize = 5;
 
@@ -227,6 +234,9 @@ impl Service {
         let account = self.account_by_email(email).await?;
         self.store.set_enabled(account.id, enabled).await?;
         self.cache.invalidate_account(account.id);
+        if !enabled {
+            self.store.delete_sessions_of(account.id, None).await?;
+        }
         tracing::info!(account = %account.email, enabled, "account enabled state changed");
         self.account(account.id).await
     }
@@ -242,6 +252,8 @@ impl Service {
         let password = parse_new_password(password)?;
         let hash = self.hasher.hash(&password).await?;
         self.store.set_password_hash(account.id, &hash).await?;
+        // Whoever knew the old password may have signed in with it.
+        self.store.delete_sessions_of(account.id, None).await?;
         tracing::info!(account = %account.email, "main password changed");
         Ok(account)
     }
@@ -259,27 +271,9 @@ impl Service {
             .map_err(|e| DomainError::invalid("invalid_password", e))?;
         let name = parse_device_name(&request.device_name)?;
 
-        let address = client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let reservation = self
-            .throttle
-            .reserve(email.as_str(), address)
-            .await?
-            .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
-        let account = match self.check_main_password(&email, &password).await {
-            Ok(Some(account)) => {
-                self.throttle.release(reservation).await;
-                account
-            }
-            Ok(None) => {
-                tracing::info!(account = %email, client = ?client.ip, "wrong email or password for device creation");
-                return Err(DomainError::InvalidCredentials);
-            }
-            // Our failure, not a guess: it must not count against anyone.
-            Err(e) => {
-                self.throttle.release(reservation).await;
-                return Err(e);
-            }
-        };
+        let account = self
+            .check_main_password_throttled(&email, &password, client)
+            .await?;
 
         if !account.enabled {
             return Err(DomainError::AccountDisabled);
@@ -292,6 +286,39 @@ impl Service {
         }
         self.create_device(&account, name, request.device_type.as_deref())
             .await
+    }
+
+    /// Checks an email and main password under the guessing throttle: only
+    /// failures count, and an unknown email answers exactly like a wrong
+    /// password. Every main-password check made for someone who is not yet
+    /// signed in goes through here. The account may still be disabled.
+    pub(crate) async fn check_main_password_throttled(
+        &self,
+        email: &Email,
+        password: &MainPassword,
+        client: &Client<'_>,
+    ) -> Result<Account, DomainError> {
+        let address = client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let reservation = self
+            .throttle
+            .reserve(email.as_str(), address)
+            .await?
+            .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+        match self.check_main_password(email, password).await {
+            Ok(Some(account)) => {
+                self.throttle.release(reservation).await;
+                Ok(account)
+            }
+            Ok(None) => {
+                tracing::info!(account = %email, client = ?client.ip, "wrong email or password");
+                Err(DomainError::InvalidCredentials)
+            }
+            // Our failure, not a guess: it must not count against anyone.
+            Err(e) => {
+                self.throttle.release(reservation).await;
+                Err(e)
+            }
+        }
     }
 
     /// The account, if the password is its main password. Unknown emails cost
@@ -399,9 +426,15 @@ impl Service {
             device.last_used = Some(who.used.clone());
             return Ok(device);
         }
+        self.device_of(who.account_id(), id).await
+    }
+
+    /// A device of `owner`'s; any other device is "not found", whether or
+    /// not it exists.
+    pub async fn device_of(&self, owner: AccountId, id: &str) -> Result<Device, DomainError> {
         let id = DeviceId::parse(id).map_err(|_| DomainError::DeviceNotFound)?;
         match self.store.device(&id).await? {
-            Some(mut device) if device.account_id == who.account_id() => {
+            Some(mut device) if device.account_id == owner => {
                 self.last_used.overlay(&mut device);
                 Ok(device)
             }
@@ -442,6 +475,11 @@ impl Service {
         id: &str,
     ) -> Result<(Device, Token), DomainError> {
         let device = self.device(who, id).await?;
+        self.replace_token(device).await
+    }
+
+    /// Gives a device a new token; the old one is dead once this returns.
+    async fn replace_token(&self, device: Device) -> Result<(Device, Token), DomainError> {
         let token = Token::generate();
         let replaced = self
             .store
@@ -500,14 +538,14 @@ impl Service {
     }
 }
 
-fn parse_email(raw: &str) -> Result<Email, DomainError> {
+pub(super) fn parse_email(raw: &str) -> Result<Email, DomainError> {
     Email::parse(raw).map_err(|e| DomainError::invalid("invalid_email", e))
 }
 
-fn parse_device_name(raw: &str) -> Result<DeviceName, DomainError> {
+pub(super) fn parse_device_name(raw: &str) -> Result<DeviceName, DomainError> {
     DeviceName::parse(raw).map_err(|e| DomainError::invalid("invalid_device_name", e))
 }
 
-fn parse_new_password(raw: String) -> Result<MainPassword, DomainError> {
+pub(super) fn parse_new_password(raw: String) -> Result<MainPassword, DomainError> {
     MainPassword::new_checked(raw).map_err(|e| DomainError::invalid("invalid_password", e))
 }

@@ -1,4 +1,5 @@
-//! HTTP: the JSON API, its extractors and its error type.
+//! HTTP: the JSON API, its extractors and its error type, with the web
+//! interface's pages merged in.
 
 pub mod api;
 pub mod auth;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    pub web: crate::web::WebSettings,
 }
 
 /// The whole HTTP surface. No request may take longer than `request_timeout`,
@@ -49,6 +51,7 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let mut router = Router::new()
         .merge(api::router())
+        .merge(crate::web::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { ApiError::not_found() })

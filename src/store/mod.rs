@@ -5,6 +5,7 @@ mod rows;
 mod sqlite;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use async_trait::async_trait;
 pub use postgres::{PgStore, SILENCE_LIMIT as POSTGRES_FEED_SILENCE_LIMIT};
 pub use sqlite::SqliteStore;
 
-use crate::credential::{DeviceId, TokenDigest};
+use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp,
+    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, Permissions,
+    SessionId, Timestamp, WebSession,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,30 @@ pub type Buckets = HashMap<String, (f64, i64)>;
 /// write, or `None` to change nothing.
 pub type BucketUpdate<'a> = &'a mut (dyn FnMut(Buckets) -> Option<Buckets> + Send);
 
+pub struct NewSession {
+    pub digest: SessionDigest,
+    pub account_id: AccountId,
+    pub csrf: CsrfSecret,
+    pub created_at: Timestamp,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl NewSession {
+    /// The session as it is right after the insert.
+    pub fn created(&self, id: SessionId) -> WebSession {
+        WebSession {
+            id,
+            account_id: self.account_id,
+            csrf: self.csrf.clone(),
+            created_at: self.created_at,
+            last_seen_at: self.created_at,
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
 /// What authenticating a device needs, read in one query.
 #[derive(Clone, Debug)]
 pub struct CredentialRecord {
@@ -132,6 +158,7 @@ pub trait Store: Send + Sync + 'static {
     async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
     async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
     async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError>;
+    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError>;
     /// Whether any enabled account holds `admin`.
     async fn has_admin(&self) -> Result<bool, StoreError>;
 
@@ -161,6 +188,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes buckets last counted before the given time (Unix ms).
     async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError>;
+
+    // ----- web sessions -----
+
+    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError>;
+    async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError>;
+    async fn touch_session(&self, digest: &SessionDigest, at: Timestamp) -> Result<(), StoreError>;
+    /// Replaces what the session's next page shows once.
+    async fn set_session_notice(
+        &self,
+        digest: &SessionDigest,
+        notice: &Notice,
+    ) -> Result<(), StoreError>;
+    /// Returns the notice and clears it, so it is shown only once.
+    async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError>;
+    /// An account's sessions, most recently seen first.
+    async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError>;
+    /// Returns whether the account had that session.
+    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError>;
+    /// Deletes all of an account's sessions, except the one with `keep`.
+    async fn delete_sessions_of(
+        &self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError>;
+    /// Deletes sessions last seen before `idle_before` or started before `created_before`.
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError>;
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -14,10 +14,13 @@ use tokio::task::JoinHandle;
 use super::rows::{self, internal};
 use super::{
     BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice,
-    Store, StoreError, StoreOptions,
+    NewSession, Store, StoreError, StoreOptions,
 };
-use crate::credential::{DeviceId, TokenDigest};
-use crate::domain::{Account, AccountId, Device, DeviceName, Email, LastUse, Permission};
+use crate::credential::{DeviceId, SessionDigest, TokenDigest};
+use crate::domain::{
+    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, SessionId,
+    Timestamp, WebSession,
+};
 
 const CHANNEL: &str = "latchkey_credentials";
 /// Each node announces itself on the channel this often, so a listener that
@@ -229,6 +232,11 @@ impl Store for PgStore {
         .await
     }
 
+    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError> {
+        self.execute_for_account("UPDATE accounts SET name = $1 WHERE id = $2", name, id)
+            .await
+    }
+
     async fn has_admin(&self) -> Result<bool, StoreError> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
@@ -418,6 +426,149 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected())
+    }
+
+    // ----- web sessions -----
+
+    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO web_sessions
+               (id_hash, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING id",
+        )
+        .bind(&session.digest.0[..])
+        .bind(session.account_id.0)
+        .bind(session.csrf.as_bytes())
+        .bind(session.created_at.millis())
+        .bind(session.ip.map(|ip| ip.to_string()))
+        .bind(session.user_agent.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        Ok(session.created(SessionId(id)))
+    }
+
+    async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE id_hash = $1",
+            rows::SESSION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .map(|row| rows::session(&row))
+            .transpose()
+    }
+
+    async fn touch_session(&self, digest: &SessionDigest, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE web_sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id_hash = $2",
+        )
+        .bind(at.millis())
+        .bind(&digest.0[..])
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn set_session_notice(
+        &self,
+        digest: &SessionDigest,
+        notice: &Notice,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE web_sessions SET flash = $1, reveal = $2 WHERE id_hash = $3")
+            .bind(notice.flash.as_deref())
+            .bind(notice.reveal.as_deref())
+            .bind(&digest.0[..])
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError> {
+        // Read and clear in one statement, so two pages cannot both show it.
+        let row = sqlx::query(
+            "WITH old AS (
+                 SELECT id, flash, reveal FROM web_sessions
+                 WHERE id_hash = $1 AND (flash IS NOT NULL OR reveal IS NOT NULL)
+                 FOR UPDATE
+             )
+             UPDATE web_sessions w SET flash = NULL, reveal = NULL FROM old
+             WHERE w.id = old.id RETURNING old.flash, old.reveal",
+        )
+        .bind(&digest.0[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        let Some(row) = row else {
+            return Ok(Notice::default());
+        };
+        Ok(Notice {
+            flash: row.try_get("flash").map_err(internal)?,
+            reveal: row.try_get("reveal").map_err(internal)?,
+        })
+    }
+
+    async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE account_id = $1
+             ORDER BY last_seen_at DESC, id DESC",
+            rows::SESSION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .iter()
+            .map(rows::session)
+            .collect()
+    }
+
+    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_sessions_of(
+        &self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM web_sessions
+             WHERE account_id = $1 AND ($2::BYTEA IS NULL OR id_hash <> $2)",
+        )
+        .bind(account.0)
+        .bind(keep.map(|d| &d.0[..]))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE last_seen_at < $1 OR created_at < $2")
+                .bind(idle_before.millis())
+                .bind(created_before.millis())
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable_or_internal)?;
         Ok(done.rows_affected())
     }
 

@@ -5,10 +5,14 @@ use std::net::IpAddr;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{CredentialRecord, StoreError};
-use crate::credential::{DeviceId, TokenDigest};
+use crate::credential::{CsrfSecret, DeviceId, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, Timestamp,
+    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, SessionId,
+    Timestamp, WebSession,
 };
+
+pub(super) const SESSION_COLUMNS: &str =
+    "id, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent";
 
 /// A row type whose columns decode into the plain values the schema uses.
 pub(super) trait PlainRow: Row {
@@ -121,6 +125,28 @@ where
         account_enabled: row.decoded("enabled")?,
         permissions: permissions(row)?,
         device: device(row)?,
+    })
+}
+
+/// A web session row, read with [`SESSION_COLUMNS`].
+pub(super) fn session<R>(row: &R) -> Result<WebSession, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    Vec<u8>: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let csrf: Vec<u8> = row.decoded("csrf_secret")?;
+    let ip: Option<String> = row.decoded("ip")?;
+    Ok(WebSession {
+        id: SessionId(row.decoded("id")?),
+        account_id: AccountId(row.decoded("account_id")?),
+        csrf: CsrfSecret::from_slice(&csrf)
+            .ok_or_else(|| StoreError::Internal("CSRF secret is not 32 bytes".into()))?,
+        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+        last_seen_at: Timestamp::from_millis(row.decoded("last_seen_at")?),
+        ip: ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+        user_agent: row.decoded("user_agent")?,
     })
 }
 

@@ -17,11 +17,12 @@ use tokio::task::JoinHandle;
 use super::rows::{self, internal};
 use super::{
     BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice,
-    Store, StoreError,
+    NewSession, Store, StoreError,
 };
-use crate::credential::{DeviceId, TokenDigest};
+use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Timestamp,
+    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, SessionId,
+    Timestamp, WebSession,
 };
 
 /// How often the watcher asks SQLite whether another connection committed.
@@ -227,6 +228,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError> {
+        execute(
+            &self.pool,
+            "UPDATE accounts SET name = ? WHERE id = ?",
+            name,
+            id,
+        )
+        .await
+    }
+
     async fn has_admin(&self) -> Result<bool, StoreError> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
@@ -406,6 +417,154 @@ impl Store for SqliteStore {
     async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM throttle_buckets WHERE updated_at < ?")
             .bind(updated_before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected())
+    }
+
+    // ----- web sessions -----
+
+    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO web_sessions
+               (id_hash, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&session.digest.0[..])
+        .bind(session.account_id.0)
+        .bind(session.csrf.as_bytes())
+        .bind(session.created_at.millis())
+        .bind(session.created_at.millis())
+        .bind(session.ip.map(|ip| ip.to_string()))
+        .bind(session.user_agent.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        Ok(session.created(SessionId(id)))
+    }
+
+    async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE id_hash = ?",
+            rows::SESSION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .map(|row| rows::session(&row))
+            .transpose()
+    }
+
+    async fn touch_session(&self, digest: &SessionDigest, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE web_sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE id_hash = ?",
+        )
+        .bind(at.millis())
+        .bind(&digest.0[..])
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn set_session_notice(
+        &self,
+        digest: &SessionDigest,
+        notice: &Notice,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE web_sessions SET flash = ?, reveal = ? WHERE id_hash = ?")
+            .bind(notice.flash.as_deref())
+            .bind(notice.reveal.as_deref())
+            .bind(&digest.0[..])
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable_or_internal)?;
+        let row = sqlx::query(
+            "SELECT flash, reveal FROM web_sessions
+             WHERE id_hash = ? AND (flash IS NOT NULL OR reveal IS NOT NULL)",
+        )
+        .bind(&digest.0[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable_or_internal)?;
+        let Some(row) = row else {
+            return Ok(Notice::default());
+        };
+        sqlx::query("UPDATE web_sessions SET flash = NULL, reveal = NULL WHERE id_hash = ?")
+            .bind(&digest.0[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        tx.commit().await.map_err(unavailable_or_internal)?;
+        Ok(Notice {
+            flash: row.try_get("flash").map_err(internal)?,
+            reveal: row.try_get("reveal").map_err(internal)?,
+        })
+    }
+
+    async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE account_id = ?
+             ORDER BY last_seen_at DESC, id DESC",
+            rows::SESSION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?
+            .iter()
+            .map(rows::session)
+            .collect()
+    }
+
+    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE account_id = ? AND id = ?")
+            .bind(account.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_sessions_of(
+        &self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM web_sessions WHERE account_id = ? AND (? IS NULL OR id_hash <> ?)",
+        )
+        .bind(account.0)
+        .bind(keep.map(|d| &d.0[..]))
+        .bind(keep.map(|d| &d.0[..]))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE last_seen_at < ? OR created_at < ?")
+            .bind(idle_before.millis())
+            .bind(created_before.millis())
             .execute(&self.pool)
             .await
             .map_err(unavailable_or_internal)?;

@@ -1,0 +1,41 @@
+//! What people change about their own account.
+
+use super::{parse_new_password, Client, Service};
+use crate::credential::{MainPassword, SessionKey};
+use crate::domain::{Account, DisplayName, DomainError};
+
+impl Service {
+    pub async fn rename_account(&self, account: &Account, name: &str) -> Result<(), DomainError> {
+        let name = DisplayName::parse(name).map_err(|e| DomainError::invalid("invalid_name", e))?;
+        self.store
+            .set_account_name(account.id, name.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Changes one's own main password. The current one is checked under
+    /// the guessing throttle (a borrowed, unlocked browser must not make it
+    /// cheap to try), device passwords stay as they are, and every other
+    /// web session of the account ends.
+    pub async fn change_own_password(
+        &self,
+        account: &Account,
+        current: String,
+        new: String,
+        keep: &SessionKey,
+        client: &Client<'_>,
+    ) -> Result<(), DomainError> {
+        let new = parse_new_password(new)?;
+        let current =
+            MainPassword::candidate(current).map_err(|_| DomainError::InvalidCredentials)?;
+        self.check_main_password_throttled(&account.email, &current, client)
+            .await?;
+        let hash = self.hasher.hash(&new).await?;
+        self.store.set_password_hash(account.id, &hash).await?;
+        self.store
+            .delete_sessions_of(account.id, Some(&keep.digest()))
+            .await?;
+        tracing::info!(account = %account.email, "main password changed by its owner");
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Signing in to the web interface, and the sessions that result.
+
+use super::{parse_email, Client, Service};
+use crate::credential::{CsrfSecret, MainPassword, SessionKey};
+use crate::domain::{
+    Account, AccountId, DomainError, LastUse, Notice, SessionId, SessionPolicy, Timestamp,
+    WebSession,
+};
+use crate::store::NewSession;
+
+/// A fresh session: the key goes into the browser's cookie, nowhere else.
+pub struct SignIn {
+    pub account: Account,
+    pub key: SessionKey,
+    pub session: WebSession,
+}
+
+impl Service {
+    /// Email and main password buy a web session. Device passwords never
+    /// do: they are not any account's main password.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: String,
+        client: &Client<'_>,
+        policy: &SessionPolicy,
+    ) -> Result<SignIn, DomainError> {
+        let email = parse_email(email)?;
+        let password =
+            MainPassword::candidate(password).map_err(|_| DomainError::InvalidCredentials)?;
+        let account = self
+            .check_main_password_throttled(&email, &password, client)
+            .await?;
+        if !account.enabled {
+            return Err(DomainError::AccountDisabled);
+        }
+        if account.two_factor_enabled {
+            return Err(DomainError::TwoFactorEnabled);
+        }
+        let now = Timestamp::now();
+        let (idle_before, created_before) = policy.cutoffs(now);
+        self.store
+            .delete_expired_sessions(idle_before, created_before)
+            .await?;
+        let key = SessionKey::generate();
+        let session = self
+            .store
+            .create_session(&NewSession {
+                digest: key.digest(),
+                account_id: account.id,
+                csrf: CsrfSecret::generate(),
+                created_at: now,
+                ip: client.ip,
+                user_agent: client.user_agent.and_then(LastUse::clean_user_agent),
+            })
+            .await?;
+        tracing::info!(account = %account.email, session = session.id.0, "signed in");
+        Ok(SignIn {
+            account,
+            key,
+            session,
+        })
+    }
+
+    /// The session a cookie names, if it is still good: not expired, and its
+    /// account still enabled. Records the visit.
+    pub async fn resume_session(
+        &self,
+        key: &SessionKey,
+        policy: &SessionPolicy,
+    ) -> Result<Option<(WebSession, Account)>, DomainError> {
+        let digest = key.digest();
+        let Some(session) = self.store.session(&digest).await? else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        if !policy.is_live(&session, now) {
+            self.store
+                .delete_session(session.account_id, session.id)
+                .await?;
+            return Ok(None);
+        }
+        let account = match self.store.account(session.account_id).await? {
+            Some(account) if account.enabled && !account.two_factor_enabled => account,
+            _ => {
+                self.store
+                    .delete_sessions_of(session.account_id, None)
+                    .await?;
+                return Ok(None);
+            }
+        };
+        self.store.touch_session(&digest, now).await?;
+        Ok(Some((session, account)))
+    }
+
+    pub async fn sign_out(&self, session: &WebSession) -> Result<(), DomainError> {
+        self.store
+            .delete_session(session.account_id, session.id)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the session a cookie names, if it exists: a sign-in replaces
+    /// whatever session the browser had.
+    pub async fn forget_session(&self, key: &SessionKey) -> Result<(), DomainError> {
+        if let Some(session) = self.store.session(&key.digest()).await? {
+            self.sign_out(&session).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, DomainError> {
+        Ok(self.store.sessions_of(account).await?)
+    }
+
+    /// Ends one of the account's own sessions; false if it had none by that id.
+    pub async fn end_session(
+        &self,
+        account: AccountId,
+        id: SessionId,
+    ) -> Result<bool, DomainError> {
+        Ok(self.store.delete_session(account, id).await?)
+    }
+
+    /// Ends every session of the account but the caller's; returns how many.
+    pub async fn end_other_sessions(
+        &self,
+        account: AccountId,
+        keep: &SessionKey,
+    ) -> Result<u64, DomainError> {
+        Ok(self
+            .store
+            .delete_sessions_of(account, Some(&keep.digest()))
+            .await?)
+    }
+
+    pub async fn set_notice(&self, key: &SessionKey, notice: &Notice) -> Result<(), DomainError> {
+        Ok(self.store.set_session_notice(&key.digest(), notice).await?)
+    }
+
+    pub async fn take_notice(&self, key: &SessionKey) -> Result<Notice, DomainError> {
+        Ok(self.store.take_session_notice(&key.digest()).await?)
+    }
+}

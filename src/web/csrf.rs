@@ -1,0 +1,73 @@
+//! Form bodies, accepted only with the CSRF token of the session they claim
+//! to come from.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use super::cookie;
+use super::page::WebError;
+use super::session::HasCsrf;
+use crate::credential::CsrfSecret;
+use crate::http::AppState;
+
+#[derive(Deserialize)]
+struct Token {
+    csrf: Option<String>,
+}
+
+/// A URL-encoded form from `W` (a [`SignedIn`](super::session::SignedIn) or
+/// an [`Admin`](super::session::Admin)), refused with 403 unless it carries
+/// that session's CSRF token.
+pub struct Form<W, T>(pub W, pub T);
+
+impl<W, T> FromRequest<AppState> for Form<W, T>
+where
+    W: FromRequestParts<AppState, Rejection = WebError> + HasCsrf + Send,
+    T: DeserializeOwned,
+{
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
+        let (mut parts, body) = req.into_parts();
+        let who = W::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|_| WebError::bad_form())?;
+        let token: Token = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::bad_form())?;
+        match token.csrf {
+            Some(token) if who.csrf().matches(&token) => {}
+            _ => return Err(WebError::forbidden_form()),
+        }
+        let form = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::bad_form())?;
+        Ok(Form(who, form))
+    }
+}
+
+/// The sign-in form, which comes before any session: its token is
+/// double-submitted, in a cookie set with the form and in the form itself,
+/// so another site cannot sign a browser in to an account of its choosing.
+pub struct SignInForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for SignInForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
+        let expected = cookie::read(req.headers(), cookie::SIGN_IN)
+            .and_then(|raw| CsrfSecret::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?));
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| WebError::bad_form())?;
+        let token: Token = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::bad_form())?;
+        match (expected, token.csrf) {
+            (Some(expected), Some(token)) if expected.matches(&token) => {}
+            _ => return Err(WebError::forbidden_form()),
+        }
+        let form = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::bad_form())?;
+        Ok(SignInForm(form))
+    }
+}

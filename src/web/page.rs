@@ -1,0 +1,208 @@
+//! Rendering pages, redirecting after a POST, and the one error type of the
+//! web interface, which answers with a page, never with internal detail.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use super::reveal::Reveal;
+use crate::domain::{DomainError, Timestamp};
+
+/// What every signed-in page shows around its content.
+pub struct Layout {
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub may_sync: bool,
+    /// The token the page's forms carry.
+    pub csrf: String,
+    pub flash: Option<String>,
+    pub reveal: Option<Reveal>,
+}
+
+/// Validation messages, each shown next to its field.
+#[derive(Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    pub fn of(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, message)| message.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a page");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// 303: the browser follows with a GET, so reloading never re-submits.
+pub fn redirect(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
+        )],
+    )
+        .into_response()
+}
+
+/// "2026-11-28 15:52 UTC".
+pub fn when(at: Timestamp) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.millis()) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug)]
+pub enum WebError {
+    /// No (live) session: go and sign in.
+    SignInRequired,
+    Page {
+        status: StatusCode,
+        title: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl WebError {
+    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
+        Self::Page {
+            status,
+            title,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        )
+    }
+
+    pub fn forbidden_form() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Form refused",
+            "This form was not sent from this site's current page, or it has expired. Go back, reload the page and try again.",
+        )
+    }
+
+    pub fn admins_only() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Administrators only",
+            "This page is for administrators. Ask your administrator if you need something changed.",
+        )
+    }
+
+    pub fn bad_form() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Form not understood",
+            "The form was incomplete or malformed. Go back, reload the page and try again.",
+        )
+    }
+}
+
+impl From<DomainError> for WebError {
+    fn from(e: DomainError) -> Self {
+        let message = e.to_string();
+        match e {
+            DomainError::Invalid { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "Not possible", message)
+            }
+            DomainError::InvalidCredentials | DomainError::InvalidDeviceCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, "Not signed in", message)
+            }
+            DomainError::TwoFactorEnabled | DomainError::AccountDisabled => Self::SignInRequired,
+            DomainError::PermissionMissing(_) => {
+                Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
+            }
+            DomainError::DeviceNotFound | DomainError::AccountNotFound(_) => Self::not_found(),
+            DomainError::EmailTaken(_) => {
+                Self::new(StatusCode::CONFLICT, "Already exists", message)
+            }
+            DomainError::RateLimited { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", message)
+            }
+            DomainError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", message),
+            DomainError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Unavailable",
+                    "The database is unavailable right now. Try again shortly.",
+                )
+            }
+            DomainError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on the server. It has been logged.",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::SignInRequired => redirect("/sign-in"),
+            WebError::Page {
+                status,
+                title,
+                message,
+            } => render(
+                status,
+                &ErrorPage {
+                    title,
+                    message: &message,
+                },
+            ),
+        }
+    }
+}

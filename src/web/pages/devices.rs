@@ -1,0 +1,173 @@
+//! Personal settings, Devices tab: the article's main path. New device
+//! password, Change password and Delete, each on one's own devices only.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+
+use super::{NoFields, PagePath};
+use crate::credential::Token;
+use crate::domain::{Device, DomainError, Permission};
+use crate::http::AppState;
+use crate::web::csrf::Form;
+use crate::web::page::{render, when, FieldErrors, Layout, WebError};
+use crate::web::reveal::{Reveal, RevealItem};
+use crate::web::session::SignedIn;
+
+const HERE: &str = "/settings/devices";
+
+#[derive(Template)]
+#[template(path = "settings/devices.html")]
+struct DevicesPage {
+    layout: Layout,
+    tab: &'static str,
+    devices: Vec<DeviceRow>,
+    types: Vec<String>,
+    new_name: String,
+    new_type: String,
+    errors: FieldErrors,
+    may_regenerate: bool,
+    action_base: String,
+}
+
+/// A device as the tables show it.
+pub struct DeviceRow {
+    pub id: String,
+    pub name: String,
+    pub device_type: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub last_address: Option<String>,
+}
+
+impl From<Device> for DeviceRow {
+    fn from(device: Device) -> Self {
+        Self {
+            id: device.id.to_string(),
+            name: device.name.to_string(),
+            device_type: device.device_type,
+            created: when(device.created_at),
+            last_used: device.last_used.as_ref().map(|u| when(u.at)),
+            last_address: device
+                .last_used
+                .as_ref()
+                .and_then(|u| u.ip.map(|ip| ip.to_string())),
+        }
+    }
+}
+
+/// The dialog after Save or Change password: what to paste into the app.
+pub fn shown_once(device: &Device, token: &Token) -> Reveal {
+    let header = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", device.id, token.expose()))
+    );
+    Reveal {
+        title: format!("Device password for “{}”", device.name),
+        items: vec![
+            RevealItem::new("shown-device-id", "Device ID", device.id.to_string()),
+            RevealItem::new("shown-password", "Device password", token.expose()),
+            RevealItem::new("shown-header", "Authorization header", header),
+        ],
+    }
+}
+
+async fn page(state: &AppState, user: &SignedIn, layout: Layout) -> Result<DevicesPage, WebError> {
+    if !user
+        .account
+        .permissions
+        .contains(Permission::Synchronisation)
+    {
+        return Err(DomainError::PermissionMissing(Permission::Synchronisation).into());
+    }
+    let devices = state.service.devices(Some(user.account.id)).await?;
+    Ok(DevicesPage {
+        layout,
+        tab: "devices",
+        devices: devices.into_iter().map(DeviceRow::from).collect(),
+        types: state
+            .service
+            .device_types()
+            .iter()
+            .map(str::to_owned)
+            .collect(),
+        new_name: String::new(),
+        new_type: String::new(),
+        errors: FieldErrors::default(),
+        may_regenerate: true,
+        action_base: HERE.to_owned(),
+    })
+}
+
+pub async fn show(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
+    let layout = user.layout(&state).await?;
+    Ok(render(StatusCode::OK, &page(&state, &user, layout).await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewDevice {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    device_type: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Form(user, form): Form<SignedIn, NewDevice>,
+) -> Result<Response, WebError> {
+    let device_type = Some(form.device_type.trim()).filter(|t| !t.is_empty());
+    match state
+        .service
+        .create_own_device(&user.account, &form.name, device_type)
+        .await
+    {
+        Ok((device, token)) => {
+            let flash = format!("Device password “{}” created.", device.name);
+            let reveal = shown_once(&device, &token);
+            user.done(&state, flash, Some(reveal), HERE).await
+        }
+        Err(DomainError::Invalid { message, .. }) => {
+            let mut page = page(&state, &user, user.layout_without_notice()).await?;
+            page.new_name = form.name;
+            page.new_type = form.device_type;
+            page.errors.add("name", message);
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn regenerate(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<String>,
+    Form(user, NoFields {}): Form<SignedIn, NoFields>,
+) -> Result<Response, WebError> {
+    let (device, token) = state
+        .service
+        .regenerate_own_token(&user.account, &id)
+        .await?;
+    let flash = format!(
+        "The password of “{}” has been changed; the old one no longer works.",
+        device.name
+    );
+    let reveal = shown_once(&device, &token);
+    user.done(&state, flash, Some(reveal), HERE).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<String>,
+    Form(user, NoFields {}): Form<SignedIn, NoFields>,
+) -> Result<Response, WebError> {
+    let device = state.service.delete_device_of(user.account.id, &id).await?;
+    let flash = format!(
+        "“{}” has been deleted; its password no longer works.",
+        device.name
+    );
+    user.done(&state, flash, None, HERE).await
+}

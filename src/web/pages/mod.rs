@@ -1,0 +1,89 @@
+//! The pages, one module per area. Handlers parse, authorize by extractor
+//! type, call one domain operation and render or redirect.
+
+mod admin;
+mod devices;
+mod profile;
+mod security;
+mod sign_in;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::page::{redirect, WebError};
+use super::session::SignedIn;
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/sign-in", get(sign_in::show).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/settings", get(|| async { redirect("/settings/profile") }))
+        .route("/settings/profile", get(profile::show))
+        .route("/settings/profile/name", post(profile::rename))
+        .route("/settings/profile/password", post(profile::change_password))
+        .route(
+            "/settings/devices",
+            get(devices::show).post(devices::create),
+        )
+        .route("/settings/devices/{id}/password", post(devices::regenerate))
+        .route("/settings/devices/{id}/delete", post(devices::delete))
+        .route("/settings/security", get(security::show))
+        .route(
+            "/settings/security/sessions/{id}/sign-out",
+            post(security::end_session),
+        )
+        .route(
+            "/settings/security/sign-out-others",
+            post(security::end_others),
+        )
+        .route("/admin", get(|| async { redirect("/admin/accounts") }))
+        .route("/admin/accounts", get(admin::list).post(admin::create))
+        .route("/admin/accounts/new", get(admin::new_account))
+        .route("/admin/accounts/{id}", get(admin::show))
+        .route(
+            "/admin/accounts/{id}/permissions",
+            post(admin::set_permission),
+        )
+        .route("/admin/accounts/{id}/enabled", post(admin::set_enabled))
+        .route("/admin/accounts/{id}/password", post(admin::reset_password))
+        .route(
+            "/admin/accounts/{id}/devices/{device}/delete",
+            post(admin::revoke_device),
+        )
+}
+
+async fn home(user: Result<SignedIn, WebError>) -> Response {
+    match user {
+        Ok(_) => redirect("/settings/profile"),
+        Err(_) => redirect("/sign-in"),
+    }
+}
+
+/// Path parameters; a malformed one is simply a page that does not exist.
+pub struct PagePath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PagePath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, WebError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| PagePath(value))
+            .map_err(|_| WebError::not_found())
+    }
+}
+
+/// A form with nothing but its CSRF token.
+#[derive(Deserialize)]
+pub struct NoFields {}

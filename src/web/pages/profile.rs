@@ -1,0 +1,129 @@
+//! Personal settings, Profile tab: name and main password.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::domain::DomainError;
+use crate::http::extract::ClientInfo;
+use crate::http::AppState;
+use crate::web::csrf::Form;
+use crate::web::page::{render, FieldErrors, Layout, WebError};
+use crate::web::session::SignedIn;
+
+const HERE: &str = "/settings/profile";
+
+#[derive(Template)]
+#[template(path = "settings/profile.html")]
+struct ProfilePage {
+    layout: Layout,
+    tab: &'static str,
+    name: String,
+    email: String,
+    errors: FieldErrors,
+}
+
+impl ProfilePage {
+    fn new(user: &SignedIn, layout: Layout) -> Self {
+        Self {
+            layout,
+            tab: "profile",
+            name: user.account.name.clone(),
+            email: user.account.email.to_string(),
+            errors: FieldErrors::default(),
+        }
+    }
+}
+
+pub async fn show(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
+    let layout = user.layout(&state).await?;
+    Ok(render(StatusCode::OK, &ProfilePage::new(&user, layout)))
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    Form(user, form): Form<SignedIn, NameForm>,
+) -> Result<Response, WebError> {
+    match state
+        .service
+        .rename_account(&user.account, &form.name)
+        .await
+    {
+        Ok(()) => {
+            user.done(&state, "Your name has been changed.", None, HERE)
+                .await
+        }
+        Err(DomainError::Invalid { message, .. }) => {
+            let mut page = ProfilePage::new(&user, user.layout_without_notice());
+            page.name = form.name;
+            page.errors.add("name", message);
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    info: ClientInfo,
+    Form(user, form): Form<SignedIn, PasswordForm>,
+) -> Result<Response, WebError> {
+    let mut page = ProfilePage::new(&user, user.layout_without_notice());
+    if form.current.is_empty() {
+        page.errors
+            .add("current", "Enter your current main password.");
+    }
+    if form.new != form.confirm {
+        page.errors
+            .add("confirm", "The two new passwords are not the same.");
+    }
+    if page.errors.is_empty() {
+        let changed = state
+            .service
+            .change_own_password(
+                &user.account,
+                form.current,
+                form.new,
+                &user.key,
+                &info.as_client(),
+            )
+            .await;
+        match changed {
+            Ok(()) => {
+                return user
+                    .done(
+                        &state,
+                        "Your main password has been changed and your other web sessions have been signed out. Your device passwords still work.",
+                        None,
+                        HERE,
+                    )
+                    .await
+            }
+            Err(DomainError::Invalid { message, .. }) => page.errors.add("new", message),
+            Err(DomainError::InvalidCredentials) => page
+                .errors
+                .add("current", "This is not your current main password."),
+            Err(e @ DomainError::RateLimited { .. }) => page.errors.add("current", e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}

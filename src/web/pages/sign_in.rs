@@ -1,0 +1,168 @@
+//! `/sign-in` and `/sign-out`.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::NoFields;
+use crate::credential::{CsrfSecret, SessionKey};
+use crate::domain::DomainError;
+use crate::http::extract::ClientInfo;
+use crate::http::AppState;
+use crate::web::cookie;
+use crate::web::csrf::{Form, SignInForm};
+use crate::web::page::{redirect, render, FieldErrors, WebError};
+use crate::web::session::SignedIn;
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    csrf: String,
+    email: String,
+    /// About the whole form, not one field.
+    error: Option<String>,
+    errors: FieldErrors,
+    signed_out: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    #[serde(rename = "signed-out")]
+    signed_out: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: Result<SignedIn, WebError>,
+    Query(query): Query<ShowQuery>,
+) -> Response {
+    if user.is_ok() {
+        return redirect("/settings/profile");
+    }
+    let page = SignInPage {
+        csrf: String::new(),
+        email: String::new(),
+        error: None,
+        errors: FieldErrors::default(),
+        signed_out: query.signed_out.is_some(),
+    };
+    form_page(&state, StatusCode::OK, page)
+}
+
+/// Renders the form with a fresh double-submit token.
+fn form_page(state: &AppState, status: StatusCode, mut page: SignInPage) -> Response {
+    let secret = CsrfSecret::generate();
+    page.csrf = secret.token();
+    let mut response = render(status, &page);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie::set(
+            cookie::SIGN_IN,
+            &secret.token(),
+            state.web.secure_cookies,
+            Some(3600),
+        ),
+    );
+    response
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    info: ClientInfo,
+    SignInForm(form): SignInForm<Credentials>,
+) -> Result<Response, WebError> {
+    let mut page = SignInPage {
+        csrf: String::new(),
+        email: form.email.trim().to_owned(),
+        error: None,
+        errors: FieldErrors::default(),
+        signed_out: false,
+    };
+    if form.email.trim().is_empty() {
+        page.errors.add("email", "Enter your email address.");
+    }
+    if form.password.is_empty() {
+        page.errors.add("password", "Enter your password.");
+    }
+    if !page.errors.is_empty() {
+        return Ok(form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, page));
+    }
+    let signed = state
+        .service
+        .sign_in(
+            &form.email,
+            form.password,
+            &info.as_client(),
+            &state.web.sessions,
+        )
+        .await;
+    let status = match signed {
+        Ok(signed) => {
+            // A new id at every sign-in: a session id planted before
+            // sign-in is worth nothing after it.
+            if let Some(old) =
+                cookie::read(&headers, cookie::SESSION).and_then(|raw| SessionKey::parse(&raw))
+            {
+                state.service.forget_session(&old).await?;
+            }
+            let secure = state.web.secure_cookies;
+            let mut response = redirect("/settings/profile");
+            let set = response.headers_mut();
+            set.append(
+                header::SET_COOKIE,
+                cookie::set(cookie::SESSION, &signed.key.expose(), secure, None),
+            );
+            set.append(header::SET_COOKIE, cookie::clear(cookie::SIGN_IN, secure));
+            return Ok(response);
+        }
+        Err(DomainError::Invalid { message, .. }) => {
+            page.errors.add("email", message);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Err(DomainError::InvalidCredentials) => {
+            page.error = Some(DomainError::InvalidCredentials.to_string());
+            StatusCode::UNAUTHORIZED
+        }
+        Err(e @ DomainError::RateLimited { .. }) => {
+            page.error = Some(e.to_string());
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        Err(e @ DomainError::AccountDisabled) => {
+            page.error = Some(e.to_string());
+            StatusCode::FORBIDDEN
+        }
+        Err(DomainError::TwoFactorEnabled) => {
+            page.error = Some(
+                "This account uses two-factor authentication, and signing in with it is not available in the web interface yet. Ask your administrator for help."
+                    .to_owned(),
+            );
+            StatusCode::FORBIDDEN
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(form_page(&state, status, page))
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Form(user, NoFields {}): Form<SignedIn, NoFields>,
+) -> Result<Response, WebError> {
+    state.service.sign_out(&user.session).await?;
+    let mut response = redirect("/sign-in?signed-out=1");
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie::clear(cookie::SESSION, state.web.secure_cookies),
+    );
+    Ok(response.into_response())
+}
