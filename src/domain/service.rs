@@ -375,9 +375,12 @@ impl Service {
     ) -> Result<Authenticated, DomainError> {
         let id = DeviceId::parse(device_id).map_err(|_| DomainError::InvalidDeviceCredentials)?;
         let token = Token::parse(token).map_err(|_| DomainError::InvalidDeviceCredentials)?;
+        let digest = token.digest();
         let credential = match self.cache.get(id.as_str()) {
-            Lookup::Known(credential) => credential,
-            Lookup::Unknown => return Err(DomainError::InvalidDeviceCredentials),
+            Lookup::Known(credential) if credential.digest.matches(&digest) => credential,
+            Lookup::Known(_) | Lookup::Unknown => {
+                return Err(DomainError::InvalidDeviceCredentials)
+            }
             Lookup::Miss => {
                 if !self.lookups.allows(client.ip) {
                     return Err(DomainError::RateLimited {
@@ -390,6 +393,12 @@ impl Service {
                     self.lookups.record_failure(client.ip);
                     return Err(DomainError::InvalidDeviceCredentials);
                 };
+                // Only verified credentials are cached: wrong tokens for real
+                // ids cannot push anything out either.
+                if !record.digest.matches(&digest) {
+                    self.lookups.record_failure(client.ip);
+                    return Err(DomainError::InvalidDeviceCredentials);
+                }
                 let credential = CachedCredential {
                     digest: record.digest,
                     account_enabled: record.account_enabled,
@@ -400,9 +409,6 @@ impl Service {
                 credential
             }
         };
-        if !credential.digest.matches(&token.digest()) {
-            return Err(DomainError::InvalidDeviceCredentials);
-        }
         if !credential.account_enabled {
             return Err(DomainError::AccountDisabled);
         }

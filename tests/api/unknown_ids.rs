@@ -105,3 +105,42 @@ async fn a_device_created_after_its_id_was_tried_works_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn wrong_tokens_for_real_devices_are_not_cached_and_count_as_failures() {
+    let app = spawn_app_with(|c| {
+        c.throttle = ThrottleConfig {
+            lookup_failures: Rate {
+                burst: 3,
+                refill_every: Duration::from_secs(60),
+            },
+            ..ThrottleConfig::default()
+        }
+    })
+    .await;
+    app.create_member("m@example.org").await;
+    let real = app.create_device("m@example.org", "real").await;
+    let wrong = DeviceCredentials {
+        id: real.id.clone(),
+        token: Token::generate().expose().to_owned(),
+    };
+    for _ in 0..3 {
+        expect_error(
+            app.get_own_device(&wrong).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_device_credentials",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.service.cached_credentials(),
+        0,
+        "a wrong token got its device cached"
+    );
+    expect_error(
+        app.get_own_device(&wrong).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+}
