@@ -10,10 +10,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::domain::Service;
+use crate::domain::{Service, Settings};
 use crate::http::{self, AppState};
 use crate::store::{self, ChangeSink};
-use crate::throttle::Throttle;
 
 pub struct Application {
     listener: TcpListener,
@@ -22,14 +21,17 @@ pub struct Application {
 }
 
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let store = store::open(&config.database_url)
+    let store = store::open(&config.database_url, &config.store)
         .await
         .context("cannot open the database")?;
     let service = Arc::new(Service::new(
         store.clone(),
-        config.device_types.clone(),
-        Throttle::new(config.throttle),
-        config.cache_capacity,
+        Settings {
+            device_types: config.device_types.clone(),
+            throttle: config.throttle,
+            cache_capacity: config.cache_capacity,
+            max_staleness: config.max_staleness,
+        },
     ));
     service.warm_up().await?;
     let weak = Arc::downgrade(&service);
@@ -100,6 +102,10 @@ impl Application {
     }
 }
 
+/// Refilled throttle buckets are deleted this often.
+const THROTTLE_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Writes last-used data, and tidies the throttle buckets now and then.
 async fn flush_periodically(
     service: Arc<Service>,
     every: std::time::Duration,
@@ -108,6 +114,7 @@ async fn flush_periodically(
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    let mut last_prune = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
@@ -115,6 +122,12 @@ async fn flush_periodically(
         }
         if let Err(e) = service.flush_last_used().await {
             tracing::warn!(error = %e, "could not write last-used data; will retry");
+        }
+        if last_prune.elapsed() >= THROTTLE_PRUNE_EVERY {
+            last_prune = tokio::time::Instant::now();
+            if let Err(e) = service.prune_throttle().await {
+                tracing::warn!(error = %e, "could not prune throttle buckets");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{DeviceTypes, SessionPolicy, DEFAULT_DEVICE_TYPES};
+use crate::store::StoreOptions;
 use crate::telemetry::LogFormat;
 use crate::throttle::ThrottleConfig;
 
@@ -114,6 +115,18 @@ pub struct ServeArgs {
     /// Most verified credentials kept in memory.
     #[arg(long, env = "LATCHKEY_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: usize,
+
+    /// Seconds cached credentials are still accepted after the node stops
+    /// seeing database changes (database down or unreachable); 0 = not at all.
+    /// This bounds how late a revocation made elsewhere meanwhile takes effect.
+    #[arg(long, env = "LATCHKEY_MAX_STALENESS_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub max_staleness_secs: u64,
+
+    /// Largest number of PostgreSQL connections this node opens.
+    #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_max_connections: u32,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before
     /// their connections are closed.
@@ -233,6 +246,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
     pub throttle: ThrottleConfig,
+    pub max_staleness: Duration,
+    pub store: StoreOptions,
     /// How long web interface sessions last.
     pub sessions: SessionPolicy,
 }
@@ -253,6 +268,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             throttle: ThrottleConfig::default(),
+            max_staleness: Duration::from_secs(5),
+            store: StoreOptions::default(),
             sessions: SessionPolicy::default(),
         }
     }
@@ -297,6 +314,11 @@ impl Config {
             shutdown_grace: Duration::from_secs(serve.shutdown_grace_secs),
             request_timeout: Duration::from_secs(serve.request_timeout_secs),
             throttle: ThrottleConfig::default(),
+            max_staleness: Duration::from_secs(serve.max_staleness_secs),
+            store: StoreOptions {
+                max_connections: serve.database_max_connections,
+                ..StoreOptions::default()
+            },
             sessions: SessionPolicy {
                 idle: Duration::from_secs(serve.session_idle_minutes * 60),
                 absolute: Duration::from_secs(serve.session_lifetime_hours * 3600),

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs, UserCommand};
-use crate::domain::{DeviceTypes, Service};
-use crate::store;
-use crate::throttle::{Throttle, ThrottleConfig};
+use crate::domain::{Service, Settings};
+use crate::store::{self, StoreOptions};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -40,16 +39,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn open(database: &DatabaseArgs, create: bool) -> anyhow::Result<Service> {
     let url = database.url();
     let store = if create {
-        store::open(&url).await
+        store::open(&url, &StoreOptions::default()).await
     } else {
         store::open_existing(&url).await
     }
     .context("cannot open the database")?;
     Ok(Service::new(
         Arc::clone(&store),
-        DeviceTypes::default(),
-        Throttle::new(ThrottleConfig::default()),
-        1,
+        Settings {
+            cache_capacity: 1,
+            ..Settings::default()
+        },
     ))
 }
 

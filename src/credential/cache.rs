@@ -1,6 +1,7 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use super::TokenDigest;
 use crate::domain::{AccountId, Device, Permissions};
@@ -16,15 +17,46 @@ pub struct CachedCredential {
     pub device: Arc<Device>,
 }
 
-/// A bounded map from device id to its verified credential.
+/// What the cache knows about a device id.
+#[derive(Debug)]
+pub enum Lookup {
+    Known(CachedCredential),
+    /// Looked up recently and not found: no need to ask again.
+    Unknown,
+    Miss,
+}
+
+/// How long "no such device" is remembered. Creating the device anywhere
+/// announces it, so this only bounds memory kept for ids never created.
+const UNKNOWN_TTL: Duration = Duration::from_secs(300);
+
+/// A bounded map from device id to its verified credential, plus a smaller
+/// bounded set of ids known not to exist, so that neither unknown ids nor
+/// wrong tokens can flush the credentials or cost a query each.
 ///
 /// Every invalidation bumps a generation counter; a value read from the
 /// database is only inserted if no invalidation happened while it was being
 /// read, so a revocation racing a cache fill can never be undone by it.
+///
+/// While the change feed is lost, entries are served for at most
+/// `max_staleness` and nothing new is cached; once it is back, everything
+/// is dropped, since what changed meanwhile is unknown.
 pub struct CredentialCache {
-    entries: RwLock<HashMap<String, CachedCredential>>,
+    maps: RwLock<Maps>,
     generation: AtomicU64,
     capacity: usize,
+    unknown_capacity: usize,
+    feed_live: AtomicBool,
+    /// While the feed is lost: until when (ms after `epoch`) entries may be served.
+    serve_until: AtomicU64,
+    epoch: Instant,
+    max_staleness: Duration,
+}
+
+#[derive(Default)]
+struct Maps {
+    known: HashMap<String, CachedCredential>,
+    unknown: HashMap<String, Instant>,
 }
 
 /// Proof of the generation a database read started in.
@@ -32,16 +64,32 @@ pub struct CredentialCache {
 pub struct FillTicket(u64);
 
 impl CredentialCache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_staleness: Duration) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            entries: RwLock::new(HashMap::new()),
+            maps: RwLock::new(Maps::default()),
             generation: AtomicU64::new(0),
-            capacity: capacity.max(1),
+            capacity,
+            unknown_capacity: (capacity / 10).max(1000),
+            feed_live: AtomicBool::new(true),
+            serve_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+            max_staleness,
         }
     }
 
-    pub fn get(&self, device_id: &str) -> Option<CachedCredential> {
-        self.read().get(device_id).cloned()
+    pub fn get(&self, device_id: &str) -> Lookup {
+        if !self.feed_live.load(Ordering::Acquire) && self.stale() {
+            return Lookup::Miss;
+        }
+        let maps = self.read();
+        if let Some(credential) = maps.known.get(device_id) {
+            return Lookup::Known(credential.clone());
+        }
+        match maps.unknown.get(device_id) {
+            Some(at) if at.elapsed() < UNKNOWN_TTL => Lookup::Unknown,
+            _ => Lookup::Miss,
+        }
     }
 
     /// Call before reading from the database; pass the ticket to [`Self::fill`].
@@ -50,53 +98,121 @@ impl CredentialCache {
     }
 
     pub fn fill(&self, ticket: FillTicket, device_id: &str, credential: CachedCredential) {
-        let mut entries = self.write();
-        if self.generation.load(Ordering::Acquire) != ticket.0 {
+        let mut maps = self.write();
+        if !self.may_fill(ticket) {
             return;
         }
-        if entries.len() >= self.capacity && !entries.contains_key(device_id) {
+        if maps.known.len() >= self.capacity && !maps.known.contains_key(device_id) {
             // Any entry will do: the evicted one is simply read again next time.
-            if let Some(victim) = entries.keys().next().cloned() {
-                entries.remove(&victim);
+            if let Some(victim) = maps.known.keys().next().cloned() {
+                maps.known.remove(&victim);
             }
         }
-        entries.insert(device_id.to_owned(), credential);
+        maps.unknown.remove(device_id);
+        maps.known.insert(device_id.to_owned(), credential);
+    }
+
+    /// Remembers that the database has no such device.
+    pub fn fill_unknown(&self, ticket: FillTicket, device_id: &str) {
+        let mut maps = self.write();
+        if !self.may_fill(ticket) {
+            return;
+        }
+        if maps.unknown.len() >= self.unknown_capacity {
+            maps.unknown.retain(|_, at| at.elapsed() < UNKNOWN_TTL);
+            if maps.unknown.len() >= self.unknown_capacity {
+                if let Some(victim) = maps.unknown.keys().next().cloned() {
+                    maps.unknown.remove(&victim);
+                }
+            }
+        }
+        maps.unknown.insert(device_id.to_owned(), Instant::now());
     }
 
     pub fn invalidate_device(&self, device_id: &str) {
-        let mut entries = self.write();
+        let mut maps = self.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.remove(device_id);
+        maps.known.remove(device_id);
+        maps.unknown.remove(device_id);
     }
 
     pub fn invalidate_account(&self, account_id: AccountId) {
-        let mut entries = self.write();
+        let mut maps = self.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, c| c.device.account_id != account_id);
+        maps.known.retain(|_, c| c.device.account_id != account_id);
     }
 
     pub fn clear(&self) {
-        let mut entries = self.write();
+        let mut maps = self.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        maps.known.clear();
+        maps.unknown.clear();
+    }
+
+    /// Changes can no longer be seen: serve what is cached for a bounded
+    /// time, and cache nothing new.
+    pub fn feed_lost(&self) {
+        let _maps = self.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if self.feed_live.swap(false, Ordering::AcqRel) {
+            let until = self.epoch.elapsed() + self.max_staleness;
+            self.serve_until
+                .store(until.as_millis() as u64, Ordering::Release);
+        }
+    }
+
+    /// Changes are seen again; anything cached may have changed meanwhile.
+    pub fn feed_restored(&self) {
+        let mut maps = self.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        maps.known.clear();
+        maps.unknown.clear();
+        self.feed_live.store(true, Ordering::Release);
+    }
+
+    pub fn feed_is_live(&self) -> bool {
+        self.feed_live.load(Ordering::Acquire)
     }
 
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.read().known.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, CachedCredential>> {
-        // A panic while holding the lock cannot leave the map half-updated in
-        // a way that matters: every operation is a single insert or remove.
-        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    fn may_fill(&self, ticket: FillTicket) -> bool {
+        self.generation.load(Ordering::Acquire) == ticket.0
+            && self.feed_live.load(Ordering::Acquire)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, CachedCredential>> {
-        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    /// Past the staleness bound; drops everything the first time it says so.
+    fn stale(&self) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        if now < self.serve_until.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut maps = self.write();
+        if !self.feed_live.load(Ordering::Acquire) && !maps.known.is_empty() {
+            tracing::warn!(
+                dropped = maps.known.len(),
+                "change feed still lost; no longer serving cached credentials"
+            );
+            maps.known.clear();
+            maps.unknown.clear();
+        }
+        true
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        // A panic while holding the lock cannot leave the maps half-updated in
+        // a way that matters: every operation is a single insert or remove.
+        self.maps.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -122,33 +238,72 @@ mod tests {
 
     #[test]
     fn a_fill_that_raced_an_invalidation_is_dropped() {
-        let cache = CredentialCache::new(10);
+        let cache = CredentialCache::new(10, Duration::from_secs(60));
         let ticket = cache.ticket();
         cache.invalidate_device("100000001");
         cache.fill(ticket, "100000001", credential(1));
-        assert!(cache.get("100000001").is_none());
+        assert!(matches!(cache.get("100000001"), Lookup::Miss));
         cache.fill(cache.ticket(), "100000001", credential(1));
-        assert!(cache.get("100000001").is_some());
+        assert!(matches!(cache.get("100000001"), Lookup::Known(_)));
     }
 
     #[test]
     fn account_invalidation_drops_only_that_account() {
-        let cache = CredentialCache::new(10);
+        let cache = CredentialCache::new(10, Duration::from_secs(60));
         cache.fill(cache.ticket(), "100000001", credential(1));
         cache.fill(cache.ticket(), "100000002", credential(2));
         cache.invalidate_account(AccountId(1));
-        assert!(cache.get("100000001").is_none());
-        assert!(cache.get("100000002").is_some());
+        assert!(matches!(cache.get("100000001"), Lookup::Miss));
+        assert!(matches!(cache.get("100000002"), Lookup::Known(_)));
     }
 
     #[test]
     fn stays_within_capacity() {
-        let cache = CredentialCache::new(3);
+        let cache = CredentialCache::new(3, Duration::from_secs(60));
         for i in 0..10 {
             cache.fill(cache.ticket(), &format!("1000000{i:02}"), credential(i));
         }
         assert_eq!(cache.len(), 3);
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn unknown_ids_are_remembered_apart_from_credentials() {
+        let cache = CredentialCache::new(3, Duration::from_secs(60));
+        cache.fill(cache.ticket(), "100000001", credential(1));
+        for i in 0..5000 {
+            cache.fill_unknown(cache.ticket(), &format!("9{i:011}"));
+        }
+        assert!(matches!(cache.get("100000001"), Lookup::Known(_)));
+        assert!(matches!(cache.get("900000004999"), Lookup::Unknown));
+        // A device created later under a remembered id is announced.
+        cache.invalidate_device("900000004999");
+        assert!(matches!(cache.get("900000004999"), Lookup::Miss));
+    }
+
+    #[test]
+    fn a_lost_feed_serves_for_a_bounded_time_then_nothing() {
+        let cache = CredentialCache::new(10, Duration::from_millis(50));
+        cache.fill(cache.ticket(), "100000001", credential(1));
+        cache.feed_lost();
+        assert!(matches!(cache.get("100000001"), Lookup::Known(_)));
+        // Nothing new is cached while changes cannot be seen.
+        cache.fill(cache.ticket(), "100000002", credential(2));
+        assert!(matches!(cache.get("100000002"), Lookup::Miss));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(matches!(cache.get("100000001"), Lookup::Miss));
+        cache.feed_restored();
+        cache.fill(cache.ticket(), "100000002", credential(2));
+        assert!(matches!(cache.get("100000002"), Lookup::Known(_)));
+    }
+
+    #[test]
+    fn a_restored_feed_drops_what_was_served_meanwhile() {
+        let cache = CredentialCache::new(10, Duration::from_secs(60));
+        cache.fill(cache.ticket(), "100000001", credential(1));
+        cache.feed_lost();
+        cache.feed_restored();
+        assert!(matches!(cache.get("100000001"), Lookup::Miss));
     }
 }

@@ -7,7 +7,7 @@ mod password;
 mod session;
 mod token;
 
-pub use cache::{CachedCredential, CredentialCache, FillTicket};
+pub use cache::{CachedCredential, CredentialCache, FillTicket, Lookup};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use password::{
     HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,

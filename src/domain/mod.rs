@@ -20,7 +20,7 @@ pub use error::DomainError;
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use permission::{Permission, Permissions, UnknownPermission};
 pub use service::{
-    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, SignIn,
+    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, Settings, SignIn,
 };
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::Timestamp;

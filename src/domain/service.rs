@@ -3,17 +3,18 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{
     Account, AccountId, Device, DeviceName, DeviceTypes, DisplayName, DomainError, Email, LastUse,
     Permission, Permissions, Timestamp,
 };
 use crate::credential::{
-    CachedCredential, CredentialCache, DeviceId, MainPassword, PasswordHasher, Token,
+    CachedCredential, CredentialCache, DeviceId, Lookup, MainPassword, PasswordHasher, Token,
 };
 use crate::last_used::LastUsedRecorder;
 use crate::store::{CredentialChange, NewAccount, NewDevice, Store, StoreError};
-use crate::throttle::Throttle;
+use crate::throttle::{LookupLimiter, Throttle, ThrottleConfig};
 
 /// Who is asking, as far as the network tells.
 #[derive(Clone, Debug)]
@@ -62,6 +63,29 @@ pub use sessions::SignIn;
 /// How often a random device id may collide before we give up.
 const DEVICE_ID_ATTEMPTS: usize = 5;
 
+/// The knobs of a [`Service`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub device_types: DeviceTypes,
+    pub throttle: ThrottleConfig,
+    /// Verified credentials kept in memory.
+    pub cache_capacity: usize,
+    /// How long cached credentials are still served once changes can no
+    /// longer be seen (the database is unreachable).
+    pub max_staleness: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            device_types: DeviceTypes::default(),
+            throttle: ThrottleConfig::default(),
+            cache_capacity: 100_000,
+            max_staleness: Duration::from_secs(5),
+        }
+    }
+}
+
 pub struct Service {
     store: Arc<dyn Store>,
     hasher: PasswordHasher,
@@ -69,22 +93,19 @@ pub struct Service {
     cache: CredentialCache,
     last_used: LastUsedRecorder,
     throttle: Throttle,
+    lookups: LookupLimiter,
 }
 
 impl Service {
-    pub fn new(
-        store: Arc<dyn Store>,
-        device_types: DeviceTypes,
-        throttle: Throttle,
-        cache_capacity: usize,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
         Self {
-            store,
             hasher: PasswordHasher::new(),
-            device_types,
-            cache: CredentialCache::new(cache_capacity),
+            device_types: settings.device_types,
+            cache: CredentialCache::new(settings.cache_capacity, settings.max_staleness),
             last_used: LastUsedRecorder::default(),
-            throttle,
+            throttle: Throttle::new(settings.throttle, store.clone()),
+            lookups: LookupLimiter::new(settings.throttle.lookup_failures),
+            store,
         }
     }
 
@@ -276,10 +297,11 @@ impl Service {
         let reservation = self
             .throttle
             .reserve(email.as_str(), address)
+            .await?
             .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
         match self.check_main_password(email, password).await {
             Ok(Some(account)) => {
-                self.throttle.release(reservation);
+                self.throttle.release(reservation).await;
                 Ok(account)
             }
             Ok(None) => {
@@ -288,7 +310,7 @@ impl Service {
             }
             // Our failure, not a guess: it must not count against anyone.
             Err(e) => {
-                self.throttle.release(reservation);
+                self.throttle.release(reservation).await;
                 Err(e)
             }
         }
@@ -348,15 +370,30 @@ impl Service {
     ) -> Result<Authenticated, DomainError> {
         let id = DeviceId::parse(device_id).map_err(|_| DomainError::InvalidDeviceCredentials)?;
         let token = Token::parse(token).map_err(|_| DomainError::InvalidDeviceCredentials)?;
+        let digest = token.digest();
         let credential = match self.cache.get(id.as_str()) {
-            Some(credential) => credential,
-            None => {
+            Lookup::Known(credential) if credential.digest.matches(&digest) => credential,
+            Lookup::Known(_) | Lookup::Unknown => {
+                return Err(DomainError::InvalidDeviceCredentials)
+            }
+            Lookup::Miss => {
+                if !self.lookups.allows(client.ip) {
+                    return Err(DomainError::RateLimited {
+                        retry_after: self.lookups.retry_after(),
+                    });
+                }
                 let ticket = self.cache.ticket();
-                let record = self
-                    .store
-                    .credential(&id)
-                    .await?
-                    .ok_or(DomainError::InvalidDeviceCredentials)?;
+                let Some(record) = self.store.credential(&id).await? else {
+                    self.cache.fill_unknown(ticket, id.as_str());
+                    self.lookups.record_failure(client.ip);
+                    return Err(DomainError::InvalidDeviceCredentials);
+                };
+                // Only verified credentials are cached: wrong tokens for real
+                // ids cannot push anything out either.
+                if !record.digest.matches(&digest) {
+                    self.lookups.record_failure(client.ip);
+                    return Err(DomainError::InvalidDeviceCredentials);
+                }
                 let credential = CachedCredential {
                     digest: record.digest,
                     account_enabled: record.account_enabled,
@@ -367,9 +404,6 @@ impl Service {
                 credential
             }
         };
-        if !credential.digest.matches(&token.digest()) {
-            return Err(DomainError::InvalidDeviceCredentials);
-        }
         if !credential.account_enabled {
             return Err(DomainError::AccountDisabled);
         }
@@ -485,12 +519,19 @@ impl Service {
             CredentialChange::Device(id) => self.cache.invalidate_device(id.as_str()),
             CredentialChange::Account(id) => self.cache.invalidate_account(id),
             CredentialChange::Everything => self.cache.clear(),
+            CredentialChange::FeedLost => self.cache.feed_lost(),
+            CredentialChange::FeedRestored => self.cache.feed_restored(),
         }
     }
 
     /// Writes pending last-used data.
     pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
         self.last_used.flush(self.store.as_ref()).await
+    }
+
+    /// Forgets throttle buckets that have refilled.
+    pub async fn prune_throttle(&self) -> Result<u64, StoreError> {
+        self.throttle.prune().await
     }
 
     pub fn cached_credentials(&self) -> usize {

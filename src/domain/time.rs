@@ -23,6 +23,46 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-28T12:00:00.123Z`.
     pub fn to_rfc3339(self) -> String {
+        match self.rfc3339_bytes() {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => self.to_rfc3339_slow(),
+        }
+    }
+
+    /// The RFC 3339 form on the stack, for years 0 to 9999. Every device
+    /// answer carries timestamps, so this skips the general formatter and
+    /// its allocation.
+    fn rfc3339_bytes(self) -> Option<[u8; 24]> {
+        let days = self.0.div_euclid(86_400_000);
+        let in_day = self.0.rem_euclid(86_400_000);
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let (hour, minute, second, milli) = (
+            in_day / 3_600_000,
+            in_day / 60_000 % 60,
+            in_day / 1000 % 60,
+            in_day % 1000,
+        );
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, hour);
+        put(14, 2, minute);
+        put(17, 2, second);
+        put(20, 3, milli);
+        Some(out)
+    }
+
+    fn to_rfc3339_slow(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
             .and_then(|t| {
@@ -35,9 +75,28 @@ impl Timestamp {
     }
 }
 
+/// Year, month (1–12) and day (1–31) of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`, proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        match self.rfc3339_bytes() {
+            // Only ASCII digits and separators were written.
+            Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or("")),
+            None => serializer.serialize_str(&self.to_rfc3339_slow()),
+        }
     }
 }
 
@@ -50,6 +109,34 @@ mod tests {
         assert_eq!(
             Timestamp::from_millis(1_700_000_000_123).to_rfc3339(),
             "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn the_fast_formatter_agrees_with_the_time_crate() {
+        let mut samples: Vec<i64> = vec![
+            0,
+            -1,
+            951_782_400_000,   // 2000-02-29
+            4_107_542_399_999, // 2100-02-28T23:59:59.999
+            253_402_300_799_999,
+            -62_167_219_200_000, // 0000-01-01
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push((x % 253_402_300_800_000) as i64 - 62_167_219_200_000);
+        }
+        for millis in samples {
+            let t = Timestamp::from_millis(millis);
+            assert_eq!(t.to_rfc3339(), t.to_rfc3339_slow(), "{millis}");
+        }
+        assert_eq!(
+            Timestamp::from_millis(253_402_300_800_000).to_rfc3339(),
+            Timestamp::from_millis(253_402_300_800_000).to_rfc3339_slow(),
+            "year 10000 falls back"
         );
     }
 

@@ -1,14 +1,18 @@
 //! The storage interface. Implementations know SQL; they never decide policy.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use postgres::{PgStore, SILENCE_LIMIT as POSTGRES_FEED_SILENCE_LIMIT};
 pub use sqlite::SqliteStore;
-
-use std::net::IpAddr;
 
 use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
@@ -45,6 +49,45 @@ pub struct NewDevice {
     pub created_at: Timestamp,
 }
 
+impl NewDevice {
+    /// The device as it is right after the insert.
+    pub fn inserted(&self) -> Device {
+        Device {
+            id: self.id.clone(),
+            account_id: self.account_id,
+            name: self.name.clone(),
+            device_type: self.device_type.clone(),
+            created_at: self.created_at,
+            last_used: None,
+        }
+    }
+}
+
+/// How the server uses its database connections.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Pool size (PostgreSQL; SQLite has its own small fixed pool).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it gets 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Throttle buckets by key: tokens left and when they were counted (Unix ms).
+pub type Buckets = HashMap<String, (f64, i64)>;
+
+/// Given the stored buckets (missing ones absent), returns the buckets to
+/// write, or `None` to change nothing.
+pub type BucketUpdate<'a> = &'a mut (dyn FnMut(Buckets) -> Option<Buckets> + Send);
+
 pub struct NewSession {
     pub digest: SessionDigest,
     pub account_id: AccountId,
@@ -52,6 +95,21 @@ pub struct NewSession {
     pub created_at: Timestamp,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+}
+
+impl NewSession {
+    /// The session as it is right after the insert.
+    pub fn created(&self, id: SessionId) -> WebSession {
+        WebSession {
+            id,
+            account_id: self.account_id,
+            csrf: self.csrf.clone(),
+            created_at: self.created_at,
+            last_seen_at: self.created_at,
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+        }
+    }
 }
 
 /// What authenticating a device needs, read in one query.
@@ -70,6 +128,11 @@ pub enum CredentialChange {
     Account(AccountId),
     /// Too much changed to say what; drop everything.
     Everything,
+    /// Changes can no longer be seen (the database is unreachable): what is
+    /// cached may go stale from now on.
+    FeedLost,
+    /// Changes are seen again; whatever happened meanwhile is unknown.
+    FeedRestored,
 }
 
 /// Receives credential changes made by any process sharing the database.
@@ -116,6 +179,16 @@ pub trait Store: Send + Sync + 'static {
     /// Writes coalesced last-use data; an older value never overwrites a newer one.
     async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError>;
 
+    /// Reads the buckets under `keys` and writes back what `update` returns,
+    /// atomically with respect to every other process. Returns whether it wrote.
+    async fn update_buckets(
+        &self,
+        keys: &[String],
+        update: BucketUpdate<'_>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes buckets last counted before the given time (Unix ms).
+    async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError>;
+
     // ----- web sessions -----
 
     async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError>;
@@ -158,22 +231,28 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store a database URL names, creating it if need be, and brings
 /// its schema up to date.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    open_with(url, true).await
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, true, options).await
 }
 
 /// Like [`open`], but refuses to create a new database: an admin command
 /// pointed at the wrong place should say so, not quietly make an empty one.
 pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    open_with(url, false).await
+    open_with(url, false, &StoreOptions::default()).await
 }
 
-async fn open_with(url: &str, create: bool) -> Result<Arc<dyn Store>, StoreError> {
+async fn open_with(
+    url: &str,
+    create: bool,
+    options: &StoreOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url, create).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::open(url, create, options).await?))
     } else {
         Err(StoreError::Internal(format!(
-            "unsupported database URL scheme in {:?}: this build supports sqlite://",
+            "unsupported database URL scheme {:?}: use sqlite:// or postgres://",
             url.split(':').next().unwrap_or_default()
         )))
     }

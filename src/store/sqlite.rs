@@ -2,7 +2,6 @@
 //! `synchronous = FULL` so a commit acknowledged to a client survives a
 //! crash, and a data-version watch to notice other processes' commits.
 
-use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,14 +14,15 @@ use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
+use super::rows::{self, internal};
 use super::{
-    ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice, NewSession, Store,
-    StoreError,
+    BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice,
+    NewSession, Store, StoreError,
 };
-use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
+use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, Permissions,
-    SessionId, Timestamp, WebSession,
+    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, SessionId,
+    Timestamp, WebSession,
 };
 
 /// How often the watcher asks SQLite whether another connection committed.
@@ -41,9 +41,6 @@ pub struct SqliteStore {
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.enabled, a.two_factor_enabled, a.created_at,
     (SELECT group_concat(permission) FROM account_permissions p WHERE p.account_id = a.id) AS permissions";
-
-const SESSION_COLUMNS: &str =
-    "id, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent";
 
 const DEVICE_COLUMNS: &str = "id, account_id, name, device_type, created_at,
     last_used_at, last_used_ip, last_used_user_agent";
@@ -152,7 +149,7 @@ impl Store for SqliteStore {
     async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         self.load_account("a.id = ?", Key::Id(id.0))
             .await?
-            .map(|row| account_from_row(&row))
+            .map(|row| rows::account(&row))
             .transpose()
     }
 
@@ -167,7 +164,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let hash: String = row.try_get("password_hash").map_err(internal)?;
-        Ok(Some((account_from_row(&row)?, hash)))
+        Ok(Some((rows::account(&row)?, hash)))
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -177,7 +174,7 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable_or_internal)?
             .iter()
-            .map(account_from_row)
+            .map(rows::account)
             .collect()
     }
 
@@ -265,14 +262,7 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_on(e, "device id"))?;
-        Ok(Device {
-            id: device.id.clone(),
-            account_id: device.account_id,
-            name: device.name.clone(),
-            device_type: device.device_type.clone(),
-            created_at: device.created_at,
-            last_used: None,
-        })
+        Ok(device.inserted())
     }
 
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
@@ -282,7 +272,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable_or_internal)?
-            .map(|row| device_from_row(&row))
+            .map(|row| rows::device(&row))
             .transpose()
     }
 
@@ -297,7 +287,7 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable_or_internal)?
             .iter()
-            .map(device_from_row)
+            .map(rows::device)
             .collect()
     }
 
@@ -346,15 +336,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable_or_internal)?;
-        let Some(row) = row else { return Ok(None) };
-        let digest: Vec<u8> = row.try_get("token_digest").map_err(internal)?;
-        Ok(Some(CredentialRecord {
-            digest: TokenDigest::from_slice(&digest)
-                .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
-            account_enabled: row.try_get("enabled").map_err(internal)?,
-            permissions: permissions_from_row(&row)?,
-            device: device_from_row(&row)?,
-        }))
+        row.map(|row| rows::credential(&row)).transpose()
     }
 
     async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError> {
@@ -382,6 +364,65 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(unavailable_or_internal)
     }
 
+    async fn update_buckets(
+        &self,
+        keys: &[String],
+        update: BucketUpdate<'_>,
+    ) -> Result<bool, StoreError> {
+        // IMMEDIATE takes the write lock up front: the read and the write
+        // below are one step for every other process.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable_or_internal)?;
+        let mut found = Buckets::new();
+        for key in keys {
+            let row = sqlx::query("SELECT tokens, updated_at FROM throttle_buckets WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable_or_internal)?;
+            if let Some(row) = row {
+                found.insert(
+                    key.clone(),
+                    (
+                        row.try_get("tokens").map_err(internal)?,
+                        row.try_get("updated_at").map_err(internal)?,
+                    ),
+                );
+            }
+        }
+        let Some(changed) = update(found) else {
+            tx.rollback().await.map_err(unavailable_or_internal)?;
+            return Ok(false);
+        };
+        for (key, (tokens, updated_at)) in changed {
+            sqlx::query(
+                "INSERT INTO throttle_buckets (key, tokens, updated_at) VALUES (?, ?, ?)
+                 ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(&key)
+            .bind(tokens)
+            .bind(updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        }
+        tx.commit().await.map_err(unavailable_or_internal)?;
+        Ok(true)
+    }
+
+    async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM throttle_buckets WHERE updated_at < ?")
+            .bind(updated_before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(done.rows_affected())
+    }
+
     // ----- web sessions -----
 
     async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError> {
@@ -400,25 +441,20 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(unavailable_or_internal)?;
-        Ok(WebSession {
-            id: SessionId(id),
-            account_id: session.account_id,
-            csrf: session.csrf.clone(),
-            created_at: session.created_at,
-            last_seen_at: session.created_at,
-            ip: session.ip,
-            user_agent: session.user_agent.clone(),
-        })
+        Ok(session.created(SessionId(id)))
     }
 
     async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM web_sessions WHERE id_hash = ?");
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE id_hash = ?",
+            rows::SESSION_COLUMNS
+        );
         sqlx::query(&sql)
             .bind(&digest.0[..])
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable_or_internal)?
-            .map(|row| session_from_row(&row))
+            .map(|row| rows::session(&row))
             .transpose()
     }
 
@@ -493,8 +529,9 @@ impl Store for SqliteStore {
 
     async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM web_sessions WHERE account_id = ?
-             ORDER BY last_seen_at DESC, id DESC"
+            "SELECT {} FROM web_sessions WHERE account_id = ?
+             ORDER BY last_seen_at DESC, id DESC",
+            rows::SESSION_COLUMNS
         );
         sqlx::query(&sql)
             .bind(account.0)
@@ -502,7 +539,7 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable_or_internal)?
             .iter()
-            .map(session_from_row)
+            .map(rows::session)
             .collect()
     }
 
@@ -573,18 +610,25 @@ impl Store for SqliteStore {
             let mut ticks = tokio::time::interval(WATCH_INTERVAL);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune = tokio::time::Instant::now();
+            let mut lost = false;
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     _ = ticks.tick() => {}
                 }
                 match poll_changes(&mut conn, &mut version, &mut cursor, &sink).await {
-                    Ok(()) => {}
-                    Err(e) => {
-                        // Failing closed: with the change feed unreadable, nothing cached can be trusted.
-                        tracing::warn!(error = %e, "cannot read credential changes; dropping cached credentials");
-                        sink(CredentialChange::Everything);
+                    Ok(()) if lost => {
+                        lost = false;
+                        tracing::info!("credential changes are readable again");
+                        sink(CredentialChange::FeedRestored);
                     }
+                    Ok(()) => {}
+                    Err(e) if !lost => {
+                        lost = true;
+                        tracing::warn!(error = %e, "cannot read credential changes");
+                        sink(CredentialChange::FeedLost);
+                    }
+                    Err(_) => {}
                 }
                 if last_prune.elapsed() > EVENT_RETENTION / 6 {
                     last_prune = tokio::time::Instant::now();
@@ -721,75 +765,6 @@ where
         .await
         .map_err(unavailable_or_internal)?;
     Ok(())
-}
-
-fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
-    let email: String = row.try_get("email").map_err(internal)?;
-    Ok(Account {
-        id: AccountId(row.try_get("id").map_err(internal)?),
-        email: Email::parse(&email)
-            .map_err(|e| StoreError::Internal(format!("stored email is invalid: {e}")))?,
-        name: row.try_get("name").map_err(internal)?,
-        permissions: permissions_from_row(row)?,
-        enabled: row.try_get("enabled").map_err(internal)?,
-        two_factor_enabled: row.try_get("two_factor_enabled").map_err(internal)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(internal)?),
-    })
-}
-
-fn permissions_from_row(row: &SqliteRow) -> Result<Permissions, StoreError> {
-    let joined: Option<String> = row.try_get("permissions").map_err(internal)?;
-    joined
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<Permission>()
-                .map_err(|e| StoreError::Internal(e.to_string()))
-        })
-        .collect()
-}
-
-fn device_from_row(row: &SqliteRow) -> Result<Device, StoreError> {
-    let id: String = row.try_get("id").map_err(internal)?;
-    let name: String = row.try_get("name").map_err(internal)?;
-    let last_used_at: Option<i64> = row.try_get("last_used_at").map_err(internal)?;
-    let last_used_ip: Option<String> = row.try_get("last_used_ip").map_err(internal)?;
-    Ok(Device {
-        id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
-        account_id: AccountId(row.try_get("account_id").map_err(internal)?),
-        name: DeviceName::parse(&name).map_err(|e| StoreError::Internal(e.to_string()))?,
-        device_type: row.try_get("device_type").map_err(internal)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(internal)?),
-        last_used: match last_used_at {
-            Some(at) => Some(LastUse {
-                at: Timestamp::from_millis(at),
-                ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
-                user_agent: row.try_get("last_used_user_agent").map_err(internal)?,
-            }),
-            None => None,
-        },
-    })
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<WebSession, StoreError> {
-    let csrf: Vec<u8> = row.try_get("csrf_secret").map_err(internal)?;
-    let ip: Option<String> = row.try_get("ip").map_err(internal)?;
-    Ok(WebSession {
-        id: SessionId(row.try_get("id").map_err(internal)?),
-        account_id: AccountId(row.try_get("account_id").map_err(internal)?),
-        csrf: CsrfSecret::from_slice(&csrf)
-            .ok_or_else(|| StoreError::Internal("CSRF secret is not 32 bytes".into()))?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(internal)?),
-        last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at").map_err(internal)?),
-        ip: ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
-        user_agent: row.try_get("user_agent").map_err(internal)?,
-    })
-}
-
-fn internal(e: sqlx::Error) -> StoreError {
-    StoreError::Internal(e.to_string())
 }
 
 fn unavailable_or_internal(e: sqlx::Error) -> StoreError {

@@ -10,12 +10,20 @@ use tokio::process::{Child, Command};
 
 use latchkey::credential::{DeviceId, Token};
 
+use crate::helpers::TestDatabase;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_latchkey");
 
 /// Starts `latchkey serve` on an ephemeral port; returns it and its address.
-async fn start_server(data_dir: &str) -> (Child, String) {
+async fn start_server(database_url: &str) -> (Child, String) {
     let mut server = Command::new(BINARY)
-        .args(["--data-dir", data_dir, "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--database-url",
+            database_url,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("LATCHKEY_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -39,9 +47,16 @@ async fn start_server(data_dir: &str) -> (Child, String) {
 }
 
 /// `latchkey user create` with the synchronisation permission and a password on stdin.
-async fn create_member(data_dir: &str, email: &str, password: &str) {
+async fn create_member(database_url: &str, email: &str, password: &str) {
     let mut create = Command::new(BINARY)
-        .args(["--data-dir", data_dir, "user", "create", "--email", email])
+        .args([
+            "--database-url",
+            database_url,
+            "user",
+            "create",
+            "--email",
+            email,
+        ])
         .args(["--permission", "synchronisation", "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -73,8 +88,8 @@ async fn kill(mut server: Child) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_start_creates_an_administrator_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
+    let database = TestDatabase::new().await;
+    let data_dir = database.url.as_str();
     let (server, address) = start_server(data_dir).await;
     // The administrator is created before the server listens.
     let printed = kill(server).await;
@@ -104,8 +119,8 @@ async fn the_first_start_creates_an_administrator_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_acknowledged_device_survives_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
+    let database = TestDatabase::new().await;
+    let data_dir = database.url.as_str();
 
     create_member(data_dir, "a@example.org", "durable password").await;
 
@@ -120,7 +135,7 @@ async fn an_acknowledged_device_survives_sigkill() {
     let body: Value = response.json().await.unwrap();
     kill(server).await; // SIGKILL: no graceful anything
 
-    let store = latchkey::store::open(&format!("sqlite://{data_dir}/latchkey.db"))
+    let store = latchkey::store::open(data_dir, &Default::default())
         .await
         .unwrap();
     let id = DeviceId::parse(body["_id"].as_str().unwrap()).unwrap();
@@ -136,8 +151,8 @@ async fn an_acknowledged_device_survives_sigkill() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_writes_pending_last_use() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
+    let database = TestDatabase::new().await;
+    let data_dir = database.url.as_str();
     let (server, address) = start_server(data_dir).await;
     let password = "member password";
     create_member(data_dir, "m@example.org", password).await;
@@ -178,7 +193,7 @@ async fn sigterm_drains_and_writes_pending_last_use() {
         .unwrap();
     assert!(status.success(), "exit status {status}");
 
-    let store = latchkey::store::open(&format!("sqlite://{data_dir}/latchkey.db"))
+    let store = latchkey::store::open(data_dir, &Default::default())
         .await
         .unwrap();
     let device = store

@@ -1,5 +1,8 @@
 //! Starts the real application in-process on port 0 with its own database,
 //! and talks HTTP to it.
+//!
+//! Shared by several test binaries, each using a part of it.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,6 +19,168 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The database the suite runs on; each test binary names its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend this binary's tests use. Without a PostgreSQL server, the
+/// PostgreSQL binary says so loudly and runs on SQLite, unless
+/// `LATCHKEY_TEST_STRICT=1` (as in CI) makes that a failure.
+pub fn backend() -> Backend {
+    static CHOSEN: OnceLock<Backend> = OnceLock::new();
+    *CHOSEN.get_or_init(|| match crate::BACKEND {
+        Backend::Sqlite => Backend::Sqlite,
+        Backend::Postgres => match postgres_reachable() {
+            Ok(()) => Backend::Postgres,
+            Err(e) if std::env::var("LATCHKEY_TEST_STRICT").as_deref() == Ok("1") => {
+                panic!("PostgreSQL is required (LATCHKEY_TEST_STRICT=1) but unreachable at {}: {e}", postgres_admin_url())
+            }
+            Err(e) => {
+                eprintln!("\n!!!!!!!! SKIPPING POSTGRESQL: {} unreachable ({e}); these tests run on SQLite instead !!!!!!!!\n", postgres_admin_url());
+                Backend::Sqlite
+            }
+        },
+    })
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn postgres_reachable() -> Result<(), String> {
+    on_own_runtime(async {
+        use sqlx::Connection;
+        let conn = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = conn.close().await;
+        Ok(())
+    })
+}
+
+/// Runs a future to completion on a fresh runtime in another thread, so it
+/// works from sync code and from inside a test's runtime alike.
+fn on_own_runtime<T: Send + 'static>(
+    future: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A database of a test's own: a file in a temporary directory, or a fresh
+/// PostgreSQL database that is dropped with this value.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend() {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.path().join("latchkey.db").display()),
+                dir,
+                postgres_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("latchkey_test_{:016x}", rand::random::<u64>());
+                let admin = postgres_admin_url();
+                let create = format!("CREATE DATABASE {name}");
+                on_own_runtime(async move {
+                    use sqlx::{Connection, Executor};
+                    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                    conn.execute(create.as_str()).await.unwrap();
+                    let _ = conn.close().await;
+                });
+                Self {
+                    url: with_database(&postgres_admin_url(), &name),
+                    dir,
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl TestDatabase {
+    /// Everything the database holds, as named byte strings: its files on
+    /// SQLite (WAL included); every row of every table, as text, on PostgreSQL.
+    pub async fn contents(&self) -> Vec<(String, Vec<u8>)> {
+        if self.postgres_name.is_none() {
+            return std::fs::read_dir(self.dir.path())
+                .unwrap()
+                .map(|entry| {
+                    let path = entry.unwrap().path();
+                    (path.display().to_string(), std::fs::read(&path).unwrap())
+                })
+                .collect();
+        }
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut contents = Vec::new();
+        for table in tables {
+            // Row text shows bytea as hex; the raw bytes are checked too.
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT t::TEXT FROM \"{table}\" t"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            contents.push((table, rows.join("\n").into_bytes()));
+        }
+        let _ = conn.close().await;
+        contents
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres_name.take() {
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            on_own_runtime(async move {
+                use sqlx::{Connection, Executor};
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    if let Err(e) = conn.execute(drop.as_str()).await {
+                        eprintln!("could not drop test database: {e}");
+                    }
+                    let _ = conn.close().await;
+                }
+            });
+        }
+    }
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let server = match base.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => &base[..slash],
+        _ => base,
+    };
+    format!("{server}/{name}{query}")
+}
 
 /// Everything every test app logged, so tests can look for leaked secrets.
 pub fn captured_logs() -> String {
@@ -51,7 +216,7 @@ impl Write for LogWriter {
 pub struct TestApp {
     pub base_url: String,
     pub database_url: String,
-    data_dir: Option<TempDir>,
+    database: Option<TestDatabase>,
     pub service: Arc<Service>,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -63,10 +228,24 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::new().await;
+    let url = database.url.clone();
+    spawn_on(Some(database), &url, adjust).await
+}
+
+/// Another node on `first`'s database, as a second server behind the same
+/// load balancer would be.
+pub async fn spawn_node(first: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(None, &first.database_url, adjust).await
+}
+
+async fn spawn_on(
+    database: Option<TestDatabase>,
+    database_url: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     log_buffer();
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}", data_dir.path().join("latchkey.db").display());
-    let mut config = Config::new(database_url.clone());
+    let mut config = Config::new(database_url.to_owned());
     adjust(&mut config);
     let application = app::build(config).await.expect("app builds");
     let base_url = format!("http://{}", application.local_addr());
@@ -77,8 +256,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     }));
     TestApp {
         base_url,
-        database_url,
-        data_dir: Some(data_dir),
+        database_url: database_url.to_owned(),
+        database,
         service,
         http: reqwest::Client::builder()
             .user_agent("latchkey-tests/1.0")
@@ -210,8 +389,8 @@ impl TestApp {
     }
 
     /// Stops the server the way SIGTERM would, waits for it, and hands back
-    /// the data directory so the test can look at what was written.
-    pub async fn stop(mut self) -> TempDir {
+    /// its database so the test can look at what was written.
+    pub async fn stop(mut self) -> TestDatabase {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -222,7 +401,7 @@ impl TestApp {
                 .unwrap()
                 .unwrap();
         }
-        self.data_dir.take().expect("data dir")
+        self.database.take().expect("database")
     }
 }
 

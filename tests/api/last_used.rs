@@ -33,7 +33,9 @@ async fn last_use_is_shown_at_once_and_written_in_batches() {
     // A graceful shutdown writes what is pending.
     let database_url = app.database_url.clone();
     let _data_dir = app.stop().await;
-    let store = latchkey::store::open(&database_url).await.unwrap();
+    let store = latchkey::store::open(&database_url, &Default::default())
+        .await
+        .unwrap();
     let stored = store.device(&id).await.unwrap().unwrap();
     let used = stored.last_used.expect("flushed at shutdown");
     assert_eq!(used.ip.unwrap().to_string(), "127.0.0.1");

@@ -4,6 +4,9 @@
 
 mod helpers;
 
+/// This binary runs the suite on SQLite; `tests/api_postgres` runs it again on PostgreSQL.
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
+
 mod article;
 mod basic_auth;
 mod cli;
@@ -16,5 +19,6 @@ mod routes;
 mod secrets;
 mod store;
 mod throttling;
+mod unknown_ids;
 mod validation;
 mod validity;

@@ -51,6 +51,7 @@ async fn forwarded_clients_are_throttled_separately() {
                 burst: 2,
                 refill_every: Duration::from_secs(60),
             },
+            ..ThrottleConfig::default()
         };
     })
     .await;

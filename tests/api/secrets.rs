@@ -5,16 +5,6 @@ use serde_json::Value;
 
 use crate::helpers::{captured_logs, spawn_app, PASSWORD};
 
-fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            (path.display().to_string(), std::fs::read(&path).unwrap())
-        })
-        .collect()
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -54,9 +44,15 @@ async fn secrets_never_reach_the_database_or_the_logs() {
     secrets.push(first.token[4..].to_owned());
     secrets.push(second_token[4..].to_owned());
 
-    let data_dir = app.stop().await;
-    let files = files_under(data_dir.path());
-    assert!(files.iter().any(|(name, _)| name.ends_with("latchkey.db")));
+    let database = app.stop().await;
+    let files = database.contents().await;
+    assert!(
+        files.iter().any(
+            |(name, bytes)| (name.ends_with("latchkey.db") || name == "devices")
+                && !bytes.is_empty()
+        ),
+        "the database holds nothing"
+    );
     let logs = captured_logs();
     assert!(logs.contains("device created"), "logs were not captured");
     for secret in &secrets {
@@ -74,7 +70,7 @@ async fn a_new_database_is_private_to_its_user() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("fresh").join("data");
     let file = dir.join("latchkey.db");
-    let store = latchkey::store::open(&format!("sqlite://{}", file.display()))
+    let store = latchkey::store::open(&format!("sqlite://{}", file.display()), &Default::default())
         .await
         .unwrap();
     // Something written, so the WAL files exist too.

@@ -19,6 +19,7 @@ fn strict(account_burst: u32, address_burst: u32) -> ThrottleConfig {
             burst: address_burst,
             refill_every: Duration::from_secs(60),
         },
+        ..ThrottleConfig::default()
     }
 }
 

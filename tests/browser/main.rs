@@ -5,7 +5,10 @@
 
 mod driver;
 #[path = "../api/helpers.rs"]
-#[allow(dead_code)]
 mod helpers;
+
+/// Pages do not depend on the backend; the store's session methods are
+/// tested on both in `session_store` and the API suites.
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod scenarios;

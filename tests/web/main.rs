@@ -2,8 +2,10 @@
 //! client that keeps cookies and submits forms the way a page would.
 
 #[path = "../api/helpers.rs"]
-#[allow(dead_code)]
 mod helpers;
+
+/// This binary runs on SQLite; `tests/web_postgres` runs it again on PostgreSQL.
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 mod visitor;
 
 mod admin;

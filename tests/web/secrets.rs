@@ -77,7 +77,7 @@ async fn web_flows_leak_no_secret() {
         "the member's new password".to_owned(),
         generated,
     ];
-    let data_dir = app.stop().await;
+    let database = app.stop().await;
     // The test's own cookie jar logs what it stores; that is the browser's
     // side, not the server's.
     let logs: String = captured_logs()
@@ -86,13 +86,7 @@ async fn web_flows_leak_no_secret() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(logs.contains("signed in"), "logs were not captured");
-    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(data_dir.path())
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (path.display().to_string(), std::fs::read(&path).unwrap())
-        })
-        .collect();
+    let files = database.contents().await;
     for (i, secret) in secrets.iter().enumerate() {
         if let Some(line) = logs.lines().find(|l| l.contains(secret.as_str())) {
             panic!(

@@ -1,11 +1,13 @@
 //! The web-session methods of the Store interface, on the store directly:
-//! what every backend must do.
+//! what every backend must do, on the backend this binary runs on.
 
 use std::net::IpAddr;
 
 use latchkey::credential::{CsrfSecret, SessionKey};
 use latchkey::domain::{AccountId, Email, Notice, Permissions, SessionId, Timestamp};
-use latchkey::store::{self, NewAccount, NewSession, Store};
+use latchkey::store::{self, NewAccount, NewSession, Store, StoreOptions};
+
+use crate::helpers::TestDatabase;
 
 async fn account(store: &dyn Store, email: &str) -> AccountId {
     store
@@ -34,8 +36,8 @@ fn new_session(account: AccountId, key: &SessionKey, at: i64) -> NewSession {
 
 #[tokio::test]
 async fn sessions_are_stored_found_listed_and_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+    let database = TestDatabase::new().await;
+    let store = store::open(&database.url, &StoreOptions::default())
         .await
         .unwrap();
     let alice = account(store.as_ref(), "alice@example.org").await;
@@ -120,8 +122,8 @@ async fn sessions_are_stored_found_listed_and_deleted() {
 
 #[tokio::test]
 async fn notices_are_taken_once_and_expired_sessions_swept() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&format!("sqlite://{}", dir.path().join("db").display()))
+    let database = TestDatabase::new().await;
+    let store = store::open(&database.url, &StoreOptions::default())
         .await
         .unwrap();
     let alice = account(store.as_ref(), "alice@example.org").await;

@@ -195,6 +195,7 @@ async fn failed_sign_ins_are_throttled_together_with_the_api() {
             burst: 100,
             refill_every: Duration::from_secs(60),
         },
+        ..ThrottleConfig::default()
     };
     let app = spawn_app_with(|c| c.throttle = strict).await;
     app.create_member("victim@example.org").await;

@@ -1,0 +1,155 @@
+//! Turning rows into domain values, the same way for every backend.
+
+use std::net::IpAddr;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{CredentialRecord, StoreError};
+use crate::credential::{CsrfSecret, DeviceId, TokenDigest};
+use crate::domain::{
+    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, SessionId,
+    Timestamp, WebSession,
+};
+
+pub(super) const SESSION_COLUMNS: &str =
+    "id, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent";
+
+/// A row type whose columns decode into the plain values the schema uses.
+pub(super) trait PlainRow: Row {
+    fn decoded<'r, T>(&'r self, column: &str) -> Result<T, StoreError>
+    where
+        T: Decode<'r, Self::Database> + Type<Self::Database>;
+}
+
+impl<R> PlainRow for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    fn decoded<'r, T>(&'r self, column: &str) -> Result<T, StoreError>
+    where
+        T: Decode<'r, Self::Database> + Type<Self::Database>,
+    {
+        self.try_get(column).map_err(internal)
+    }
+}
+
+/// Everything the mappers below decode.
+pub(super) trait Decodes<DB: sqlx::Database>: for<'r> Decode<'r, DB> + Type<DB> {}
+impl<DB: sqlx::Database, T: for<'r> Decode<'r, DB> + Type<DB>> Decodes<DB> for T {}
+
+pub(super) fn account<R>(row: &R) -> Result<Account, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    bool: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let email: String = row.decoded("email")?;
+    Ok(Account {
+        id: AccountId(row.decoded("id")?),
+        email: Email::parse(&email)
+            .map_err(|e| StoreError::Internal(format!("stored email is invalid: {e}")))?,
+        name: row.decoded("name")?,
+        permissions: permissions(row)?,
+        enabled: row.decoded("enabled")?,
+        two_factor_enabled: row.decoded("two_factor_enabled")?,
+        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+    })
+}
+
+/// Permissions aggregated into one comma-separated column.
+pub(super) fn permissions<R>(row: &R) -> Result<Permissions, StoreError>
+where
+    R: PlainRow,
+    Option<String>: Decodes<R::Database>,
+{
+    let joined: Option<String> = row.decoded("permissions")?;
+    joined
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<Permission>()
+                .map_err(|e| StoreError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
+pub(super) fn device<R>(row: &R) -> Result<Device, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    Option<i64>: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let id: String = row.decoded("id")?;
+    let name: String = row.decoded("name")?;
+    let last_used_at: Option<i64> = row.decoded("last_used_at")?;
+    let last_used_ip: Option<String> = row.decoded("last_used_ip")?;
+    Ok(Device {
+        id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
+        account_id: AccountId(row.decoded("account_id")?),
+        name: DeviceName::parse(&name).map_err(|e| StoreError::Internal(e.to_string()))?,
+        device_type: row.decoded("device_type")?,
+        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+        last_used: match last_used_at {
+            Some(at) => Some(LastUse {
+                at: Timestamp::from_millis(at),
+                ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+                user_agent: row.decoded("last_used_user_agent")?,
+            }),
+            None => None,
+        },
+    })
+}
+
+/// A device row joined with its token digest and its account's state.
+pub(super) fn credential<R>(row: &R) -> Result<CredentialRecord, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    bool: Decodes<R::Database>,
+    Vec<u8>: Decodes<R::Database>,
+    Option<i64>: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let digest: Vec<u8> = row.decoded("token_digest")?;
+    Ok(CredentialRecord {
+        digest: TokenDigest::from_slice(&digest)
+            .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
+        account_enabled: row.decoded("enabled")?,
+        permissions: permissions(row)?,
+        device: device(row)?,
+    })
+}
+
+/// A web session row, read with [`SESSION_COLUMNS`].
+pub(super) fn session<R>(row: &R) -> Result<WebSession, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    Vec<u8>: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let csrf: Vec<u8> = row.decoded("csrf_secret")?;
+    let ip: Option<String> = row.decoded("ip")?;
+    Ok(WebSession {
+        id: SessionId(row.decoded("id")?),
+        account_id: AccountId(row.decoded("account_id")?),
+        csrf: CsrfSecret::from_slice(&csrf)
+            .ok_or_else(|| StoreError::Internal("CSRF secret is not 32 bytes".into()))?,
+        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+        last_seen_at: Timestamp::from_millis(row.decoded("last_seen_at")?),
+        ip: ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+        user_agent: row.decoded("user_agent")?,
+    })
+}
+
+pub(super) fn internal(e: sqlx::Error) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
