@@ -1,5 +1,8 @@
 //! A person with a browser: a cookie jar, redirects not followed (so tests
 //! see each 303), and helpers that read pages the way a person would.
+//!
+//! Shared by `tests/web` and `tests/web_postgres`, each using a part of it.
+#![allow(dead_code)]
 
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{redirect, StatusCode};
@@ -85,6 +88,14 @@ impl Visitor {
                 .user_agent("latchkey-web-tests/1.0")
                 .build()
                 .unwrap(),
+        }
+    }
+
+    /// The same browser (cookies and all) talking to another node.
+    pub fn on(&self, app: &TestApp) -> Self {
+        Self {
+            base: app.base_url.clone(),
+            http: self.http.clone(),
         }
     }
 
