@@ -362,6 +362,32 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.ends_with("latchkey-data/latchkey.db"));
         assert_eq!(config.device_types.resolve(Some("ios")), "ios");
+        assert_eq!(config.sessions.idle, Duration::from_secs(30 * 60));
+        assert_eq!(config.sessions.absolute, Duration::from_secs(12 * 3600));
+        assert!(!config.https());
+    }
+
+    #[test]
+    fn web_sessions_and_secure_cookies() {
+        let cli = Cli::try_parse_from([
+            "latchkey",
+            "serve",
+            "--session-idle-minutes",
+            "5",
+            "--session-lifetime-hours",
+            "1",
+            "--public-url",
+            "https://keys.example.org/",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!()
+        };
+        let config = Config::from_args(&cli.database, &serve).unwrap();
+        assert_eq!(config.sessions.idle, Duration::from_secs(300));
+        assert_eq!(config.sessions.absolute, Duration::from_secs(3600));
+        assert!(config.https());
+        assert!(Cli::try_parse_from(["latchkey", "serve", "--session-idle-minutes", "0"]).is_err());
     }
 
     #[test]
