@@ -1,0 +1,148 @@
+//! Administration: the list of accounts, and new accounts.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{main_password_shown_once, AccountRow};
+use crate::domain::{AccountId, DomainError, NewAccountRequest, Permission, Permissions};
+use crate::http::AppState;
+use crate::web::csrf::Form;
+use crate::web::page::{render, FieldErrors, Layout, WebError};
+use crate::web::session::Admin;
+
+#[derive(Template)]
+#[template(path = "admin/accounts.html")]
+struct AccountsPage {
+    layout: Layout,
+    query: String,
+    accounts: Vec<AccountRow>,
+}
+
+#[derive(Deserialize)]
+pub struct Search {
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Query(search): Query<Search>,
+) -> Result<Response, WebError> {
+    let layout = user.layout(&state).await?;
+    let accounts = state.service.search_accounts(&search.q).await?;
+    let mut counts: HashMap<AccountId, usize> = HashMap::new();
+    for device in state.service.devices(None).await? {
+        *counts.entry(device.account_id).or_default() += 1;
+    }
+    let accounts = accounts
+        .iter()
+        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &AccountsPage {
+            layout,
+            query: search.q,
+            accounts,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/new_account.html")]
+struct NewAccountPage {
+    layout: Layout,
+    email: String,
+    name: String,
+    synchronisation: bool,
+    admin: bool,
+    errors: FieldErrors,
+}
+
+pub async fn new_account(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+) -> Result<Response, WebError> {
+    let page = NewAccountPage {
+        layout: user.layout(&state).await?,
+        email: String::new(),
+        name: String::new(),
+        synchronisation: true,
+        admin: false,
+        errors: FieldErrors::default(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Deserialize)]
+pub struct NewAccountForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    /// Checkboxes: present when ticked.
+    synchronisation: Option<String>,
+    admin: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Form(Admin(user), form): Form<Admin, NewAccountForm>,
+) -> Result<Response, WebError> {
+    let mut permissions = Permissions::default();
+    if form.synchronisation.is_some() {
+        permissions.insert(Permission::Synchronisation);
+    }
+    if form.admin.is_some() {
+        permissions.insert(Permission::Admin);
+    }
+    let request = NewAccountRequest {
+        email: form.email.clone(),
+        name: Some(form.name.trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+        password: Some(form.password).filter(|p| !p.is_empty()),
+        permissions,
+    };
+    let mut errors = FieldErrors::default();
+    match state
+        .service
+        .create_account_by(&user.account, request)
+        .await
+    {
+        Ok((account, generated)) => {
+            let reveal =
+                generated.map(|password| main_password_shown_once("First", &account, &password));
+            let flash = format!("Account {} created.", account.email);
+            let to = format!("/admin/accounts/{}", account.id.0);
+            return user.done(&state, flash, reveal, &to).await;
+        }
+        Err(DomainError::Invalid { code, message }) => {
+            let field = match code {
+                "invalid_name" => "name",
+                "invalid_password" => "password",
+                _ => "email",
+            };
+            errors.add(field, message);
+        }
+        Err(e @ DomainError::EmailTaken(_)) => errors.add("email", e.to_string()),
+        Err(e) => return Err(e.into()),
+    }
+    let page = NewAccountPage {
+        layout: user.layout_without_notice(),
+        email: form.email,
+        name: form.name,
+        synchronisation: form.synchronisation.is_some(),
+        admin: form.admin.is_some(),
+        errors,
+    };
+    Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}

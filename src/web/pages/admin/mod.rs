@@ -1,0 +1,57 @@
+//! Administration: accounts, their permissions, main passwords and devices.
+//! Every handler takes an [`Admin`](crate::web::session::Admin); the domain
+//! refuses what would leave the server without an administrator.
+
+mod account;
+mod accounts;
+
+pub use account::{reset_password, revoke_device, set_enabled, set_permission, show};
+pub use accounts::{create, list, new_account};
+
+use crate::credential::MainPassword;
+use crate::domain::{Account, Permission};
+use crate::web::page::when;
+use crate::web::reveal::{Reveal, RevealItem};
+
+/// An account as the admin pages show it.
+struct AccountRow {
+    id: i64,
+    email: String,
+    name: String,
+    permissions: String,
+    two_factor: bool,
+    enabled: bool,
+    created: String,
+    devices: usize,
+}
+
+impl AccountRow {
+    fn new(account: &Account, devices: usize) -> Self {
+        let permissions: Vec<&str> = account.permissions.iter().map(Permission::as_str).collect();
+        Self {
+            id: account.id.0,
+            email: account.email.to_string(),
+            name: account.name.clone(),
+            permissions: permissions.join(", "),
+            two_factor: account.two_factor_enabled,
+            enabled: account.enabled,
+            created: when(account.created_at),
+            devices,
+        }
+    }
+}
+
+/// The dialog showing a main password an administrator has to pass on.
+fn main_password_shown_once(
+    which: &str,
+    account: &Account,
+    password: &MainPassword,
+) -> Reveal {
+    Reveal {
+        title: format!("{which} main password for {}", account.email),
+        items: vec![
+            RevealItem::new("shown-email", "Email address", account.email.to_string()),
+            RevealItem::new("shown-password", "Main password", password.expose()),
+        ],
+    }
+}
