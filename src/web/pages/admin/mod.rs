@@ -42,11 +42,7 @@ impl AccountRow {
 }
 
 /// The dialog showing a main password an administrator has to pass on.
-fn main_password_shown_once(
-    which: &str,
-    account: &Account,
-    password: &MainPassword,
-) -> Reveal {
+fn main_password_shown_once(which: &str, account: &Account, password: &MainPassword) -> Reveal {
     Reveal {
         title: format!("{which} main password for {}", account.email),
         items: vec![
