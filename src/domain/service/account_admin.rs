@@ -40,6 +40,7 @@ impl Service {
         if actor.id == target && permission == Permission::Admin && !granted {
             self.ensure_other_admin(actor).await?;
         }
+        tracing::info!(by = %actor.email, account = %account.email, %permission, granted, "permission change by an administrator");
         self.set_permission(account.email.as_str(), permission, granted)
             .await
     }
@@ -54,6 +55,7 @@ impl Service {
         if actor.id == target && !enabled {
             self.ensure_other_admin(actor).await?;
         }
+        tracing::info!(by = %actor.email, account = %account.email, enabled, "enabled state change by an administrator");
         self.set_enabled(account.email.as_str(), enabled).await
     }
 

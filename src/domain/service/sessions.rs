@@ -92,6 +92,7 @@ impl Service {
         self.store
             .delete_session(session.account_id, session.id)
             .await?;
+        tracing::info!(session = session.id.0, "signed out");
         Ok(())
     }
 
