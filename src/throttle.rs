@@ -45,10 +45,11 @@ impl Default for ThrottleConfig {
                 burst: 20,
                 refill_every: Duration::from_secs(2),
             },
-            // 100 unknown device ids, then 10 a second.
+            // 1,000 failed lookups, then 100 a second: far more than any
+            // honest client, far less than the database can answer.
             lookup_failures: Rate {
-                burst: 100,
-                refill_every: Duration::from_millis(100),
+                burst: 1000,
+                refill_every: Duration::from_millis(10),
             },
         }
     }

@@ -28,6 +28,10 @@ async fn unknown_ids_are_limited_per_address_and_remembered() {
     .await;
     app.create_member("m@example.org").await;
     let real = app.create_device("m@example.org", "real").await;
+    // The new account's permission grant comes back through the change feed
+    // (polled every 100 ms) and drops the account's cached credentials; let
+    // it pass before caching `real`, which must then stay cached.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.get_own_device(&real).await.status(), StatusCode::OK);
 
     // The same unknown id again and again is answered from memory: it uses
