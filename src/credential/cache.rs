@@ -170,6 +170,13 @@ impl CredentialCache {
         self.feed_live.store(true, Ordering::Release);
     }
 
+    /// Changes are seen again and none were missed: what is cached stays.
+    pub fn feed_caught_up(&self) {
+        let _maps = self.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.feed_live.store(true, Ordering::Release);
+    }
+
     pub fn feed_is_live(&self) -> bool {
         self.feed_live.load(Ordering::Acquire)
     }
@@ -294,6 +301,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         assert!(matches!(cache.get("100000001"), Lookup::Miss));
         cache.feed_restored();
+        cache.fill(cache.ticket(), "100000002", credential(2));
+        assert!(matches!(cache.get("100000002"), Lookup::Known(_)));
+    }
+
+    #[test]
+    fn a_feed_that_caught_up_keeps_the_cache() {
+        let cache = CredentialCache::new(10, Duration::from_secs(60));
+        cache.fill(cache.ticket(), "100000001", credential(1));
+        cache.feed_lost();
+        cache.feed_caught_up();
+        assert!(matches!(cache.get("100000001"), Lookup::Known(_)));
         cache.fill(cache.ticket(), "100000002", credential(2));
         assert!(matches!(cache.get("100000002"), Lookup::Known(_)));
     }

@@ -521,6 +521,7 @@ impl Service {
             CredentialChange::Everything => self.cache.clear(),
             CredentialChange::FeedLost => self.cache.feed_lost(),
             CredentialChange::FeedRestored => self.cache.feed_restored(),
+            CredentialChange::FeedCaughtUp => self.cache.feed_caught_up(),
         }
     }
 

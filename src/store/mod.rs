@@ -133,6 +133,8 @@ pub enum CredentialChange {
     FeedLost,
     /// Changes are seen again; whatever happened meanwhile is unknown.
     FeedRestored,
+    /// Changes are seen again, and those made meanwhile were delivered.
+    FeedCaughtUp,
 }
 
 /// Receives credential changes made by any process sharing the database.

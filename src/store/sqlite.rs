@@ -619,8 +619,9 @@ impl Store for SqliteStore {
                 match poll_changes(&mut conn, &mut version, &mut cursor, &sink).await {
                     Ok(()) if lost => {
                         lost = false;
+                        // The events stay in the table, so none were missed.
                         tracing::info!("credential changes are readable again");
-                        sink(CredentialChange::FeedRestored);
+                        sink(CredentialChange::FeedCaughtUp);
                     }
                     Ok(()) => {}
                     Err(e) if !lost => {
