@@ -166,6 +166,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Fails with [`StoreError::Conflict`]`("device id")` when the id is taken.
     async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError>;
+    /// Bulk import: all or none, in one transaction. Fails with
+    /// [`StoreError::Conflict`]`("device id")` if any id is taken.
+    async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError>;
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
     /// One account's devices, or all devices, oldest first.
     async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError>;

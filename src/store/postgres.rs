@@ -264,6 +264,34 @@ impl Store for PgStore {
         Ok(device.inserted())
     }
 
+    async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable_or_internal)?;
+        // Arrays keep each statement's parameter count fixed.
+        for chunk in devices.chunks(10_000) {
+            let ids: Vec<&str> = chunk.iter().map(|d| d.id.as_str()).collect();
+            let accounts: Vec<i64> = chunk.iter().map(|d| d.account_id.0).collect();
+            let names: Vec<&str> = chunk.iter().map(|d| d.name.as_str()).collect();
+            let types: Vec<&str> = chunk.iter().map(|d| d.device_type.as_str()).collect();
+            let digests: Vec<&[u8]> = chunk.iter().map(|d| &d.token_digest.0[..]).collect();
+            let created: Vec<i64> = chunk.iter().map(|d| d.created_at.millis()).collect();
+            sqlx::query(
+                "INSERT INTO devices (id, account_id, name, device_type, token_digest, created_at)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+                                      $5::BYTEA[], $6::BIGINT[])",
+            )
+            .bind(&ids)
+            .bind(&accounts)
+            .bind(&names)
+            .bind(&types)
+            .bind(&digests)
+            .bind(&created)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_on(e, "device id"))?;
+        }
+        tx.commit().await.map_err(unavailable_or_internal)
+    }
+
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
         sqlx::query(&sql)

@@ -265,6 +265,30 @@ impl Store for SqliteStore {
         Ok(device.inserted())
     }
 
+    async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable_or_internal)?;
+        for device in devices {
+            sqlx::query(
+                "INSERT INTO devices (id, account_id, name, device_type, token_digest, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(device.id.as_str())
+            .bind(device.account_id.0)
+            .bind(device.name.as_str())
+            .bind(&device.device_type)
+            .bind(&device.token_digest.0[..])
+            .bind(device.created_at.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_on(e, "device id"))?;
+        }
+        tx.commit().await.map_err(unavailable_or_internal)
+    }
+
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?");
         sqlx::query(&sql)

@@ -203,3 +203,33 @@ async fn changes_from_another_connection_are_delivered() {
     assert_eq!(*seen.lock().unwrap(), expected);
     watched.close().await;
 }
+
+#[tokio::test]
+async fn a_bulk_import_is_all_or_nothing() {
+    let app = spawn_app().await;
+    let store = app.service.store().as_ref();
+    let owner = account(store, "bulk@example.org").await;
+    let new = |id: DeviceId| NewDevice {
+        id,
+        account_id: owner.id,
+        name: DeviceName::parse("imported").unwrap(),
+        device_type: UNKNOWN_DEVICE_TYPE.into(),
+        token_digest: Token::generate().digest(),
+        created_at: Timestamp::now(),
+    };
+    let batch: Vec<NewDevice> = (0..25).map(|_| new(DeviceId::generate())).collect();
+    store.insert_devices(&batch).await.unwrap();
+    assert_eq!(store.devices(Some(owner.id)).await.unwrap().len(), 25);
+
+    let taken = batch[3].id.clone();
+    let clash = vec![new(DeviceId::generate()), new(taken)];
+    assert!(matches!(
+        store.insert_devices(&clash).await,
+        Err(StoreError::Conflict("device id"))
+    ));
+    assert_eq!(
+        store.devices(Some(owner.id)).await.unwrap().len(),
+        25,
+        "half an import was written"
+    );
+}
