@@ -50,12 +50,14 @@ async function copy(button) {
   }, 1500);
 }
 
+// Dialogs that must be seen at once (a password shown once, a form with
+// errors) arrive already open, so they show even without this script; with
+// it they become modal.
 document.addEventListener("DOMContentLoaded", () => {
   for (const dialog of document.querySelectorAll("dialog[data-show-on-load]")) {
     if (typeof dialog.showModal === "function") {
+      dialog.close();
       dialog.showModal();
-    } else {
-      dialog.setAttribute("open", "");
     }
   }
 });

@@ -212,6 +212,29 @@ impl Browser {
         self.element(css).await.text().await.unwrap()
     }
 
+    /// Types into whatever has the focus, as a keyboard would.
+    pub async fn press(&self, keys: &str) {
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(keys)
+            .await
+            .unwrap();
+    }
+
+    /// The id of the element with the focus.
+    pub async fn focused_id(&self) -> String {
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .attr("id")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
     pub async fn has(&self, css: &str) -> bool {
         !self
             .client

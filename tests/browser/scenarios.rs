@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use fantoccini::key::Key;
 use latchkey::domain::Permission;
 use reqwest::StatusCode;
 
@@ -265,5 +266,45 @@ async fn s5_wrong_passwords_and_forged_forms_are_refused() {
     assert_eq!(browser.text("h1").await, "Form refused");
     let account = app.service.account_by_email(MEMBER).await.unwrap();
     assert_eq!(account.name, "member");
+    browser.close().await;
+}
+
+/// Not one of the five: the main path by keyboard alone.
+#[tokio::test]
+async fn the_devices_tab_works_by_keyboard() {
+    let Some((_app, _driver, browser)) = member_on_devices_tab("keyboard").await else {
+        return;
+    };
+    let mut found = false;
+    for _ in 0..40 {
+        browser.press(&Key::Tab).await;
+        if browser.focused_id().await == "new-device-button" {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "Tab never reaches New device password");
+    browser.press(&Key::Enter).await;
+    assert_eq!(
+        browser.focused_id().await,
+        "device-name",
+        "the dialog takes the focus"
+    );
+    browser.leaving().await;
+    browser
+        .press(&(String::from("Keyboard script") + &Key::Enter))
+        .await;
+    browser.arrived().await;
+    assert!(browser
+        .text("#shown-once #shown-password")
+        .await
+        .starts_with("lkd_"));
+    browser.press(&Key::Escape).await;
+    assert!(!browser
+        .element("#shown-once")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
     browser.close().await;
 }

@@ -40,6 +40,10 @@ async fn new_device_password_is_shown_once_and_works() {
     let token = page.text_of("shown-password").unwrap();
     assert!(token.starts_with("lkd_"));
     assert!(page.body.contains("Shown only once — note it down now."));
+    // Open as delivered: readable even where the script does not run.
+    assert!(page
+        .body
+        .contains("<dialog id=\"shown-once\" class=\"reveal\" open"));
     let header = page.text_of("shown-header").unwrap();
     assert_eq!(header, basic(&id, &token));
     assert!(page.body.contains("Accounting import script"));

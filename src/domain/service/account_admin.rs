@@ -63,10 +63,12 @@ impl Service {
     /// returned once) and signs the account out everywhere.
     pub async fn reset_password(
         &self,
+        actor: &Account,
         target: AccountId,
         password: Option<String>,
     ) -> Result<(Account, Option<MainPassword>), DomainError> {
         let account = self.account(target).await?;
+        tracing::info!(by = %actor.email, account = %account.email, "main password reset by an administrator");
         let (raw, generated) = match password {
             Some(password) => (password, None),
             None => {

@@ -170,7 +170,11 @@ pub async fn reset_password(
         return user.done(&state, flash, None, &here(id)).await;
     }
     let password = Some(form.password).filter(|p| !p.is_empty());
-    match state.service.reset_password(AccountId(id), password).await {
+    match state
+        .service
+        .reset_password(&user.account, AccountId(id), password)
+        .await
+    {
         Ok((account, generated)) => {
             let reveal =
                 generated.map(|password| main_password_shown_once("New", &account, &password));
