@@ -69,14 +69,20 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(rounds);
     for (id, token) in &devices {
         let warm = get(node_b, id, token).await?.status();
-        ensure!(warm == StatusCode::OK, "node B answered {warm} before the revocation");
+        ensure!(
+            warm == StatusCode::OK,
+            "node B answered {warm} before the revocation"
+        );
         let deleted = http
             .delete(format!("{node_a}/server/api/device/{id}"))
             .basic_auth(&keeper_id, Some(&keeper_token))
             .send()
             .await?
             .status();
-        ensure!(deleted.is_success(), "node A answered {deleted} to the delete");
+        ensure!(
+            deleted.is_success(),
+            "node A answered {deleted} to the delete"
+        );
         let revoked_at = Instant::now();
         loop {
             let status = get(node_b, id, token).await?.status();
