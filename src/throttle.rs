@@ -66,11 +66,41 @@ pub struct Reservation {
 pub struct Throttle {
     config: ThrottleConfig,
     store: Arc<dyn Store>,
+    /// Keys this node found empty, and until when. Buckets only refill with
+    /// time, so until then the database would say no again: a guessing storm
+    /// is refused from memory. (A right password on another node gives one
+    /// attempt back early; this node then waits a little longer than needed.)
+    empty_until: Mutex<HashMap<String, Instant>>,
 }
 
 impl Throttle {
     pub fn new(config: ThrottleConfig, store: Arc<dyn Store>) -> Self {
-        Self { config, store }
+        Self {
+            config,
+            store,
+            empty_until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn known_empty(&self, keys: &[String]) -> Option<Duration> {
+        let empty = self.empty_until.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        keys.iter()
+            .filter_map(|key| empty.get(key))
+            .filter(|until| **until > now)
+            .map(|until| *until - now)
+            .max()
+    }
+
+    fn remember_empty(&self, short: Vec<(String, Duration)>) {
+        let mut empty = self.empty_until.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if empty.len() > PRUNE_ABOVE {
+            empty.retain(|_, until| *until > now);
+        }
+        for (key, wait) in short {
+            empty.insert(key, now + wait);
+        }
     }
 
     /// Takes one attempt from both the account's and the address's bucket,
@@ -84,25 +114,34 @@ impl Throttle {
             format!("account:{account}"),
             format!("address:{}", network_of(address)),
         ];
+        if let Some(wait) = self.known_empty(&keys) {
+            return Ok(Err(round_up_to_second(wait)));
+        }
         let rates = [self.config.per_account, self.config.per_address];
         let now = Timestamp::now().millis();
-        let mut wait = Duration::ZERO;
+        let mut short = Vec::new();
         let mut update = |found: Buckets| {
+            short.clear();
             let mut changed = Buckets::new();
             for (key, rate) in keys.iter().zip(rates) {
                 let tokens = refilled(found.get(key).copied(), rate, now);
                 if tokens < 1.0 {
-                    wait = wait.max(rate.refill_every.mul_f64(1.0 - tokens));
+                    short.push((key.clone(), rate.refill_every.mul_f64(1.0 - tokens)));
                 }
                 changed.insert(key.clone(), (tokens - 1.0, now));
             }
-            wait.is_zero().then_some(changed)
+            short.is_empty().then_some(changed)
         };
         if self.store.update_buckets(&keys, &mut update).await? {
-            Ok(Ok(Reservation { keys }))
-        } else {
-            Ok(Err(round_up_to_second(wait)))
+            return Ok(Ok(Reservation { keys }));
         }
+        let wait = short
+            .iter()
+            .map(|(_, wait)| *wait)
+            .max()
+            .unwrap_or_default();
+        self.remember_empty(short);
+        Ok(Err(round_up_to_second(wait)))
     }
 
     /// The attempt does not count after all. Best effort: if the database
@@ -273,6 +312,25 @@ mod tests {
         // Another account from the same address still has one attempt left.
         let _ = throttle.reserve("b@x.org", ip).await.unwrap().unwrap();
         assert!(throttle.reserve("c@x.org", ip).await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn an_empty_bucket_is_refused_from_memory() {
+        let (throttle, _dir) = strict().await;
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..2 {
+            let _ = throttle.reserve("a@x.org", ip).await.unwrap().unwrap();
+        }
+        assert!(throttle.reserve("a@x.org", ip).await.unwrap().is_err());
+        // With the database gone, the storm is still refused, not failed.
+        throttle.store.close().await;
+        let wait = throttle
+            .reserve("a@x.org", ip)
+            .await
+            .unwrap()
+            .err()
+            .unwrap();
+        assert!(wait > Duration::from_secs(50));
     }
 
     #[tokio::test]
