@@ -48,12 +48,20 @@ async fn main() -> anyhow::Result<()> {
     let mut credentials = private_file(file)?;
     let name = DeviceName::parse("seeded")?;
     let started = Instant::now();
+    // 12 random digits collide now and then among a million ids; the bulk
+    // insert is all or nothing, so never offer it the same id twice.
+    let mut used = std::collections::HashSet::with_capacity(count);
     let mut made = 0;
     while made < count {
         let size = BATCH.min(count - made);
         let mut batch = Vec::with_capacity(size);
         for i in made..made + size {
-            let id = DeviceId::generate();
+            let id = loop {
+                let id = DeviceId::generate();
+                if used.insert(id.clone()) {
+                    break id;
+                }
+            };
             let digest = if i < known {
                 let token = Token::generate();
                 writeln!(credentials, "{id} {}", token.expose())?;
