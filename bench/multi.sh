@@ -51,15 +51,16 @@ if (( PIN )); then SERVER_CPU=(taskset -c 0); WRK_CPU=(taskset -c 1); else SERVE
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# database_url BACKEND NAME: a fresh, empty database.
-database_url() {
+# new_database BACKEND NAME: sets URL to a fresh, empty database. (Not run
+# in a subshell, so the cleanup list keeps the name.)
+new_database() {
     local name="latchkey_bench_$2_$$"
     if [[ $1 == sqlite ]]; then
-        echo "sqlite://$TMP/$name.db"
+        URL="sqlite://$TMP/$name.db"
     else
         DATABASES+=("$name")
-        psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null
-        echo "${POSTGRES_URL%/*}/$name"
+        psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1
+        URL="${POSTGRES_URL%/*}/$name"
     fi
 }
 
@@ -155,7 +156,7 @@ row backend measurement 'req/s' 'p50 ms' 'p99 ms' note
 
 for backend in $BACKENDS; do
     for size in $SIZES; do
-        url=$(database_url "$backend" "$size")
+        new_database "$backend" "$size"; url=$URL
         echo "bench: $backend, seeding $size devices" >&2
         seed "$url" "$size"
         start_server "$url"
@@ -197,7 +198,7 @@ for backend in $BACKENDS; do
 done
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
-    url=$(database_url postgres nodes)
+    new_database postgres nodes; url=$URL
     start_server "$url"; NODE_A=$BASE
     start_server "$url"; NODE_B=$BASE
     echo "bench: 200 revocations on node A, watched on node B" >&2
