@@ -8,16 +8,17 @@
 //! clears it. Any node can serve that page, as the session lives in the
 //! database.
 
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::credential::SessionKey;
 
-const PURPOSE: &[u8] = b"latchkey web reveal v1";
-const NONCE_BYTES: usize = 16;
+const PURPOSE: &[u8] = b"latchkey web reveal v2";
+const NONCE_BYTES: usize = 12;
 
 /// What the "shown only once" dialog displays.
 #[derive(Serialize, Deserialize)]
@@ -50,43 +51,34 @@ impl RevealItem {
     }
 }
 
+/// ChaCha20-Poly1305 under a key derived from the session's cookie value,
+/// with a fresh random nonce each time: confidential, and any change to the
+/// stored bytes makes [`open`] fail instead of showing something else.
 pub fn seal(reveal: &Reveal, key: &SessionKey) -> Vec<u8> {
     let plain = Zeroizing::new(serde_json::to_vec(reveal).expect("a reveal serialises"));
     let mut nonce = [0u8; NONCE_BYTES];
     OsRng.fill_bytes(&mut nonce);
-    let mut sealed = nonce.to_vec();
-    sealed.extend_from_slice(&plain);
-    apply_keystream(&mut sealed[NONCE_BYTES..], key, &nonce);
-    sealed
+    let sealed = cipher(key)
+        .encrypt(Nonce::from_slice(&nonce), plain.as_slice())
+        .expect("ChaCha20-Poly1305 encrypts any message this small");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    out
 }
 
-/// `None` when the data was sealed for another session or is damaged.
+/// `None` when the data was sealed for another session or was altered.
 pub fn open(sealed: &[u8], key: &SessionKey) -> Option<Reveal> {
     if sealed.len() <= NONCE_BYTES {
         return None;
     }
     let (nonce, body) = sealed.split_at(NONCE_BYTES);
-    let mut plain = Zeroizing::new(body.to_vec());
-    apply_keystream(&mut plain, key, nonce);
+    let plain = Zeroizing::new(cipher(key).decrypt(Nonce::from_slice(nonce), body).ok()?);
     serde_json::from_slice(&plain).ok()
 }
 
-/// SHA-256 in counter mode as a stream cipher: block i is
-/// SHA-256(key ‖ nonce ‖ i). The nonce is fresh for every seal, so no
-/// keystream is used twice. Confidentiality is all that is needed here:
-/// whoever could tamper with the row can already change the account.
-fn apply_keystream(data: &mut [u8], key: &SessionKey, nonce: &[u8]) {
+fn cipher(key: &SessionKey) -> ChaCha20Poly1305 {
     let key = key.derive(PURPOSE);
-    for (counter, chunk) in data.chunks_mut(32).enumerate() {
-        let mut hasher = Sha256::new();
-        hasher.update(key.as_ref());
-        hasher.update(nonce);
-        hasher.update((counter as u64).to_be_bytes());
-        let block = Zeroizing::new(<[u8; 32]>::from(hasher.finalize()));
-        for (byte, k) in chunk.iter_mut().zip(block.iter()) {
-            *byte ^= k;
-        }
-    }
+    ChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
 }
 
 #[cfg(test)]
@@ -111,6 +103,15 @@ mod tests {
         );
         assert!(open(&sealed, &SessionKey::generate()).is_none());
         assert!(open(&sealed[..10], &key).is_none());
+    }
+
+    #[test]
+    fn an_altered_seal_does_not_open() {
+        let key = SessionKey::generate();
+        let mut sealed = seal(&sample(), &key);
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert!(open(&sealed, &key).is_none());
     }
 
     #[test]
