@@ -177,10 +177,6 @@ impl CredentialCache {
         self.feed_live.store(true, Ordering::Release);
     }
 
-    pub fn feed_is_live(&self) -> bool {
-        self.feed_live.load(Ordering::Acquire)
-    }
-
     pub fn len(&self) -> usize {
         self.read().known.len()
     }
@@ -199,6 +195,10 @@ impl CredentialCache {
         let now = self.epoch.elapsed().as_millis() as u64;
         if now < self.serve_until.load(Ordering::Acquire) {
             return false;
+        }
+        if self.read().known.is_empty() {
+            // Already dropped: no write lock on every request of an outage.
+            return true;
         }
         let mut maps = self.write();
         if !self.feed_live.load(Ordering::Acquire) && !maps.known.is_empty() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use postgres::{PgStore, SILENCE_LIMIT as POSTGRES_FEED_SILENCE_LIMIT};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};

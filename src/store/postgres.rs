@@ -27,7 +27,7 @@ const CHANNEL: &str = "latchkey_credentials";
 /// hears nothing for [`SILENCE_LIMIT`] knows its connection is gone, even a
 /// half-open one that TCP would take minutes to notice.
 const HEARTBEAT: Duration = Duration::from_millis(1000);
-pub const SILENCE_LIMIT: Duration = Duration::from_millis(3000);
+const SILENCE_LIMIT: Duration = Duration::from_millis(3000);
 /// Wait between attempts to get the change feed back.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
@@ -248,19 +248,7 @@ impl Store for PgStore {
     }
 
     async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
-        sqlx::query(
-            "INSERT INTO devices (id, account_id, name, device_type, token_digest, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(device.id.as_str())
-        .bind(device.account_id.0)
-        .bind(device.name.as_str())
-        .bind(&device.device_type)
-        .bind(&device.token_digest.0[..])
-        .bind(device.created_at.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_on(e, "device id"))?;
+        self.insert_devices(std::slice::from_ref(device)).await?;
         Ok(device.inserted())
     }
 

@@ -249,19 +249,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
-        sqlx::query(
-            "INSERT INTO devices (id, account_id, name, device_type, token_digest, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(device.id.as_str())
-        .bind(device.account_id.0)
-        .bind(device.name.as_str())
-        .bind(&device.device_type)
-        .bind(&device.token_digest.0[..])
-        .bind(device.created_at.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_on(e, "device id"))?;
+        self.insert_devices(std::slice::from_ref(device)).await?;
         Ok(device.inserted())
     }
 
