@@ -11,9 +11,10 @@ use super::{
 };
 use crate::credential::{
     CachedCredential, CredentialCache, DeviceId, Lookup, MainPassword, PasswordHasher, Token,
+    TokenDigest,
 };
 use crate::last_used::LastUsedRecorder;
-use crate::store::{CredentialChange, NewAccount, NewDevice, Store, StoreError};
+use crate::store::{AdminGuard, CredentialChange, NewAccount, NewDevice, Store, StoreError};
 use crate::throttle::{LookupLimiter, Throttle, ThrottleConfig};
 
 /// Who is asking, as far as the network tells.
@@ -29,6 +30,9 @@ pub struct Client<'a> {
 pub struct Authenticated {
     pub device: Arc<Device>,
     pub used: LastUse,
+    /// The digest of the token this request presented: "Change password"
+    /// replaces exactly that one, or nothing.
+    presented: TokenDigest,
 }
 
 impl Authenticated {
@@ -215,6 +219,8 @@ impl Service {
         Ok(self.store.accounts().await?)
     }
 
+    /// The operator's grant or revoke (the CLI): not held to the
+    /// last-administrator rule, since the command line can always repair it.
     pub async fn set_permission(
         &self,
         email: &str,
@@ -222,20 +228,47 @@ impl Service {
         granted: bool,
     ) -> Result<Account, DomainError> {
         let account = self.account_by_email(email).await?;
-        self.store
-            .set_permission(account.id, permission, granted)
+        self.change_permission(&account, permission, granted, AdminGuard::Unchecked)
+            .await
+    }
+
+    /// The operator's disable or enable (the CLI).
+    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<Account, DomainError> {
+        let account = self.account_by_email(email).await?;
+        self.change_enabled(&account, enabled, AdminGuard::Unchecked)
+            .await
+    }
+
+    async fn change_permission(
+        &self,
+        account: &Account,
+        permission: Permission,
+        granted: bool,
+        guard: AdminGuard,
+    ) -> Result<Account, DomainError> {
+        let applied = self
+            .store
+            .set_permission(account.id, permission, granted, guard)
             .await?;
         self.cache.invalidate_account(account.id);
+        if !applied {
+            return Err(last_administrator());
+        }
         tracing::info!(account = %account.email, %permission, granted, "permission changed");
         self.account(account.id).await
     }
 
-    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<Account, DomainError> {
-        let account = self.account_by_email(email).await?;
-        self.store.set_enabled(account.id, enabled).await?;
+    /// Disabling ends the account's web sessions in the same transaction.
+    async fn change_enabled(
+        &self,
+        account: &Account,
+        enabled: bool,
+        guard: AdminGuard,
+    ) -> Result<Account, DomainError> {
+        let applied = self.store.set_enabled(account.id, enabled, guard).await?;
         self.cache.invalidate_account(account.id);
-        if !enabled {
-            self.store.delete_sessions_of(account.id, None).await?;
+        if !applied {
+            return Err(last_administrator());
         }
         tracing::info!(account = %account.email, enabled, "account enabled state changed");
         self.account(account.id).await
@@ -251,9 +284,11 @@ impl Service {
         let account = self.account_by_email(email).await?;
         let password = parse_new_password(password)?;
         let hash = self.hasher.hash(&password).await?;
-        self.store.set_password_hash(account.id, &hash).await?;
-        // Whoever knew the old password may have signed in with it.
-        self.store.delete_sessions_of(account.id, None).await?;
+        // Whoever knew the old password may have signed in with it: every
+        // session ends with the same commit.
+        self.store
+            .set_password_hash(account.id, &hash, None)
+            .await?;
         tracing::info!(account = %account.email, "main password changed");
         Ok(account)
     }
@@ -416,6 +451,7 @@ impl Service {
         Ok(Authenticated {
             device: credential.device,
             used,
+            presented: digest,
         })
     }
 
@@ -470,25 +506,37 @@ impl Service {
     }
 
     /// The article's "Change password": same id, new token, old token dead at once.
+    /// When a device changes its own password, the change is made only while
+    /// the token it presented is still the stored one: of several requests
+    /// sent with the same old token exactly one gets a new token, the others
+    /// are told their credentials are no longer valid.
     pub async fn regenerate_token(
         &self,
         who: &Authenticated,
         id: &str,
     ) -> Result<(Device, Token), DomainError> {
         let device = self.device(who, id).await?;
-        self.replace_token(device).await
+        let expected = (device.id == who.device.id).then_some(&who.presented);
+        self.replace_token(device, expected).await
     }
 
     /// Gives a device a new token; the old one is dead once this returns.
-    async fn replace_token(&self, device: Device) -> Result<(Device, Token), DomainError> {
+    async fn replace_token(
+        &self,
+        device: Device,
+        expected: Option<&TokenDigest>,
+    ) -> Result<(Device, Token), DomainError> {
         let token = Token::generate();
         let replaced = self
             .store
-            .set_device_token(&device.id, &token.digest())
+            .set_device_token(&device.id, expected, &token.digest())
             .await?;
         self.cache.invalidate_device(device.id.as_str());
         if !replaced {
-            return Err(DomainError::DeviceNotFound);
+            return Err(match expected {
+                Some(_) => DomainError::InvalidDeviceCredentials,
+                None => DomainError::DeviceNotFound,
+            });
         }
         tracing::info!(device = %device.id, "device password changed");
         Ok((device, token))
@@ -550,6 +598,14 @@ pub(super) fn password_alone_may_act_for(account: &Account) -> Result<(), Domain
         return Err(DomainError::TwoFactorEnabled);
     }
     Ok(())
+}
+
+/// A change refused because no enabled administrator would be left.
+fn last_administrator() -> DomainError {
+    DomainError::invalid(
+        "last_administrator",
+        "This would leave no enabled administrator. Make another account an administrator first, or nobody could administer this server.",
+    )
 }
 
 pub(super) fn parse_email(raw: &str) -> Result<Email, DomainError> {

@@ -32,6 +32,16 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// Whether a change of permissions or enabled state must leave at least one
+/// enabled administrator. Administrators acting in the web interface are
+/// held to it; the operator at the command line is not, since they can
+/// always repair it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminGuard {
+    KeepOne,
+    Unchecked,
+}
+
 pub struct NewAccount {
     pub email: Email,
     pub name: String,
@@ -151,15 +161,34 @@ pub trait Store: Send + Sync + 'static {
         email: &Email,
     ) -> Result<Option<(Account, String)>, StoreError>;
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Grants or revokes. With [`AdminGuard::KeepOne`] a change that would
+    /// leave no enabled administrator is rolled back and `false` returned;
+    /// the check and the write are one transaction, serialised with every
+    /// other such change on any node.
     async fn set_permission(
         &self,
         id: AccountId,
         permission: Permission,
         granted: bool,
-    ) -> Result<(), StoreError>;
-    async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError>;
+    /// Like [`Store::set_permission`]; disabling also ends the account's web
+    /// sessions, in the same transaction.
+    async fn set_enabled(
+        &self,
+        id: AccountId,
+        enabled: bool,
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError>;
     async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
-    async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError>;
+    /// Sets the main-password hash and, in the same transaction, ends the
+    /// account's web sessions except the one with `keep`.
+    async fn set_password_hash(
+        &self,
+        id: AccountId,
+        hash: &str,
+        keep: Option<&SessionDigest>,
+    ) -> Result<(), StoreError>;
     async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError>;
     /// Whether any enabled account holds `admin`.
     async fn has_admin(&self) -> Result<bool, StoreError>;
@@ -174,9 +203,14 @@ pub trait Store: Send + Sync + 'static {
     async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError>;
     /// Returns whether the device existed.
     async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError>;
+    /// Gives the device a new token digest. With `expected`, only while the
+    /// stored digest still is that one (compare-and-swap), so of several
+    /// concurrent changes made with the same old token exactly one wins.
+    /// Returns whether it replaced.
     async fn set_device_token(
         &self,
         id: &DeviceId,
+        expected: Option<&TokenDigest>,
         digest: &TokenDigest,
     ) -> Result<bool, StoreError>;
     async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError>;

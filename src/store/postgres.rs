@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, internal};
 use super::{
-    BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice,
-    NewSession, Store, StoreError, StoreOptions,
+    AdminGuard, BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount,
+    NewDevice, NewSession, Store, StoreError, StoreOptions,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
@@ -23,6 +23,9 @@ use crate::domain::{
 };
 
 const CHANNEL: &str = "latchkey_credentials";
+/// The advisory lock every change of permissions or enabled state holds
+/// (an arbitrary constant: "latchkey admins").
+const ADMIN_LOCK: i64 = 0x6c6b_6164_6d69_6e73;
 /// Each node announces itself on the channel this often, so a listener that
 /// hears nothing for [`SILENCE_LIMIT`] knows its connection is gone, even a
 /// half-open one that TCP would take minutes to notice.
@@ -88,6 +91,19 @@ impl PgStore {
             pool,
             watcher: Mutex::new(None),
         })
+    }
+
+    /// A transaction that changes who may administer: it holds the
+    /// administrators' advisory lock until it ends, so two such changes on
+    /// any nodes run one after the other and each sees the other's result.
+    async fn begin_admin_change(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable_or_internal)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ADMIN_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        Ok(tx)
     }
 
     async fn execute_for_account<'q, T>(
@@ -189,29 +205,45 @@ impl Store for PgStore {
         id: AccountId,
         permission: Permission,
         granted: bool,
-    ) -> Result<(), StoreError> {
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError> {
         let sql = if granted {
             "INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)
              ON CONFLICT DO NOTHING"
         } else {
             "DELETE FROM account_permissions WHERE account_id = $1 AND permission = $2"
         };
+        let mut tx = self.begin_admin_change().await?;
         sqlx::query(sql)
             .bind(id.0)
             .bind(permission.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable_or_internal)?;
-        Ok(())
+        finish_guarded(tx, guard).await
     }
 
-    async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
-        self.execute_for_account(
-            "UPDATE accounts SET enabled = $1 WHERE id = $2",
-            enabled,
-            id,
-        )
-        .await
+    async fn set_enabled(
+        &self,
+        id: AccountId,
+        enabled: bool,
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_admin_change().await?;
+        sqlx::query("UPDATE accounts SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        if !enabled {
+            sqlx::query("DELETE FROM web_sessions WHERE account_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable_or_internal)?;
+        }
+        finish_guarded(tx, guard).await
     }
 
     async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
@@ -223,13 +255,29 @@ impl Store for PgStore {
         .await
     }
 
-    async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError> {
-        self.execute_for_account(
-            "UPDATE accounts SET password_hash = $1 WHERE id = $2",
-            hash,
-            id,
+    async fn set_password_hash(
+        &self,
+        id: AccountId,
+        hash: &str,
+        keep: Option<&SessionDigest>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable_or_internal)?;
+        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        sqlx::query(
+            "DELETE FROM web_sessions
+             WHERE account_id = $1 AND ($2::BYTEA IS NULL OR id_hash <> $2)",
         )
+        .bind(id.0)
+        .bind(keep.map(|d| &d.0[..]))
+        .execute(&mut *tx)
         .await
+        .map_err(unavailable_or_internal)?;
+        tx.commit().await.map_err(unavailable_or_internal)
     }
 
     async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError> {
@@ -238,13 +286,7 @@ impl Store for PgStore {
     }
 
     async fn has_admin(&self) -> Result<bool, StoreError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
-             ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable_or_internal)
+        has_admin(&self.pool).await
     }
 
     async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
@@ -319,14 +361,21 @@ impl Store for PgStore {
     async fn set_device_token(
         &self,
         id: &DeviceId,
+        expected: Option<&TokenDigest>,
         digest: &TokenDigest,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE devices SET token_digest = $1 WHERE id = $2")
-            .bind(&digest.0[..])
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable_or_internal)?;
+        // One statement: under READ COMMITTED a concurrent update of the row
+        // makes this one re-check the condition against the new digest.
+        let done = sqlx::query(
+            "UPDATE devices SET token_digest = $1
+             WHERE id = $2 AND ($3::BYTEA IS NULL OR token_digest = $3)",
+        )
+        .bind(&digest.0[..])
+        .bind(id.as_str())
+        .bind(expected.map(|d| &d.0[..]))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -732,6 +781,33 @@ fn parse_payload(payload: &str) -> Option<CredentialChange> {
 }
 
 /// Connection trouble is worth a retry (503); anything else is our bug (500).
+async fn has_admin<'e, E>(executor: E) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
+         ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled)",
+    )
+    .fetch_one(executor)
+    .await
+    .map_err(unavailable_or_internal)
+}
+
+/// Commits, unless the guard finds that no enabled administrator is left:
+/// then rolls back and returns `false`.
+async fn finish_guarded(
+    mut tx: sqlx::Transaction<'static, Postgres>,
+    guard: AdminGuard,
+) -> Result<bool, StoreError> {
+    if guard == AdminGuard::KeepOne && !has_admin(&mut *tx).await? {
+        tx.rollback().await.map_err(unavailable_or_internal)?;
+        return Ok(false);
+    }
+    tx.commit().await.map_err(unavailable_or_internal)?;
+    Ok(true)
+}
+
 fn unavailable_or_internal(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut

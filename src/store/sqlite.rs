@@ -10,14 +10,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
 use super::rows::{self, internal};
 use super::{
-    BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount, NewDevice,
-    NewSession, Store, StoreError,
+    AdminGuard, BucketUpdate, Buckets, ChangeSink, CredentialChange, CredentialRecord, NewAccount,
+    NewDevice, NewSession, Store, StoreError,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
@@ -81,6 +81,15 @@ impl SqliteStore {
             options,
             watcher: Mutex::new(None),
         })
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` takes the write lock at once,
+    /// so a check made inside it cannot be overtaken by another writer.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable_or_internal)
     }
 
     async fn load_account(
@@ -183,29 +192,46 @@ impl Store for SqliteStore {
         id: AccountId,
         permission: Permission,
         granted: bool,
-    ) -> Result<(), StoreError> {
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError> {
         let sql = if granted {
-            "INSERT OR IGNORE INTO account_permissions (account_id, permission) VALUES (?, ?)"
+            "INSERT OR IGNORE INTO account_permissions (account_id, permission) VALUES ($1, $2)"
         } else {
-            "DELETE FROM account_permissions WHERE account_id = ? AND permission = ?"
+            "DELETE FROM account_permissions WHERE account_id = $1 AND permission = $2"
         };
+        // BEGIN IMMEDIATE serialises writers, so the check after the write
+        // sees every other administrator change that committed before it.
+        let mut tx = self.begin_write().await?;
         sqlx::query(sql)
             .bind(id.0)
             .bind(permission.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable_or_internal)?;
-        Ok(())
+        finish_guarded(tx, guard).await
     }
 
-    async fn set_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
-        execute(
-            &self.pool,
-            "UPDATE accounts SET enabled = ? WHERE id = ?",
-            enabled,
-            id,
-        )
-        .await
+    async fn set_enabled(
+        &self,
+        id: AccountId,
+        enabled: bool,
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE accounts SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        if !enabled {
+            sqlx::query("DELETE FROM web_sessions WHERE account_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable_or_internal)?;
+        }
+        finish_guarded(tx, guard).await
     }
 
     async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
@@ -218,14 +244,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, id: AccountId, hash: &str) -> Result<(), StoreError> {
-        execute(
-            &self.pool,
-            "UPDATE accounts SET password_hash = ? WHERE id = ?",
-            hash,
-            id,
+    async fn set_password_hash(
+        &self,
+        id: AccountId,
+        hash: &str,
+        keep: Option<&SessionDigest>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable_or_internal)?;
+        sqlx::query(
+            "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)",
         )
+        .bind(id.0)
+        .bind(keep.map(|d| &d.0[..]))
+        .execute(&mut *tx)
         .await
+        .map_err(unavailable_or_internal)?;
+        tx.commit().await.map_err(unavailable_or_internal)
     }
 
     async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError> {
@@ -239,13 +279,7 @@ impl Store for SqliteStore {
     }
 
     async fn has_admin(&self) -> Result<bool, StoreError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
-             ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled = 1)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable_or_internal)
+        has_admin(&self.pool).await
     }
 
     async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
@@ -316,14 +350,19 @@ impl Store for SqliteStore {
     async fn set_device_token(
         &self,
         id: &DeviceId,
+        expected: Option<&TokenDigest>,
         digest: &TokenDigest,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE devices SET token_digest = ? WHERE id = ?")
-            .bind(&digest.0[..])
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable_or_internal)?;
+        let done = sqlx::query(
+            "UPDATE devices SET token_digest = $1
+             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
+        )
+        .bind(&digest.0[..])
+        .bind(id.as_str())
+        .bind(expected.map(|d| &d.0[..]))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable_or_internal)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -759,6 +798,33 @@ async fn prune_events(pool: &SqlitePool) {
     {
         tracing::warn!(error = %e, "cannot prune old credential events");
     }
+}
+
+async fn has_admin<'e, E>(executor: E) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
+         ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled = 1)",
+    )
+    .fetch_one(executor)
+    .await
+    .map_err(unavailable_or_internal)
+}
+
+/// Commits, unless the guard finds that no enabled administrator is left:
+/// then rolls back and returns `false`.
+async fn finish_guarded(
+    mut tx: sqlx::Transaction<'static, Sqlite>,
+    guard: AdminGuard,
+) -> Result<bool, StoreError> {
+    if guard == AdminGuard::KeepOne && !has_admin(&mut *tx).await? {
+        tx.rollback().await.map_err(unavailable_or_internal)?;
+        return Ok(false);
+    }
+    tx.commit().await.map_err(unavailable_or_internal)?;
+    Ok(true)
 }
 
 /// Runs `sql` with `value` and an account id as its two parameters.

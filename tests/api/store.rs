@@ -8,7 +8,9 @@ use latchkey::credential::{DeviceId, Token};
 use latchkey::domain::{
     DeviceName, Email, LastUse, Permission, Permissions, Timestamp, UNKNOWN_DEVICE_TYPE,
 };
-use latchkey::store::{self, CredentialChange, NewAccount, NewDevice, Store, StoreError};
+use latchkey::store::{
+    self, AdminGuard, CredentialChange, NewAccount, NewDevice, Store, StoreError,
+};
 
 use crate::helpers::spawn_app;
 
@@ -115,18 +117,26 @@ async fn permissions_and_state_round_trip() {
     let store = app.service.store().as_ref();
     let owner = account(store, "a@example.org").await;
     store
-        .set_permission(owner.id, Permission::Admin, true)
+        .set_permission(owner.id, Permission::Admin, true, AdminGuard::Unchecked)
         .await
         .unwrap();
     store
-        .set_permission(owner.id, Permission::Admin, true)
+        .set_permission(owner.id, Permission::Admin, true, AdminGuard::Unchecked)
         .await
         .unwrap();
     store
-        .set_permission(owner.id, Permission::Synchronisation, false)
+        .set_permission(
+            owner.id,
+            Permission::Synchronisation,
+            false,
+            AdminGuard::Unchecked,
+        )
         .await
         .unwrap();
-    store.set_enabled(owner.id, false).await.unwrap();
+    store
+        .set_enabled(owner.id, false, AdminGuard::Unchecked)
+        .await
+        .unwrap();
     let loaded = store.account(owner.id).await.unwrap().unwrap();
     assert_eq!(
         loaded.permissions.iter().collect::<Vec<_>>(),
@@ -137,8 +147,77 @@ async fn permissions_and_state_round_trip() {
         !store.has_admin().await.unwrap(),
         "a disabled admin does not count"
     );
-    store.set_enabled(owner.id, true).await.unwrap();
+    store
+        .set_enabled(owner.id, true, AdminGuard::Unchecked)
+        .await
+        .unwrap();
     assert!(store.has_admin().await.unwrap());
+}
+
+#[tokio::test]
+async fn the_admin_guard_rolls_back_a_change_that_leaves_no_administrator() {
+    let app = spawn_app().await;
+    let store = app.service.store().as_ref();
+    // spawn_app's database has its first administrator; make it the only one.
+    let owner = account(store, "a@example.org").await;
+    for admin in store.accounts().await.unwrap() {
+        if admin.permissions.contains(Permission::Admin) {
+            assert!(store
+                .set_permission(admin.id, Permission::Admin, false, AdminGuard::Unchecked)
+                .await
+                .unwrap());
+        }
+    }
+    assert!(store
+        .set_permission(owner.id, Permission::Admin, true, AdminGuard::KeepOne)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_permission(owner.id, Permission::Admin, false, AdminGuard::KeepOne)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_enabled(owner.id, false, AdminGuard::KeepOne)
+        .await
+        .unwrap());
+    let kept = store.account(owner.id).await.unwrap().unwrap();
+    assert!(kept.enabled && kept.permissions.contains(Permission::Admin));
+    // Unchecked, the operator may do it (and repair it the same way).
+    assert!(store
+        .set_enabled(owner.id, false, AdminGuard::Unchecked)
+        .await
+        .unwrap());
+    assert!(!store.has_admin().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_token_is_replaced_only_while_the_expected_one_is_stored() {
+    let app = spawn_app().await;
+    let store = app.service.store().as_ref();
+    let owner = account(store, "a@example.org").await;
+    let id = device(store, &owner).await;
+    let first = Token::generate().digest();
+    let second = Token::generate().digest();
+    assert!(store.set_device_token(&id, None, &first).await.unwrap());
+    assert!(!store
+        .set_device_token(&id, Some(&second), &second)
+        .await
+        .unwrap());
+    assert!(store
+        .set_device_token(&id, Some(&first), &second)
+        .await
+        .unwrap());
+    assert!(store
+        .credential(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .digest
+        .matches(&second));
+    assert!(!store
+        .set_device_token(&id, Some(&first), &first)
+        .await
+        .unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,13 +240,21 @@ async fn changes_from_another_connection_are_delivered() {
     let owner = account(writer, "a@example.org").await;
     let id = device(writer, &owner).await;
     writer
-        .set_device_token(&id, &Token::generate().digest())
+        .set_device_token(&id, None, &Token::generate().digest())
         .await
         .unwrap();
     writer.delete_device(&id).await.unwrap();
-    writer.set_enabled(owner.id, false).await.unwrap();
     writer
-        .set_permission(owner.id, Permission::Synchronisation, false)
+        .set_enabled(owner.id, false, AdminGuard::Unchecked)
+        .await
+        .unwrap();
+    writer
+        .set_permission(
+            owner.id,
+            Permission::Synchronisation,
+            false,
+            AdminGuard::Unchecked,
+        )
         .await
         .unwrap();
     // A rename is announced too: cached device data shows the name.

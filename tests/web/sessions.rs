@@ -119,7 +119,7 @@ async fn a_disabled_account_is_refused_even_if_its_session_row_survived() {
     // Another node, or the CLI, disabled it behind this server's back.
     app.service
         .store()
-        .set_enabled(account.id, false)
+        .set_enabled(account.id, false, latchkey::store::AdminGuard::Unchecked)
         .await
         .unwrap();
     assert!(!visitor.is_signed_in().await);

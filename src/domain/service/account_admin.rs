@@ -4,6 +4,7 @@
 use super::{NewAccountRequest, Service};
 use crate::credential::MainPassword;
 use crate::domain::{Account, AccountId, DomainError, Permission};
+use crate::store::AdminGuard;
 
 impl Service {
     /// Accounts whose email or name contains `query` (case-insensitive).
@@ -29,6 +30,10 @@ impl Service {
         Ok(created)
     }
 
+    /// An administrator's grant or revoke. No change may leave the server
+    /// without an enabled administrator; the store checks that inside the
+    /// write's transaction, so two administrators demoting themselves or
+    /// each other at the same moment cannot both succeed.
     pub async fn set_permission_by(
         &self,
         actor: &Account,
@@ -37,14 +42,13 @@ impl Service {
         granted: bool,
     ) -> Result<Account, DomainError> {
         let account = self.account(target).await?;
-        if actor.id == target && permission == Permission::Admin && !granted {
-            self.ensure_other_admin(actor).await?;
-        }
         tracing::info!(by = %actor.email, account = %account.email, %permission, granted, "permission change by an administrator");
-        self.set_permission(account.email.as_str(), permission, granted)
+        self.change_permission(&account, permission, granted, AdminGuard::KeepOne)
             .await
+            .map_err(|e| in_first_person(e, actor.id == target))
     }
 
+    /// An administrator's disable or enable, under the same rule.
     pub async fn set_enabled_by(
         &self,
         actor: &Account,
@@ -52,11 +56,10 @@ impl Service {
         enabled: bool,
     ) -> Result<Account, DomainError> {
         let account = self.account(target).await?;
-        if actor.id == target && !enabled {
-            self.ensure_other_admin(actor).await?;
-        }
         tracing::info!(by = %actor.email, account = %account.email, enabled, "enabled state change by an administrator");
-        self.set_enabled(account.email.as_str(), enabled).await
+        self.change_enabled(&account, enabled, AdminGuard::KeepOne)
+            .await
+            .map_err(|e| in_first_person(e, actor.id == target))
     }
 
     /// Sets a main password (generated when `password` is `None`, and then
@@ -79,19 +82,16 @@ impl Service {
         self.set_password(account.email.as_str(), raw).await?;
         Ok((account, generated))
     }
+}
 
-    async fn ensure_other_admin(&self, actor: &Account) -> Result<(), DomainError> {
-        let others =
-            self.accounts().await?.into_iter().any(|a| {
-                a.id != actor.id && a.enabled && a.permissions.contains(Permission::Admin)
-            });
-        if others {
-            Ok(())
-        } else {
-            Err(DomainError::invalid(
-                "last_administrator",
-                "You are the only enabled administrator. Make another account an administrator first, or nobody could administer this server.",
-            ))
-        }
+/// The last-administrator refusal, told to the administrator who would
+/// have locked themselves out.
+fn in_first_person(e: DomainError, yourself: bool) -> DomainError {
+    match e {
+        DomainError::Invalid { code: "last_administrator", .. } if yourself => DomainError::invalid(
+            "last_administrator",
+            "You are the only enabled administrator. Make another account an administrator first, or nobody could administer this server.",
+        ),
+        other => other,
     }
 }

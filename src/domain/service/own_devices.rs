@@ -26,7 +26,7 @@ impl Service {
     ) -> Result<(Device, Token), DomainError> {
         require_synchronisation(account)?;
         let device = self.device_of(account.id, id).await?;
-        self.replace_token(device).await
+        self.replace_token(device, None).await
     }
 
     /// Deletes a device of `owner`'s: its owner's choice, or an administrator's.

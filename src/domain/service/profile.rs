@@ -31,9 +31,8 @@ impl Service {
         self.check_main_password_throttled(&account.email, &current, client)
             .await?;
         let hash = self.hasher.hash(&new).await?;
-        self.store.set_password_hash(account.id, &hash).await?;
         self.store
-            .delete_sessions_of(account.id, Some(&keep.digest()))
+            .set_password_hash(account.id, &hash, Some(&keep.digest()))
             .await?;
         tracing::info!(account = %account.email, "main password changed by its owner");
         Ok(())
