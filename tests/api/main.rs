@@ -15,6 +15,7 @@ mod devices;
 mod durability;
 mod last_used;
 mod proxies;
+mod races;
 mod routes;
 mod secrets;
 mod store;

@@ -23,6 +23,8 @@ mod durability;
 mod last_used;
 #[path = "../api/proxies.rs"]
 mod proxies;
+#[path = "../api/races.rs"]
+mod races;
 #[path = "../api/routes.rs"]
 mod routes;
 #[path = "../api/secrets.rs"]
