@@ -237,11 +237,7 @@ impl Store for PgStore {
             .await
             .map_err(unavailable_or_internal)?;
         if !enabled {
-            sqlx::query("DELETE FROM web_sessions WHERE account_id = $1")
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable_or_internal)?;
+            end_sessions(&mut tx, id, None).await?;
         }
         finish_guarded(tx, guard).await
     }
@@ -268,15 +264,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable_or_internal)?;
-        sqlx::query(
-            "DELETE FROM web_sessions
-             WHERE account_id = $1 AND ($2::BYTEA IS NULL OR id_hash <> $2)",
-        )
-        .bind(id.0)
-        .bind(keep.map(|d| &d.0[..]))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable_or_internal)?;
+        end_sessions(&mut tx, id, keep).await?;
         tx.commit().await.map_err(unavailable_or_internal)
     }
 
@@ -792,6 +780,23 @@ where
     .fetch_one(executor)
     .await
     .map_err(unavailable_or_internal)
+}
+
+/// Ends an account's web sessions, except the one with `keep`, inside `tx`.
+async fn end_sessions(
+    tx: &mut sqlx::PgConnection,
+    id: AccountId,
+    keep: Option<&SessionDigest>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM web_sessions WHERE account_id = $1 AND ($2::BYTEA IS NULL OR id_hash <> $2)",
+    )
+    .bind(id.0)
+    .bind(keep.map(|d| &d.0[..]))
+    .execute(tx)
+    .await
+    .map_err(unavailable_or_internal)?;
+    Ok(())
 }
 
 /// Commits, unless the guard finds that no enabled administrator is left:

@@ -225,11 +225,7 @@ impl Store for SqliteStore {
             .await
             .map_err(unavailable_or_internal)?;
         if !enabled {
-            sqlx::query("DELETE FROM web_sessions WHERE account_id = $1")
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable_or_internal)?;
+            end_sessions(&mut tx, id, None).await?;
         }
         finish_guarded(tx, guard).await
     }
@@ -257,14 +253,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable_or_internal)?;
-        sqlx::query(
-            "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)",
-        )
-        .bind(id.0)
-        .bind(keep.map(|d| &d.0[..]))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable_or_internal)?;
+        end_sessions(&mut tx, id, keep).await?;
         tx.commit().await.map_err(unavailable_or_internal)
     }
 
@@ -811,6 +800,21 @@ where
     .fetch_one(executor)
     .await
     .map_err(unavailable_or_internal)
+}
+
+/// Ends an account's web sessions, except the one with `keep`, inside `tx`.
+async fn end_sessions(
+    tx: &mut SqliteConnection,
+    id: AccountId,
+    keep: Option<&SessionDigest>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM web_sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)")
+        .bind(id.0)
+        .bind(keep.map(|d| &d.0[..]))
+        .execute(tx)
+        .await
+        .map_err(unavailable_or_internal)?;
+    Ok(())
 }
 
 /// Commits, unless the guard finds that no enabled administrator is left:
