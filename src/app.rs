@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::domain::{Service, Settings};
 use crate::http::{self, AppState};
+use crate::service::{Service, Settings};
 use crate::store::{self, ChangeSink};
 
 pub struct Application {
@@ -79,7 +79,7 @@ impl Application {
             AppState {
                 service: self.service.clone(),
                 trusted_proxies: self.config.trusted_proxies.clone().into(),
-                web: crate::web::WebSettings::from_config(&self.config),
+                web: crate::http::web::WebSettings::from_config(&self.config),
             },
             &self.config.cors_origins,
             self.config.request_timeout,

@@ -11,9 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{DeviceTypes, SessionPolicy, DEFAULT_DEVICE_TYPES};
+use crate::service::throttle::ThrottleConfig;
 use crate::store::StoreOptions;
 use crate::telemetry::LogFormat;
-use crate::throttle::ThrottleConfig;
 
 #[derive(Parser, Debug)]
 #[command(

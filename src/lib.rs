@@ -14,13 +14,10 @@ pub mod credential;
 pub mod domain;
 /// The JSON API: routes, extractors and the error type.
 pub mod http;
-/// Coalesces "last used" data in memory and flushes it in batches.
-pub mod last_used;
+/// The application layer: every operation, with the verification cache,
+/// the guessing throttle and the last-use recorder.
+pub mod service;
 /// The storage interface and its SQLite implementation: the one place that knows SQL.
 pub mod store;
 /// Logging setup.
 pub mod telemetry;
-/// Keyed token buckets that slow down main-password guessing.
-pub mod throttle;
-/// The web interface: server-rendered pages for people.
-pub mod web;

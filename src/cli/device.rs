@@ -1,6 +1,6 @@
 use crate::config::DeviceCommand;
 use crate::credential::DeviceId;
-use crate::domain::{DomainError, Service};
+use crate::service::{Service, ServiceError};
 
 use super::print_table;
 
@@ -54,7 +54,7 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
             );
         }
         DeviceCommand::Revoke { id } => {
-            let id = DeviceId::parse(&id).map_err(|_| DomainError::DeviceNotFound)?;
+            let id = DeviceId::parse(&id).map_err(|_| ServiceError::DeviceNotFound)?;
             service.revoke_device(&id).await?;
             println!("Device {id} deleted; its password no longer works.");
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs, UserCommand};
-use crate::domain::{Service, Settings};
+use crate::service::{Service, Settings};
 use crate::store::{self, StoreOptions};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

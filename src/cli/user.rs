@@ -1,5 +1,6 @@
 use crate::config::UserCommand;
-use crate::domain::{Account, NewAccountRequest, Permission, Service};
+use crate::domain::{Account, Permission};
+use crate::service::{NewAccountRequest, Service};
 
 use super::{print_table, read_password_line};
 

@@ -1,13 +1,11 @@
 //! Credentials: what a device token looks like, how it is checked, and how
 //! main passwords are hashed.
 
-mod cache;
 mod device_id;
 mod password;
 mod session;
 mod token;
 
-pub use cache::{CachedCredential, CredentialCache, FillTicket, Lookup};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use password::{
     HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,

@@ -4,10 +4,8 @@
 mod account;
 mod device;
 mod email;
-mod error;
 mod name;
 mod permission;
-mod service;
 mod session;
 mod time;
 
@@ -16,11 +14,7 @@ pub use device::{
     Device, DeviceTypes, LastUse, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS, UNKNOWN_DEVICE_TYPE,
 };
 pub use email::{Email, EmailError};
-pub use error::DomainError;
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use permission::{Permission, Permissions, UnknownPermission};
-pub use service::{
-    Authenticated, Client, NewAccountRequest, PasswordDeviceRequest, Service, Settings, SignIn,
-};
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::Timestamp;

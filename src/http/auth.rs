@@ -9,7 +9,7 @@ use super::basic::{self, BasicError};
 use super::error::ApiError;
 use super::extract::client;
 use super::AppState;
-use crate::domain::Authenticated;
+use crate::service::Authenticated;
 
 pub struct DeviceAuth(pub Authenticated);
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::domain::DomainError;
+use crate::service::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -77,38 +77,38 @@ impl ApiError {
     }
 }
 
-impl From<DomainError> for ApiError {
-    fn from(e: DomainError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         let message = e.to_string();
         match e {
-            DomainError::Invalid { code, message } => Self::bad_request(code, message),
-            DomainError::InvalidCredentials => Self::unauthorized("invalid_credentials", message),
-            DomainError::InvalidDeviceCredentials => {
+            ServiceError::Invalid { code, message } => Self::bad_request(code, message),
+            ServiceError::InvalidCredentials => Self::unauthorized("invalid_credentials", message),
+            ServiceError::InvalidDeviceCredentials => {
                 Self::unauthorized("invalid_device_credentials", message)
             }
-            DomainError::TwoFactorEnabled => {
+            ServiceError::TwoFactorEnabled => {
                 Self::new(StatusCode::FORBIDDEN, "two_factor_enabled", message)
             }
-            DomainError::PermissionMissing(_) => {
+            ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "permission_missing", message)
             }
-            DomainError::AccountDisabled => {
+            ServiceError::AccountDisabled => {
                 Self::new(StatusCode::FORBIDDEN, "account_disabled", message)
             }
-            DomainError::DeviceNotFound => {
+            ServiceError::DeviceNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "device_not_found", message)
             }
-            DomainError::AccountNotFound(_) => {
+            ServiceError::AccountNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "account_not_found", message)
             }
-            DomainError::EmailTaken(_) => Self::new(StatusCode::CONFLICT, "email_taken", message),
-            DomainError::RateLimited { retry_after } => {
+            ServiceError::EmailTaken(_) => Self::new(StatusCode::CONFLICT, "email_taken", message),
+            ServiceError::RateLimited { retry_after } => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .with_retry_after(retry_after)
             }
-            DomainError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            ServiceError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
                 .with_retry_after(Duration::from_secs(5)),
-            DomainError::Unavailable(cause) => {
+            ServiceError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -117,7 +117,7 @@ impl From<DomainError> for ApiError {
                 )
                 .with_retry_after(Duration::from_secs(5))
             }
-            DomainError::Internal(cause) => {
+            ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

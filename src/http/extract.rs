@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use super::client_addr::client_ip;
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::Client;
+use crate::service::Client;
 
 /// A JSON body: missing or JSON content type, size-limited, and every way
 /// it can be wrong answered with its own code.

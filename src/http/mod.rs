@@ -8,6 +8,7 @@ mod client_addr;
 pub mod error;
 pub mod extract;
 mod serve;
+pub mod web;
 
 pub use serve::serve;
 
@@ -26,7 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::domain::Service;
+use crate::service::Service;
 use error::ApiError;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
@@ -37,7 +38,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
-    pub web: crate::web::WebSettings,
+    pub web: web::WebSettings,
 }
 
 /// The whole HTTP surface. No request may take longer than `request_timeout`,
@@ -51,10 +52,10 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let mut router = Router::new()
         .merge(api::router())
-        .merge(crate::web::router())
+        .merge(web::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .fallback(crate::web::fallback)
+        .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(

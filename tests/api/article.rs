@@ -4,7 +4,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, DeviceCredentials};
-use latchkey::domain::{NewAccountRequest, Permission};
+use latchkey::domain::Permission;
+use latchkey::service::NewAccountRequest;
 
 #[tokio::test]
 async fn the_articles_request_creates_a_device_of_unknown_type() {

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
-use latchkey::throttle::{Rate, ThrottleConfig};
+use latchkey::service::throttle::{Rate, ThrottleConfig};
 
 async fn last_used_ip(app: &TestApp, forwarded_for: &str) -> Value {
     app.create_member("a@example.org").await;

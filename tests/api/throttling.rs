@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{expect_error, spawn_app_with, PASSWORD};
-use latchkey::throttle::{Rate, ThrottleConfig};
+use latchkey::service::throttle::{Rate, ThrottleConfig};
 
 fn strict(account_burst: u32, address_burst: u32) -> ThrottleConfig {
     ThrottleConfig {

@@ -1,7 +1,7 @@
 //! Made-up device ids cannot flush the credential cache or cost a query each.
 
 use latchkey::credential::{DeviceId, Token};
-use latchkey::throttle::{Rate, ThrottleConfig};
+use latchkey::service::throttle::{Rate, ThrottleConfig};
 use reqwest::StatusCode;
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with, PASSWORD};
 use crate::visitor::Visitor;
-use latchkey::throttle::{Rate, ThrottleConfig};
+use latchkey::service::throttle::{Rate, ThrottleConfig};
 
 fn error_of(page: &crate::visitor::Page) -> String {
     page.text_of("sign-in-error").unwrap_or_default()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use latchkey::throttle::{Rate, ThrottleConfig};
+use latchkey::service::throttle::{Rate, ThrottleConfig};
 use reqwest::StatusCode;
 
 use crate::helpers::{backend, spawn_app, spawn_app_with, spawn_node, Backend, PASSWORD};

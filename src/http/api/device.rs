@@ -7,11 +7,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::credential::Token;
-use crate::domain::{Device, PasswordDeviceRequest, Timestamp};
+use crate::domain::{Device, Timestamp};
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ClientInfo, PathId};
 use crate::http::AppState;
+use crate::service::PasswordDeviceRequest;
 
 /// The device resource. `token` appears only in the answers that create one.
 #[derive(Serialize)]

@@ -3,9 +3,9 @@
 use super::{parse_email, password_alone_may_act_for, Client, Service};
 use crate::credential::{CsrfSecret, MainPassword, SessionKey};
 use crate::domain::{
-    Account, AccountId, DomainError, LastUse, Notice, SessionId, SessionPolicy, Timestamp,
-    WebSession,
+    Account, AccountId, LastUse, Notice, SessionId, SessionPolicy, Timestamp, WebSession,
 };
+use crate::service::ServiceError;
 use crate::store::NewSession;
 
 /// A fresh session: the key goes into the browser's cookie, nowhere else.
@@ -24,10 +24,10 @@ impl Service {
         password: String,
         client: &Client<'_>,
         policy: &SessionPolicy,
-    ) -> Result<SignIn, DomainError> {
+    ) -> Result<SignIn, ServiceError> {
         let email = parse_email(email)?;
         let password =
-            MainPassword::candidate(password).map_err(|_| DomainError::InvalidCredentials)?;
+            MainPassword::candidate(password).map_err(|_| ServiceError::InvalidCredentials)?;
         let account = self
             .check_main_password_throttled(&email, &password, client)
             .await?;
@@ -63,7 +63,7 @@ impl Service {
         &self,
         key: &SessionKey,
         policy: &SessionPolicy,
-    ) -> Result<Option<(WebSession, Account)>, DomainError> {
+    ) -> Result<Option<(WebSession, Account)>, ServiceError> {
         let digest = key.digest();
         let Some(session) = self.store.session(&digest).await? else {
             return Ok(None);
@@ -88,7 +88,7 @@ impl Service {
         Ok(Some((session, account)))
     }
 
-    pub async fn sign_out(&self, session: &WebSession) -> Result<(), DomainError> {
+    pub async fn sign_out(&self, session: &WebSession) -> Result<(), ServiceError> {
         self.store
             .delete_session(session.account_id, session.id)
             .await?;
@@ -98,14 +98,14 @@ impl Service {
 
     /// Ends the session a cookie names, if it exists: a sign-in replaces
     /// whatever session the browser had.
-    pub async fn forget_session(&self, key: &SessionKey) -> Result<(), DomainError> {
+    pub async fn forget_session(&self, key: &SessionKey) -> Result<(), ServiceError> {
         if let Some(session) = self.store.session(&key.digest()).await? {
             self.sign_out(&session).await?;
         }
         Ok(())
     }
 
-    pub async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, DomainError> {
+    pub async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, ServiceError> {
         Ok(self.store.sessions_of(account).await?)
     }
 
@@ -114,7 +114,7 @@ impl Service {
         &self,
         account: AccountId,
         id: SessionId,
-    ) -> Result<bool, DomainError> {
+    ) -> Result<bool, ServiceError> {
         Ok(self.store.delete_session(account, id).await?)
     }
 
@@ -123,18 +123,18 @@ impl Service {
         &self,
         account: AccountId,
         keep: &SessionKey,
-    ) -> Result<u64, DomainError> {
+    ) -> Result<u64, ServiceError> {
         Ok(self
             .store
             .delete_sessions_of(account, Some(&keep.digest()))
             .await?)
     }
 
-    pub async fn set_notice(&self, key: &SessionKey, notice: &Notice) -> Result<(), DomainError> {
+    pub async fn set_notice(&self, key: &SessionKey, notice: &Notice) -> Result<(), ServiceError> {
         Ok(self.store.set_session_notice(&key.digest(), notice).await?)
     }
 
-    pub async fn take_notice(&self, key: &SessionKey) -> Result<Notice, DomainError> {
+    pub async fn take_notice(&self, key: &SessionKey) -> Result<Notice, ServiceError> {
         Ok(self.store.take_session_notice(&key.digest()).await?)
     }
 }

@@ -8,7 +8,8 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::reveal::Reveal;
-use crate::domain::{DomainError, Timestamp};
+use crate::domain::Timestamp;
+use crate::service::ServiceError;
 
 /// What every signed-in page shows around its content.
 pub struct Layout {
@@ -146,29 +147,29 @@ impl WebError {
     }
 }
 
-impl From<DomainError> for WebError {
-    fn from(e: DomainError) -> Self {
+impl From<ServiceError> for WebError {
+    fn from(e: ServiceError) -> Self {
         let message = e.to_string();
         match e {
-            DomainError::Invalid { .. } => {
+            ServiceError::Invalid { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "Not possible", message)
             }
-            DomainError::InvalidCredentials | DomainError::InvalidDeviceCredentials => {
+            ServiceError::InvalidCredentials | ServiceError::InvalidDeviceCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "Not signed in", message)
             }
-            DomainError::TwoFactorEnabled | DomainError::AccountDisabled => Self::SignInRequired,
-            DomainError::PermissionMissing(_) => {
+            ServiceError::TwoFactorEnabled | ServiceError::AccountDisabled => Self::SignInRequired,
+            ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
             }
-            DomainError::DeviceNotFound | DomainError::AccountNotFound(_) => Self::not_found(),
-            DomainError::EmailTaken(_) => {
+            ServiceError::DeviceNotFound | ServiceError::AccountNotFound(_) => Self::not_found(),
+            ServiceError::EmailTaken(_) => {
                 Self::new(StatusCode::CONFLICT, "Already exists", message)
             }
-            DomainError::RateLimited { .. } => {
+            ServiceError::RateLimited { .. } => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", message)
             }
-            DomainError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", message),
-            DomainError::Unavailable(cause) => {
+            ServiceError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", message),
+            ServiceError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -176,7 +177,7 @@ impl From<DomainError> for WebError {
                     "The database is unavailable right now. Try again shortly.",
                 )
             }
-            DomainError::Internal(cause) => {
+            ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

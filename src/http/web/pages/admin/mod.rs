@@ -1,5 +1,5 @@
 //! Administration: accounts, their permissions, main passwords and devices.
-//! Every handler takes an [`Admin`](crate::web::session::Admin); the domain
+//! Every handler takes an [`Admin`](crate::http::web::session::Admin); the domain
 //! refuses what would leave the server without an administrator.
 
 mod account;
@@ -10,8 +10,8 @@ pub use accounts::{create, list, new_account};
 
 use crate::credential::MainPassword;
 use crate::domain::{Account, Permission};
-use crate::web::page::when;
-use crate::web::reveal::{Reveal, RevealItem};
+use crate::http::web::page::when;
+use crate::http::web::reveal::{Reveal, RevealItem};
 
 /// An account as the admin pages show it.
 struct AccountRow {

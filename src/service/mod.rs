@@ -5,17 +5,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    Account, AccountId, Device, DeviceName, DeviceTypes, DisplayName, DomainError, Email, LastUse,
-    Permission, Permissions, Timestamp,
+use crate::credential::{DeviceId, MainPassword, PasswordHasher, Token, TokenDigest};
+use crate::domain::{
+    Account, AccountId, Device, DeviceName, DeviceTypes, DisplayName, Email, LastUse, Permission,
+    Permissions, Timestamp,
 };
-use crate::credential::{
-    CachedCredential, CredentialCache, DeviceId, Lookup, MainPassword, PasswordHasher, Token,
-    TokenDigest,
-};
-use crate::last_used::LastUsedRecorder;
 use crate::store::{AdminGuard, CredentialChange, NewAccount, NewDevice, Store, StoreError};
-use crate::throttle::{LookupLimiter, Throttle, ThrottleConfig};
+use cache::{CachedCredential, CredentialCache, Lookup};
+use last_used::LastUsedRecorder;
+use throttle::{LookupLimiter, Throttle, ThrottleConfig};
 
 /// Who is asking, as far as the network tells.
 #[derive(Clone, Debug)]
@@ -58,10 +56,15 @@ pub struct NewAccountRequest {
 }
 
 mod account_admin;
+pub mod cache;
+mod error;
+pub mod last_used;
 mod own_devices;
 mod profile;
 mod sessions;
+pub mod throttle;
 
+pub use error::ServiceError;
 pub use sessions::SignIn;
 
 /// How often a random device id may collide before we give up.
@@ -114,12 +117,12 @@ impl Service {
     }
 
     /// Prepares what the first password check would otherwise pay for.
-    pub async fn warm_up(&self) -> Result<(), DomainError> {
+    pub async fn warm_up(&self) -> Result<(), ServiceError> {
         Ok(self.hasher.warm_up().await?)
     }
 
     /// Whether the service can do its work: the database answers.
-    pub async fn ready(&self) -> Result<(), DomainError> {
+    pub async fn ready(&self) -> Result<(), ServiceError> {
         Ok(self.store.ping().await?)
     }
 
@@ -137,11 +140,11 @@ impl Service {
     pub async fn create_account(
         &self,
         request: NewAccountRequest,
-    ) -> Result<(Account, Option<MainPassword>), DomainError> {
+    ) -> Result<(Account, Option<MainPassword>), ServiceError> {
         let email = parse_email(&request.email)?;
         let name = match request.name.as_deref() {
             Some(name) => DisplayName::parse(name)
-                .map_err(|e| DomainError::invalid("invalid_name", e))?
+                .map_err(|e| ServiceError::invalid("invalid_name", e))?
                 .to_string(),
             None => email.local_part().to_owned(),
         };
@@ -161,7 +164,7 @@ impl Service {
             })
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => DomainError::EmailTaken(email.to_string()),
+                StoreError::Conflict(_) => ServiceError::EmailTaken(email.to_string()),
                 other => other.into(),
             })?;
         tracing::info!(account = %account.email, "account created");
@@ -173,7 +176,7 @@ impl Service {
     pub async fn ensure_administrator(
         &self,
         email: &str,
-    ) -> Result<Option<(Account, MainPassword)>, DomainError> {
+    ) -> Result<Option<(Account, MainPassword)>, ServiceError> {
         if self.store.has_admin().await? {
             return Ok(None);
         }
@@ -200,22 +203,22 @@ impl Service {
         Ok(password.map(|p| (account, p)))
     }
 
-    pub async fn account(&self, id: AccountId) -> Result<Account, DomainError> {
+    pub async fn account(&self, id: AccountId) -> Result<Account, ServiceError> {
         self.store
             .account(id)
             .await?
-            .ok_or_else(|| DomainError::AccountNotFound(format!("#{}", id.0)))
+            .ok_or_else(|| ServiceError::AccountNotFound(format!("#{}", id.0)))
     }
 
-    pub async fn account_by_email(&self, email: &str) -> Result<Account, DomainError> {
+    pub async fn account_by_email(&self, email: &str) -> Result<Account, ServiceError> {
         let email = parse_email(email)?;
         match self.store.account_by_email(&email).await? {
             Some((account, _)) => Ok(account),
-            None => Err(DomainError::AccountNotFound(email.to_string())),
+            None => Err(ServiceError::AccountNotFound(email.to_string())),
         }
     }
 
-    pub async fn accounts(&self) -> Result<Vec<Account>, DomainError> {
+    pub async fn accounts(&self) -> Result<Vec<Account>, ServiceError> {
         Ok(self.store.accounts().await?)
     }
 
@@ -226,14 +229,14 @@ impl Service {
         email: &str,
         permission: Permission,
         granted: bool,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let account = self.account_by_email(email).await?;
         self.change_permission(&account, permission, granted, AdminGuard::Unchecked)
             .await
     }
 
     /// The operator's disable or enable (the CLI).
-    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<Account, DomainError> {
+    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<Account, ServiceError> {
         let account = self.account_by_email(email).await?;
         self.change_enabled(&account, enabled, AdminGuard::Unchecked)
             .await
@@ -245,7 +248,7 @@ impl Service {
         permission: Permission,
         granted: bool,
         guard: AdminGuard,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let applied = self
             .store
             .set_permission(account.id, permission, granted, guard)
@@ -264,7 +267,7 @@ impl Service {
         account: &Account,
         enabled: bool,
         guard: AdminGuard,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let applied = self.store.set_enabled(account.id, enabled, guard).await?;
         self.cache.invalidate_account(account.id);
         if !applied {
@@ -280,7 +283,7 @@ impl Service {
         &self,
         email: &str,
         password: String,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let account = self.account_by_email(email).await?;
         let password = parse_new_password(password)?;
         let hash = self.hasher.hash(&password).await?;
@@ -300,10 +303,10 @@ impl Service {
         &self,
         request: PasswordDeviceRequest,
         client: &Client<'_>,
-    ) -> Result<(Device, Token), DomainError> {
+    ) -> Result<(Device, Token), ServiceError> {
         let email = parse_email(&request.email)?;
         let password = MainPassword::candidate(request.password)
-            .map_err(|e| DomainError::invalid("invalid_password", e))?;
+            .map_err(|e| ServiceError::invalid("invalid_password", e))?;
         let name = parse_device_name(&request.device_name)?;
 
         let account = self
@@ -312,7 +315,7 @@ impl Service {
 
         password_alone_may_act_for(&account)?;
         if !account.permissions.contains(Permission::Synchronisation) {
-            return Err(DomainError::PermissionMissing(Permission::Synchronisation));
+            return Err(ServiceError::PermissionMissing(Permission::Synchronisation));
         }
         self.create_device(&account, name, request.device_type.as_deref())
             .await
@@ -327,13 +330,13 @@ impl Service {
         email: &Email,
         password: &MainPassword,
         client: &Client<'_>,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let address = client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let reservation = self
             .throttle
             .reserve(email.as_str(), address)
             .await?
-            .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
         match self.check_main_password(email, password).await {
             Ok(Some(account)) => {
                 self.throttle.release(reservation).await;
@@ -341,7 +344,7 @@ impl Service {
             }
             Ok(None) => {
                 tracing::info!(account = %email, client = ?client.ip, "wrong email or password");
-                Err(DomainError::InvalidCredentials)
+                Err(ServiceError::InvalidCredentials)
             }
             // Our failure, not a guess: it must not count against anyone.
             Err(e) => {
@@ -357,7 +360,7 @@ impl Service {
         &self,
         email: &Email,
         password: &MainPassword,
-    ) -> Result<Option<Account>, DomainError> {
+    ) -> Result<Option<Account>, ServiceError> {
         let found = self.store.account_by_email(email).await?;
         let hash = found.as_ref().map(|(_, hash)| hash.as_str());
         let matches = self.hasher.verify(password, hash).await?;
@@ -370,7 +373,7 @@ impl Service {
         account: &Account,
         name: DeviceName,
         device_type: Option<&str>,
-    ) -> Result<(Device, Token), DomainError> {
+    ) -> Result<(Device, Token), ServiceError> {
         let token = Token::generate();
         let mut new = NewDevice {
             id: DeviceId::generate(),
@@ -390,7 +393,7 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(DomainError::Internal(
+        Err(ServiceError::Internal(
             "could not find a free device id".to_owned(),
         ))
     }
@@ -402,18 +405,18 @@ impl Service {
         device_id: &str,
         token: &str,
         client: &Client<'_>,
-    ) -> Result<Authenticated, DomainError> {
-        let id = DeviceId::parse(device_id).map_err(|_| DomainError::InvalidDeviceCredentials)?;
-        let token = Token::parse(token).map_err(|_| DomainError::InvalidDeviceCredentials)?;
+    ) -> Result<Authenticated, ServiceError> {
+        let id = DeviceId::parse(device_id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        let token = Token::parse(token).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
         let digest = token.digest();
         let credential = match self.cache.get(id.as_str()) {
             Lookup::Known(credential) if credential.digest.matches(&digest) => credential,
             Lookup::Known(_) | Lookup::Unknown => {
-                return Err(DomainError::InvalidDeviceCredentials)
+                return Err(ServiceError::InvalidDeviceCredentials)
             }
             Lookup::Miss => {
                 if !self.lookups.allows(client.ip) {
-                    return Err(DomainError::RateLimited {
+                    return Err(ServiceError::RateLimited {
                         retry_after: self.lookups.retry_after(),
                     });
                 }
@@ -421,13 +424,13 @@ impl Service {
                 let Some(record) = self.store.credential(&id).await? else {
                     self.cache.fill_unknown(ticket, id.as_str());
                     self.lookups.record_failure(client.ip);
-                    return Err(DomainError::InvalidDeviceCredentials);
+                    return Err(ServiceError::InvalidDeviceCredentials);
                 };
                 // Only verified credentials are cached: wrong tokens for real
                 // ids cannot push anything out either.
                 if !record.digest.matches(&digest) {
                     self.lookups.record_failure(client.ip);
-                    return Err(DomainError::InvalidDeviceCredentials);
+                    return Err(ServiceError::InvalidDeviceCredentials);
                 }
                 let credential = CachedCredential {
                     digest: record.digest,
@@ -440,10 +443,10 @@ impl Service {
             }
         };
         if !credential.account_enabled {
-            return Err(DomainError::AccountDisabled);
+            return Err(ServiceError::AccountDisabled);
         }
         if !credential.permissions.contains(Permission::Synchronisation) {
-            return Err(DomainError::PermissionMissing(Permission::Synchronisation));
+            return Err(ServiceError::PermissionMissing(Permission::Synchronisation));
         }
         let used = self
             .last_used
@@ -456,7 +459,7 @@ impl Service {
     }
 
     /// A device of the caller's own account.
-    pub async fn device(&self, who: &Authenticated, id: &str) -> Result<Device, DomainError> {
+    pub async fn device(&self, who: &Authenticated, id: &str) -> Result<Device, ServiceError> {
         if id == who.device.id.as_str() {
             // The caller itself, just used: no lookup needed.
             let mut device = Device::clone(&who.device);
@@ -468,19 +471,19 @@ impl Service {
 
     /// A device of `owner`'s; any other device is "not found", whether or
     /// not it exists.
-    pub async fn device_of(&self, owner: AccountId, id: &str) -> Result<Device, DomainError> {
-        let id = DeviceId::parse(id).map_err(|_| DomainError::DeviceNotFound)?;
+    pub async fn device_of(&self, owner: AccountId, id: &str) -> Result<Device, ServiceError> {
+        let id = DeviceId::parse(id).map_err(|_| ServiceError::DeviceNotFound)?;
         match self.store.device(&id).await? {
             Some(mut device) if device.account_id == owner => {
                 self.last_used.overlay(&mut device);
                 Ok(device)
             }
-            _ => Err(DomainError::DeviceNotFound),
+            _ => Err(ServiceError::DeviceNotFound),
         }
     }
 
     /// One account's devices, or every device (for administrators).
-    pub async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, DomainError> {
+    pub async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, ServiceError> {
         let mut devices = self.store.devices(account).await?;
         for device in &mut devices {
             self.last_used.overlay(device);
@@ -493,13 +496,13 @@ impl Service {
         who: &Authenticated,
         id: &str,
         name: &str,
-    ) -> Result<Device, DomainError> {
+    ) -> Result<Device, ServiceError> {
         let name = parse_device_name(name)?;
         let mut device = self.device(who, id).await?;
         let renamed = self.store.rename_device(&device.id, &name).await?;
         self.cache.invalidate_device(device.id.as_str());
         if !renamed {
-            return Err(DomainError::DeviceNotFound);
+            return Err(ServiceError::DeviceNotFound);
         }
         device.name = name;
         Ok(device)
@@ -514,7 +517,7 @@ impl Service {
         &self,
         who: &Authenticated,
         id: &str,
-    ) -> Result<(Device, Token), DomainError> {
+    ) -> Result<(Device, Token), ServiceError> {
         let device = self.device(who, id).await?;
         let expected = (device.id == who.device.id).then_some(&who.presented);
         self.replace_token(device, expected).await
@@ -525,7 +528,7 @@ impl Service {
         &self,
         device: Device,
         expected: Option<&TokenDigest>,
-    ) -> Result<(Device, Token), DomainError> {
+    ) -> Result<(Device, Token), ServiceError> {
         let token = Token::generate();
         let replaced = self
             .store
@@ -534,26 +537,26 @@ impl Service {
         self.cache.invalidate_device(device.id.as_str());
         if !replaced {
             return Err(match expected {
-                Some(_) => DomainError::InvalidDeviceCredentials,
-                None => DomainError::DeviceNotFound,
+                Some(_) => ServiceError::InvalidDeviceCredentials,
+                None => ServiceError::DeviceNotFound,
             });
         }
         tracing::info!(device = %device.id, "device password changed");
         Ok((device, token))
     }
 
-    pub async fn delete_device(&self, who: &Authenticated, id: &str) -> Result<(), DomainError> {
+    pub async fn delete_device(&self, who: &Authenticated, id: &str) -> Result<(), ServiceError> {
         let device = self.device(who, id).await?;
         self.revoke_device(&device.id).await
     }
 
     /// Deletes any device, whoever owns it (administrators, the CLI).
-    pub async fn revoke_device(&self, id: &DeviceId) -> Result<(), DomainError> {
+    pub async fn revoke_device(&self, id: &DeviceId) -> Result<(), ServiceError> {
         let deleted = self.store.delete_device(id).await?;
         self.cache.invalidate_device(id.as_str());
         self.last_used.forget(id);
         if !deleted {
-            return Err(DomainError::DeviceNotFound);
+            return Err(ServiceError::DeviceNotFound);
         }
         tracing::info!(device = %id, "device deleted");
         Ok(())
@@ -590,32 +593,32 @@ impl Service {
 
 /// Whether an email and main password are enough to act for this account:
 /// not when it is disabled, nor when it also wants a second factor.
-pub(super) fn password_alone_may_act_for(account: &Account) -> Result<(), DomainError> {
+pub(super) fn password_alone_may_act_for(account: &Account) -> Result<(), ServiceError> {
     if !account.enabled {
-        return Err(DomainError::AccountDisabled);
+        return Err(ServiceError::AccountDisabled);
     }
     if account.two_factor_enabled {
-        return Err(DomainError::TwoFactorEnabled);
+        return Err(ServiceError::TwoFactorEnabled);
     }
     Ok(())
 }
 
 /// A change refused because no enabled administrator would be left.
-fn last_administrator() -> DomainError {
-    DomainError::invalid(
+fn last_administrator() -> ServiceError {
+    ServiceError::invalid(
         "last_administrator",
         "This would leave no enabled administrator. Make another account an administrator first, or nobody could administer this server.",
     )
 }
 
-pub(super) fn parse_email(raw: &str) -> Result<Email, DomainError> {
-    Email::parse(raw).map_err(|e| DomainError::invalid("invalid_email", e))
+pub(super) fn parse_email(raw: &str) -> Result<Email, ServiceError> {
+    Email::parse(raw).map_err(|e| ServiceError::invalid("invalid_email", e))
 }
 
-pub(super) fn parse_device_name(raw: &str) -> Result<DeviceName, DomainError> {
-    DeviceName::parse(raw).map_err(|e| DomainError::invalid("invalid_device_name", e))
+pub(super) fn parse_device_name(raw: &str) -> Result<DeviceName, ServiceError> {
+    DeviceName::parse(raw).map_err(|e| ServiceError::invalid("invalid_device_name", e))
 }
 
-pub(super) fn parse_new_password(raw: String) -> Result<MainPassword, DomainError> {
-    MainPassword::new_checked(raw).map_err(|e| DomainError::invalid("invalid_password", e))
+pub(super) fn parse_new_password(raw: String) -> Result<MainPassword, ServiceError> {
+    MainPassword::new_checked(raw).map_err(|e| ServiceError::invalid("invalid_password", e))
 }

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use crate::domain::DomainError;
 use crate::http::extract::ClientInfo;
+use crate::http::web::csrf::Form;
+use crate::http::web::page::{render, FieldErrors, Layout, WebError};
+use crate::http::web::session::SignedIn;
 use crate::http::AppState;
-use crate::web::csrf::Form;
-use crate::web::page::{render, FieldErrors, Layout, WebError};
-use crate::web::session::SignedIn;
+use crate::service::ServiceError;
 
 const HERE: &str = "/settings/profile";
 
@@ -61,7 +61,7 @@ pub async fn rename(
             user.done(&state, "Your name has been changed.", None, HERE)
                 .await
         }
-        Err(DomainError::Invalid { message, .. }) => {
+        Err(ServiceError::Invalid { message, .. }) => {
             let mut page = ProfilePage::new(&user, user.layout_without_notice());
             page.name = form.name;
             page.errors.add("name", message);
@@ -117,11 +117,11 @@ pub async fn change_password(
                     )
                     .await
             }
-            Err(DomainError::Invalid { message, .. }) => page.errors.add("new", message),
-            Err(DomainError::InvalidCredentials) => page
+            Err(ServiceError::Invalid { message, .. }) => page.errors.add("new", message),
+            Err(ServiceError::InvalidCredentials) => page
                 .errors
                 .add("current", "This is not your current main password."),
-            Err(e @ DomainError::RateLimited { .. }) => page.errors.add("current", e.to_string()),
+            Err(e @ ServiceError::RateLimited { .. }) => page.errors.add("current", e.to_string()),
             Err(e) => return Err(e.into()),
         }
     }

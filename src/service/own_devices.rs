@@ -2,7 +2,8 @@
 
 use super::{parse_device_name, Service};
 use crate::credential::Token;
-use crate::domain::{Account, AccountId, Device, DomainError, Permission};
+use crate::domain::{Account, AccountId, Device, Permission};
+use crate::service::ServiceError;
 
 impl Service {
     /// A new device password for a signed-in person, who needs the
@@ -12,7 +13,7 @@ impl Service {
         account: &Account,
         name: &str,
         device_type: Option<&str>,
-    ) -> Result<(Device, Token), DomainError> {
+    ) -> Result<(Device, Token), ServiceError> {
         require_synchronisation(account)?;
         let name = parse_device_name(name)?;
         self.create_device(account, name, device_type).await
@@ -23,7 +24,7 @@ impl Service {
         &self,
         account: &Account,
         id: &str,
-    ) -> Result<(Device, Token), DomainError> {
+    ) -> Result<(Device, Token), ServiceError> {
         require_synchronisation(account)?;
         let device = self.device_of(account.id, id).await?;
         self.replace_token(device, None).await
@@ -34,17 +35,17 @@ impl Service {
         &self,
         owner: AccountId,
         id: &str,
-    ) -> Result<Device, DomainError> {
+    ) -> Result<Device, ServiceError> {
         let device = self.device_of(owner, id).await?;
         self.revoke_device(&device.id).await?;
         Ok(device)
     }
 }
 
-fn require_synchronisation(account: &Account) -> Result<(), DomainError> {
+fn require_synchronisation(account: &Account) -> Result<(), ServiceError> {
     if account.permissions.contains(Permission::Synchronisation) {
         Ok(())
     } else {
-        Err(DomainError::PermissionMissing(Permission::Synchronisation))
+        Err(ServiceError::PermissionMissing(Permission::Synchronisation))
     }
 }

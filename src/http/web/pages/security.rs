@@ -7,10 +7,10 @@ use axum::response::Response;
 
 use super::{NoFields, PagePath};
 use crate::domain::SessionId;
+use crate::http::web::csrf::Form;
+use crate::http::web::page::{redirect, render, when, Layout, WebError};
+use crate::http::web::session::SignedIn;
 use crate::http::AppState;
-use crate::web::csrf::Form;
-use crate::web::page::{redirect, render, when, Layout, WebError};
-use crate::web::session::SignedIn;
 
 const HERE: &str = "/settings/security";
 

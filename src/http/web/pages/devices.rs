@@ -11,12 +11,13 @@ use serde::Deserialize;
 
 use super::{NoFields, PagePath};
 use crate::credential::Token;
-use crate::domain::{Device, DomainError, Permission};
+use crate::domain::{Device, Permission};
+use crate::http::web::csrf::Form;
+use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
+use crate::http::web::reveal::{Reveal, RevealItem};
+use crate::http::web::session::SignedIn;
 use crate::http::AppState;
-use crate::web::csrf::Form;
-use crate::web::page::{render, when, FieldErrors, Layout, WebError};
-use crate::web::reveal::{Reveal, RevealItem};
-use crate::web::session::SignedIn;
+use crate::service::ServiceError;
 
 const HERE: &str = "/settings/devices";
 
@@ -82,7 +83,7 @@ async fn page(state: &AppState, user: &SignedIn, layout: Layout) -> Result<Devic
         .permissions
         .contains(Permission::Synchronisation)
     {
-        return Err(DomainError::PermissionMissing(Permission::Synchronisation).into());
+        return Err(ServiceError::PermissionMissing(Permission::Synchronisation).into());
     }
     let devices = state.service.devices(Some(user.account.id)).await?;
     Ok(DevicesPage {
@@ -131,7 +132,7 @@ pub async fn create(
             let reveal = shown_once(&device, &token);
             user.done(&state, flash, Some(reveal), HERE).await
         }
-        Err(DomainError::Invalid { message, .. }) => {
+        Err(ServiceError::Invalid { message, .. }) => {
             let mut page = page(&state, &user, user.layout_without_notice()).await?;
             page.new_name = form.name;
             page.new_type = form.device_type;

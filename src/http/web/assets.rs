@@ -8,8 +8,8 @@ use axum::Router;
 
 use crate::http::AppState;
 
-const STYLESHEET: &str = include_str!("../../static/app.css");
-const SCRIPT: &str = include_str!("../../static/app.js");
+const STYLESHEET: &str = include_str!("../../../static/app.css");
+const SCRIPT: &str = include_str!("../../../static/app.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()

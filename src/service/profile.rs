@@ -2,11 +2,13 @@
 
 use super::{parse_new_password, Client, Service};
 use crate::credential::{MainPassword, SessionKey};
-use crate::domain::{Account, DisplayName, DomainError};
+use crate::domain::{Account, DisplayName};
+use crate::service::ServiceError;
 
 impl Service {
-    pub async fn rename_account(&self, account: &Account, name: &str) -> Result<(), DomainError> {
-        let name = DisplayName::parse(name).map_err(|e| DomainError::invalid("invalid_name", e))?;
+    pub async fn rename_account(&self, account: &Account, name: &str) -> Result<(), ServiceError> {
+        let name =
+            DisplayName::parse(name).map_err(|e| ServiceError::invalid("invalid_name", e))?;
         self.store
             .set_account_name(account.id, name.as_str())
             .await?;
@@ -24,10 +26,10 @@ impl Service {
         new: String,
         keep: &SessionKey,
         client: &Client<'_>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<(), ServiceError> {
         let new = parse_new_password(new)?;
         let current =
-            MainPassword::candidate(current).map_err(|_| DomainError::InvalidCredentials)?;
+            MainPassword::candidate(current).map_err(|_| ServiceError::InvalidCredentials)?;
         self.check_main_password_throttled(&account.email, &current, client)
             .await?;
         let hash = self.hasher.hash(&new).await?;

@@ -9,11 +9,12 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{main_password_shown_once, AccountRow};
-use crate::domain::{AccountId, DomainError, NewAccountRequest, Permission, Permissions};
+use crate::domain::{AccountId, Permission, Permissions};
+use crate::http::web::csrf::Form;
+use crate::http::web::page::{render, FieldErrors, Layout, WebError};
+use crate::http::web::session::Admin;
 use crate::http::AppState;
-use crate::web::csrf::Form;
-use crate::web::page::{render, FieldErrors, Layout, WebError};
-use crate::web::session::Admin;
+use crate::service::{NewAccountRequest, ServiceError};
 
 #[derive(Template)]
 #[template(path = "admin/accounts.html")]
@@ -125,7 +126,7 @@ pub async fn create(
             let to = format!("/admin/accounts/{}", account.id.0);
             return user.done(&state, flash, reveal, &to).await;
         }
-        Err(DomainError::Invalid { code, message }) => {
+        Err(ServiceError::Invalid { code, message }) => {
             let field = match code {
                 "invalid_name" => "name",
                 "invalid_password" => "password",
@@ -133,7 +134,7 @@ pub async fn create(
             };
             errors.add(field, message);
         }
-        Err(e @ DomainError::EmailTaken(_)) => errors.add("email", e.to_string()),
+        Err(e @ ServiceError::EmailTaken(_)) => errors.add("email", e.to_string()),
         Err(e) => return Err(e.into()),
     }
     let page = NewAccountPage {

@@ -1,13 +1,13 @@
 use std::time::Duration;
 
-use super::Permission;
 use crate::credential::HashingError;
+use crate::domain::Permission;
 use crate::store::StoreError;
 
 /// Why a domain operation did not happen. Each variant maps to one stable
 /// API error code in `http::error`.
 #[derive(Debug, thiserror::Error)]
-pub enum DomainError {
+pub enum ServiceError {
     /// Input that does not parse; `code` is the stable error code.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
@@ -40,29 +40,29 @@ pub enum DomainError {
     Internal(String),
 }
 
-impl DomainError {
+impl ServiceError {
     pub fn invalid(code: &'static str, message: impl ToString) -> Self {
-        DomainError::Invalid {
+        ServiceError::Invalid {
             code,
             message: message.to_string(),
         }
     }
 }
 
-impl From<StoreError> for DomainError {
+impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(why) => DomainError::Unavailable(why),
-            other => DomainError::Internal(other.to_string()),
+            StoreError::Unavailable(why) => ServiceError::Unavailable(why),
+            other => ServiceError::Internal(other.to_string()),
         }
     }
 }
 
-impl From<HashingError> for DomainError {
+impl From<HashingError> for ServiceError {
     fn from(e: HashingError) -> Self {
         match e {
-            HashingError::Busy => DomainError::Busy,
-            HashingError::Failed(why) => DomainError::Internal(why),
+            HashingError::Busy => ServiceError::Busy,
+            HashingError::Failed(why) => ServiceError::Internal(why),
         }
     }
 }

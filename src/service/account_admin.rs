@@ -3,12 +3,13 @@
 
 use super::{NewAccountRequest, Service};
 use crate::credential::MainPassword;
-use crate::domain::{Account, AccountId, DomainError, Permission};
+use crate::domain::{Account, AccountId, Permission};
+use crate::service::ServiceError;
 use crate::store::AdminGuard;
 
 impl Service {
     /// Accounts whose email or name contains `query` (case-insensitive).
-    pub async fn search_accounts(&self, query: &str) -> Result<Vec<Account>, DomainError> {
+    pub async fn search_accounts(&self, query: &str) -> Result<Vec<Account>, ServiceError> {
         let needle = query.trim().to_lowercase();
         let mut accounts = self.accounts().await?;
         if !needle.is_empty() {
@@ -23,7 +24,7 @@ impl Service {
         &self,
         actor: &Account,
         request: NewAccountRequest,
-    ) -> Result<(Account, Option<MainPassword>), DomainError> {
+    ) -> Result<(Account, Option<MainPassword>), ServiceError> {
         let email = request.email.clone();
         let created = self.create_account(request).await?;
         tracing::info!(by = %actor.email, account = %email.trim(), "account created by an administrator");
@@ -40,7 +41,7 @@ impl Service {
         target: AccountId,
         permission: Permission,
         granted: bool,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let account = self.account(target).await?;
         tracing::info!(by = %actor.email, account = %account.email, %permission, granted, "permission change by an administrator");
         self.change_permission(&account, permission, granted, AdminGuard::KeepOne)
@@ -54,7 +55,7 @@ impl Service {
         actor: &Account,
         target: AccountId,
         enabled: bool,
-    ) -> Result<Account, DomainError> {
+    ) -> Result<Account, ServiceError> {
         let account = self.account(target).await?;
         tracing::info!(by = %actor.email, account = %account.email, enabled, "enabled state change by an administrator");
         self.change_enabled(&account, enabled, AdminGuard::KeepOne)
@@ -69,7 +70,7 @@ impl Service {
         actor: &Account,
         target: AccountId,
         password: Option<String>,
-    ) -> Result<(Account, Option<MainPassword>), DomainError> {
+    ) -> Result<(Account, Option<MainPassword>), ServiceError> {
         let account = self.account(target).await?;
         tracing::info!(by = %actor.email, account = %account.email, "main password reset by an administrator");
         let (raw, generated) = match password {
@@ -86,9 +87,9 @@ impl Service {
 
 /// The last-administrator refusal, told to the administrator who would
 /// have locked themselves out.
-fn in_first_person(e: DomainError, yourself: bool) -> DomainError {
+fn in_first_person(e: ServiceError, yourself: bool) -> ServiceError {
     match e {
-        DomainError::Invalid { code: "last_administrator", .. } if yourself => DomainError::invalid(
+        ServiceError::Invalid { code: "last_administrator", .. } if yourself => ServiceError::invalid(
             "last_administrator",
             "You are the only enabled administrator. Make another account an administrator first, or nobody could administer this server.",
         ),

@@ -8,13 +8,13 @@ use serde::Deserialize;
 
 use super::NoFields;
 use crate::credential::{CsrfSecret, SessionKey};
-use crate::domain::DomainError;
 use crate::http::extract::ClientInfo;
+use crate::http::web::cookie;
+use crate::http::web::csrf::{Form, SignInForm};
+use crate::http::web::page::{redirect, render, FieldErrors, WebError};
+use crate::http::web::session::SignedIn;
 use crate::http::AppState;
-use crate::web::cookie;
-use crate::web::csrf::{Form, SignInForm};
-use crate::web::page::{redirect, render, FieldErrors, WebError};
-use crate::web::session::SignedIn;
+use crate::service::ServiceError;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -128,15 +128,15 @@ pub async fn submit(
             );
             return Ok(response);
         }
-        Err(DomainError::Invalid { message, .. }) => {
+        Err(ServiceError::Invalid { message, .. }) => {
             page.errors.add("email", message);
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Err(DomainError::InvalidCredentials) => {
-            page.error = Some(DomainError::InvalidCredentials.to_string());
+        Err(ServiceError::InvalidCredentials) => {
+            page.error = Some(ServiceError::InvalidCredentials.to_string());
             StatusCode::UNAUTHORIZED
         }
-        Err(e @ DomainError::RateLimited { retry_after }) => {
+        Err(e @ ServiceError::RateLimited { retry_after }) => {
             page.error = Some(e.to_string());
             let mut response = form_page(&state, StatusCode::TOO_MANY_REQUESTS, page);
             response.headers_mut().insert(
@@ -145,11 +145,11 @@ pub async fn submit(
             );
             return Ok(response);
         }
-        Err(e @ DomainError::AccountDisabled) => {
+        Err(e @ ServiceError::AccountDisabled) => {
             page.error = Some(e.to_string());
             StatusCode::FORBIDDEN
         }
-        Err(DomainError::TwoFactorEnabled) => {
+        Err(ServiceError::TwoFactorEnabled) => {
             page.error = Some(
                 "This account uses two-factor authentication, and signing in with it is not available in the web interface yet. Ask your administrator for help."
                     .to_owned(),

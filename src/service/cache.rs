@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::TokenDigest;
+use crate::credential::TokenDigest;
 use crate::domain::{AccountId, Device, Permissions};
 
 /// What the hot path needs to decide on a request: the token digest, the

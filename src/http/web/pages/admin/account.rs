@@ -8,13 +8,14 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{main_password_shown_once, AccountRow};
-use crate::domain::{AccountId, DomainError, Permission};
+use crate::domain::{AccountId, Permission};
+use crate::http::web::csrf::Form;
+use crate::http::web::page::{render, FieldErrors, Layout, WebError};
+use crate::http::web::pages::devices::DeviceRow;
+use crate::http::web::pages::{NoFields, PagePath};
+use crate::http::web::session::{Admin, SignedIn};
 use crate::http::AppState;
-use crate::web::csrf::Form;
-use crate::web::page::{render, FieldErrors, Layout, WebError};
-use crate::web::pages::devices::DeviceRow;
-use crate::web::pages::{NoFields, PagePath};
-use crate::web::session::{Admin, SignedIn};
+use crate::service::ServiceError;
 
 #[derive(Template)]
 #[template(path = "admin/account.html")]
@@ -115,7 +116,7 @@ pub async fn set_permission(
             "{} no longer has the {permission} permission.",
             account.email
         ),
-        Err(DomainError::Invalid { message, .. }) => message,
+        Err(ServiceError::Invalid { message, .. }) => message,
         Err(e) => return Err(e.into()),
     };
     // Someone who just gave up their own admin right cannot see this page any more.
@@ -147,7 +148,7 @@ pub async fn set_enabled(
             "{} is disabled: its device passwords and web sessions no longer work.",
             account.email
         ),
-        Err(DomainError::Invalid { message, .. }) => message,
+        Err(ServiceError::Invalid { message, .. }) => message,
         Err(e) => return Err(e.into()),
     };
     user.done(&state, flash, None, &here(id)).await
@@ -184,7 +185,7 @@ pub async fn reset_password(
             );
             user.done(&state, flash, reveal, &here(id)).await
         }
-        Err(DomainError::Invalid { message, .. }) => {
+        Err(ServiceError::Invalid { message, .. }) => {
             let mut page =
                 account_page(&state, &user, AccountId(id), user.layout_without_notice()).await?;
             page.errors.add("password", message);
