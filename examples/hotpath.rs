@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use base64::Engine;
-use latchkey::domain::{Client, DeviceName, NewAccountRequest, Permission};
+use latchkey::domain::{DeviceName, Permission};
+use latchkey::service::{Client, NewAccountRequest};
 
 const ROUNDS: u32 = 200_000;
 

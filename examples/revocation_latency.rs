@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use latchkey::credential::{DeviceId, Token};
-use latchkey::domain::{DeviceName, NewAccountRequest, Permission, Service, Settings, Timestamp};
+use latchkey::domain::{DeviceName, Permission, Timestamp};
+use latchkey::service::{NewAccountRequest, Service, Settings};
 use latchkey::store::NewDevice;
 use reqwest::StatusCode;
 

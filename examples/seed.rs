@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use latchkey::credential::{DeviceId, Token, TokenDigest};
-use latchkey::domain::{DeviceName, NewAccountRequest, Permission, Service, Settings, Timestamp};
+use latchkey::domain::{DeviceName, Permission, Timestamp};
+use latchkey::service::{NewAccountRequest, Service, Settings};
 use latchkey::store::NewDevice;
 
 const BATCH: usize = 50_000;
