@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use base64::Engine;
-use latchkey::domain::{DeviceName, Permission};
-use latchkey::service::{Client, NewAccountRequest};
+use latchkey::credential::Secret;
+use latchkey::domain::Permission;
+use latchkey::service::{Client, NewAccountRequest, Operator, PasswordDeviceRequest};
 
 const ROUNDS: u32 = 200_000;
 
@@ -23,27 +24,38 @@ async fn main() -> anyhow::Result<()> {
     let config =
         latchkey::config::Config::new(format!("sqlite://{}/latchkey.db", dir.path().display()));
     let service = latchkey::app::build(config).await?.service();
-    let (account, _) = service
-        .create_account(NewAccountRequest {
-            email: "bench@example.org".into(),
-            name: None,
-            password: Some("bench password".into()),
-            permissions: [Permission::Synchronisation].into_iter().collect(),
-        })
-        .await?;
-    let (device, token) = service
-        .create_device(&account, DeviceName::parse("bench")?, None)
-        .await?;
-    let id = device.id.to_string();
-    let token = token.expose().to_owned();
-    let header = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{token}"))
-    );
     let client = Client {
         ip: Some("127.0.0.1".parse()?),
         user_agent: Some("hotpath/1.0"),
     };
+    service
+        .create_account(
+            &Operator::at_the_command_line(),
+            NewAccountRequest {
+                email: "bench@example.org".into(),
+                name: None,
+                password: Some("bench password".into()),
+                permissions: [Permission::Synchronisation].into_iter().collect(),
+            },
+        )
+        .await?;
+    let (device, token) = service
+        .create_device_with_password(
+            PasswordDeviceRequest {
+                email: "bench@example.org".into(),
+                password: "bench password".into(),
+                device_name: "bench".into(),
+                device_type: None,
+            },
+            &client,
+        )
+        .await?;
+    let id = device.id.to_string();
+    let token = Secret::from(token.expose());
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", token.expose()))
+    );
     // The first call fills the cache; everything below is the warm path.
     let who = service.authenticate(&id, &token, &client).await?;
 

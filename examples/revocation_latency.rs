@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use latchkey::credential::{DeviceId, Token};
 use latchkey::domain::{DeviceName, Permission, Timestamp};
-use latchkey::service::{NewAccountRequest, Service, Settings};
+use latchkey::service::{NewAccountRequest, Operator, Service, Settings};
 use latchkey::store::NewDevice;
 use reqwest::StatusCode;
 
@@ -34,12 +34,15 @@ async fn main() -> anyhow::Result<()> {
     let store = latchkey::store::open(url, &Default::default()).await?;
     let service = Service::new(store.clone(), Settings::default());
     let (account, _) = service
-        .create_account(NewAccountRequest {
-            email: "revocations@example.org".into(),
-            name: None,
-            password: None,
-            permissions: [Permission::Synchronisation].into_iter().collect(),
-        })
+        .create_account(
+            &Operator::at_the_command_line(),
+            NewAccountRequest {
+                email: "revocations@example.org".into(),
+                name: None,
+                password: None,
+                permissions: [Permission::Synchronisation].into_iter().collect(),
+            },
+        )
         .await?;
     let mut devices = Vec::new();
     let mut batch = Vec::new();

@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Context;
 use latchkey::credential::{DeviceId, Token, TokenDigest};
 use latchkey::domain::{DeviceName, Permission, Timestamp};
-use latchkey::service::{NewAccountRequest, Service, Settings};
+use latchkey::service::{NewAccountRequest, Operator, Service, Settings};
 use latchkey::store::NewDevice;
 
 const BATCH: usize = 50_000;
@@ -38,12 +38,15 @@ async fn main() -> anyhow::Result<()> {
     let store = latchkey::store::open(url, &Default::default()).await?;
     let service = Service::new(store.clone(), Settings::default());
     let (account, _) = service
-        .create_account(NewAccountRequest {
-            email: "bench@example.org".into(),
-            name: None,
-            password: None,
-            permissions: [Permission::Synchronisation].into_iter().collect(),
-        })
+        .create_account(
+            &Operator::at_the_command_line(),
+            NewAccountRequest {
+                email: "bench@example.org".into(),
+                name: None,
+                password: None,
+                permissions: [Permission::Synchronisation].into_iter().collect(),
+            },
+        )
         .await?;
 
     let mut credentials = private_file(file)?;

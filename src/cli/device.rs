@@ -1,20 +1,21 @@
 use crate::config::DeviceCommand;
-use crate::credential::DeviceId;
-use crate::service::{Service, ServiceError};
+use crate::service::{Operator, Service};
 
 use super::print_table;
 
 pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()> {
+    let operator = Operator::at_the_command_line();
     match command {
         DeviceCommand::List { email } => {
-            let accounts = service.accounts().await?;
-            let owner = match email {
-                Some(email) => Some(service.account_by_email(&email).await?.id),
-                None => None,
+            let accounts = service.accounts(&operator, "").await?;
+            let devices = match email {
+                Some(email) => {
+                    let owner = service.account_by_email(&operator, &email).await?.id;
+                    service.devices(&operator.over(owner)).await?
+                }
+                None => service.devices(&operator).await?,
             };
-            let rows: Vec<Vec<String>> = service
-                .devices(owner)
-                .await?
+            let rows: Vec<Vec<String>> = devices
                 .into_iter()
                 .map(|d| {
                     let email = accounts
@@ -54,9 +55,11 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
             );
         }
         DeviceCommand::Revoke { id } => {
-            let id = DeviceId::parse(&id).map_err(|_| ServiceError::DeviceNotFound)?;
-            service.revoke_device(&id).await?;
-            println!("Device {id} deleted; its password no longer works.");
+            let device = service.delete_device(&operator, &id).await?;
+            println!(
+                "Device {} deleted; its password no longer works.",
+                device.id
+            );
         }
     }
     Ok(())

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs, UserCommand};
+use crate::credential::Secret;
 use crate::service::{Service, Settings};
 use crate::store::{self, StoreOptions};
+use zeroize::Zeroizing;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -54,13 +56,13 @@ async fn open(database: &DatabaseArgs, create: bool) -> anyhow::Result<Service> 
 }
 
 /// The first line of standard input, without its line ending.
-fn read_password_line() -> anyhow::Result<String> {
-    let mut line = String::new();
+fn read_password_line() -> anyhow::Result<Secret> {
+    let mut line = Zeroizing::new(String::new());
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .context("cannot read the password from standard input")?;
-    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    let password = Secret::from(line.trim_end_matches(['\n', '\r']));
     anyhow::ensure!(!password.is_empty(), "no password on standard input");
     Ok(password)
 }

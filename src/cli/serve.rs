@@ -1,5 +1,6 @@
 use crate::app::{self, shutdown_signal};
 use crate::config::{Config, DatabaseArgs, ServeArgs};
+use crate::service::Operator;
 
 pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::from_args(database, args)?;
@@ -7,7 +8,7 @@ pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()
     let base_url = application.base_url();
     if let Some((account, password)) = application
         .service()
-        .ensure_administrator(&config.admin_email)
+        .ensure_administrator(&Operator::at_the_command_line(), &config.admin_email)
         .await?
     {
         // Printed once, to the terminal only; never logged.

@@ -1,10 +1,11 @@
 use crate::config::UserCommand;
 use crate::domain::{Account, Permission};
-use crate::service::{NewAccountRequest, Service};
+use crate::service::{NewAccountRequest, Operator, Service};
 
 use super::{print_table, read_password_line};
 
 pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> {
+    let operator = Operator::at_the_command_line();
     match command {
         UserCommand::Create {
             email,
@@ -26,12 +27,15 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 None
             };
             let (account, generated) = service
-                .create_account(NewAccountRequest {
-                    email,
-                    name,
-                    password,
-                    permissions: granted,
-                })
+                .create_account(
+                    &operator,
+                    NewAccountRequest {
+                        email,
+                        name,
+                        password,
+                        permissions: granted,
+                    },
+                )
                 .await?;
             println!(
                 "Created account {} ({}).",
@@ -43,8 +47,8 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             }
         }
         UserCommand::List => {
-            let accounts = service.accounts().await?;
-            let devices = service.devices(None).await?;
+            let accounts = service.accounts(&operator, "").await?;
+            let devices = service.devices(&operator).await?;
             let rows: Vec<Vec<String>> = accounts
                 .iter()
                 .map(|a| {
@@ -65,28 +69,35 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             );
         }
         UserCommand::Grant { email, permission } => {
+            let target = service.account_by_email(&operator, &email).await?.id;
             let account = service
-                .set_permission(&email, permission.parse()?, true)
+                .set_permission(&operator, target, permission.parse()?, true)
                 .await?;
             println!("{}: {}", account.email, describe(&account));
         }
         UserCommand::Revoke { email, permission } => {
+            let target = service.account_by_email(&operator, &email).await?.id;
             let account = service
-                .set_permission(&email, permission.parse()?, false)
+                .set_permission(&operator, target, permission.parse()?, false)
                 .await?;
             println!("{}: {}", account.email, describe(&account));
         }
         UserCommand::Disable { email } => {
-            let account = service.set_enabled(&email, false).await?;
+            let target = service.account_by_email(&operator, &email).await?.id;
+            let account = service.set_enabled(&operator, target, false).await?;
             println!("{}: {}", account.email, describe(&account));
         }
         UserCommand::Enable { email } => {
-            let account = service.set_enabled(&email, true).await?;
+            let target = service.account_by_email(&operator, &email).await?.id;
+            let account = service.set_enabled(&operator, target, true).await?;
             println!("{}: {}", account.email, describe(&account));
         }
         UserCommand::SetPassword { email, .. } => {
             let password = read_password_line()?;
-            let account = service.set_password(&email, password).await?;
+            let target = service.account_by_email(&operator, &email).await?.id;
+            let (account, _) = service
+                .reset_password(&operator, target, Some(password))
+                .await?;
             println!(
                 "Main password of {} changed; its device passwords are unchanged.",
                 account.email

@@ -3,6 +3,7 @@
 
 mod device_id;
 mod password;
+mod secret;
 mod session;
 mod token;
 
@@ -11,5 +12,6 @@ pub use password::{
     HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,
     MIN_PASSWORD_CHARS,
 };
+pub use secret::Secret;
 pub use session::{CsrfSecret, SessionDigest, SessionKey};
 pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};

@@ -9,6 +9,8 @@ use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use super::Secret;
+
 /// Shortest main password that may be set.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest main password accepted at all, so nobody can make us hash megabytes.
@@ -38,8 +40,8 @@ pub enum PasswordError {
 
 impl MainPassword {
     /// A password someone wants to set: length rules apply.
-    pub fn new_checked(raw: String) -> Result<Self, PasswordError> {
-        let raw = Zeroizing::new(raw);
+    pub fn new_checked(raw: Secret) -> Result<Self, PasswordError> {
+        let raw = raw.into_inner();
         if raw.len() > MAX_PASSWORD_BYTES {
             return Err(PasswordError::TooLong);
         }
@@ -50,11 +52,11 @@ impl MainPassword {
     }
 
     /// A password someone signs in with: anything is tried, except absurd lengths.
-    pub fn candidate(raw: String) -> Result<Self, PasswordError> {
-        if raw.len() > MAX_PASSWORD_BYTES {
+    pub fn candidate(raw: Secret) -> Result<Self, PasswordError> {
+        if raw.expose().len() > MAX_PASSWORD_BYTES {
             return Err(PasswordError::TooLong);
         }
-        Ok(Self(Zeroizing::new(raw)))
+        Ok(Self(raw.into_inner()))
     }
 
     /// 20 random letters and digits (about 119 bits).
@@ -214,10 +216,10 @@ mod tests {
             PasswordError::TooShort
         );
         assert_eq!(
-            MainPassword::candidate("x".repeat(MAX_PASSWORD_BYTES + 1)).unwrap_err(),
+            MainPassword::candidate("x".repeat(MAX_PASSWORD_BYTES + 1).into()).unwrap_err(),
             PasswordError::TooLong
         );
-        assert!(MainPassword::candidate(String::new()).is_ok());
+        assert!(MainPassword::candidate(Secret::default()).is_ok());
         assert_eq!(MainPassword::generate().expose().len(), GENERATED_CHARS);
         assert_eq!(
             format!("{:?}", MainPassword::generate()),

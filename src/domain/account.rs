@@ -1,4 +1,4 @@
-use super::{Email, Permission, Permissions, Timestamp};
+use super::{Email, Permissions, Timestamp};
 
 /// The database key of an account; never shown to API clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,11 +13,4 @@ pub struct Account {
     pub enabled: bool,
     pub two_factor_enabled: bool,
     pub created_at: Timestamp,
-}
-
-impl Account {
-    /// Whether this account's device passwords may authenticate.
-    pub fn may_use_devices(&self) -> bool {
-        self.enabled && self.permissions.contains(Permission::Synchronisation)
-    }
 }

@@ -6,6 +6,7 @@ mod device;
 mod email;
 mod name;
 mod permission;
+pub mod rules;
 mod session;
 mod time;
 
@@ -16,5 +17,6 @@ pub use device::{
 pub use email::{Email, EmailError};
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use permission::{Permission, Permissions, UnknownPermission};
+pub use rules::Refusal;
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::Timestamp;

@@ -9,9 +9,10 @@ use super::basic::{self, BasicError};
 use super::error::ApiError;
 use super::extract::client;
 use super::AppState;
-use crate::service::Authenticated;
+use crate::service::DeviceCaller;
 
-pub struct DeviceAuth(pub Authenticated);
+/// The wrapped caller can only come from [`Service::authenticate`](crate::service::Service::authenticate).
+pub struct DeviceAuth(pub DeviceCaller);
 
 const USE_DEVICE_PASSWORD: &str = "Sign in with a device password: HTTP Basic auth with the device ID as user name and the device password as password. Create one in Personal settings, Devices tab, or with POST /server/api/device.";
 

@@ -6,6 +6,8 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use zeroize::Zeroizing;
 
+use crate::credential::Secret;
+
 /// Standard base64; padding optional, since some clients drop it.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &STANDARD,
@@ -24,7 +26,7 @@ pub struct BasicCredentials {
     /// Everything before the first colon.
     pub user_id: String,
     /// Everything after it, colons included.
-    pub password: Zeroizing<String>,
+    pub password: Secret,
 }
 
 pub fn parse(header: &[u8]) -> Result<BasicCredentials, BasicError> {
@@ -43,7 +45,7 @@ pub fn parse(header: &[u8]) -> Result<BasicCredentials, BasicError> {
     let (user_id, password) = text.split_once(':').ok_or(BasicError::Malformed)?;
     Ok(BasicCredentials {
         user_id: user_id.to_owned(),
-        password: Zeroizing::new(password.to_owned()),
+        password: Secret::from(password),
     })
 }
 
@@ -82,7 +84,7 @@ mod tests {
         ] {
             let parsed = parse(header.as_bytes()).unwrap_or_else(|e| panic!("{header}: {e:?}"));
             assert_eq!(parsed.user_id, user);
-            assert_eq!(parsed.password.as_str(), password);
+            assert_eq!(parsed.password.expose(), password);
         }
     }
 
@@ -127,7 +129,7 @@ mod tests {
                 // What parsed must be exactly what was encoded.
                 let text = String::from_utf8(raw).unwrap();
                 assert_eq!(
-                    format!("{}:{}", parsed.user_id, parsed.password.as_str()),
+                    format!("{}:{}", parsed.user_id, parsed.password.expose()),
                     text
                 );
             }

@@ -95,6 +95,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::AccountDisabled => {
                 Self::new(StatusCode::FORBIDDEN, "account_disabled", message)
             }
+            ServiceError::NotAnAdministrator => {
+                Self::new(StatusCode::FORBIDDEN, "admin_required", message)
+            }
             ServiceError::DeviceNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "device_not_found", message)
             }

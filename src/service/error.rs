@@ -1,10 +1,10 @@
 use std::time::Duration;
 
 use crate::credential::HashingError;
-use crate::domain::Permission;
+use crate::domain::{Permission, Refusal};
 use crate::store::StoreError;
 
-/// Why a domain operation did not happen. Each variant maps to one stable
+/// Why an operation did not happen. Each variant maps to one stable
 /// API error code in `http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -24,6 +24,8 @@ pub enum ServiceError {
     PermissionMissing(Permission),
     #[error("This account is disabled. Ask your administrator to enable it.")]
     AccountDisabled,
+    #[error("Only administrators can do this.")]
+    NotAnAdministrator,
     #[error("No account has the email address {0}.")]
     AccountNotFound(String),
     #[error("There is no device with that ID on this account.")]
@@ -45,6 +47,21 @@ impl ServiceError {
         ServiceError::Invalid {
             code,
             message: message.to_string(),
+        }
+    }
+}
+
+impl From<Refusal> for ServiceError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::AccountDisabled => ServiceError::AccountDisabled,
+            Refusal::TwoFactorEnabled => ServiceError::TwoFactorEnabled,
+            Refusal::PermissionMissing(permission) => ServiceError::PermissionMissing(permission),
+            Refusal::NotAnAdministrator => ServiceError::NotAnAdministrator,
+            Refusal::LastAdministrator => ServiceError::invalid(
+                "last_administrator",
+                "This would leave no enabled administrator. Make another account an administrator first, or nobody could administer this server.",
+            ),
         }
     }
 }

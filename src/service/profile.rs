@@ -1,16 +1,15 @@
-//! What people change about their own account.
+//! What members change about their own account.
 
-use super::{parse_new_password, Client, Service};
-use crate::credential::{MainPassword, SessionKey};
-use crate::domain::{Account, DisplayName};
-use crate::service::ServiceError;
+use super::{parse_new_password, Client, Member, Service, ServiceError};
+use crate::credential::{MainPassword, Secret};
+use crate::domain::DisplayName;
 
 impl Service {
-    pub async fn rename_account(&self, account: &Account, name: &str) -> Result<(), ServiceError> {
+    pub async fn rename_account(&self, by: &Member, name: &str) -> Result<(), ServiceError> {
         let name =
             DisplayName::parse(name).map_err(|e| ServiceError::invalid("invalid_name", e))?;
         self.store
-            .set_account_name(account.id, name.as_str())
+            .set_account_name(by.account().id, name.as_str())
             .await?;
         Ok(())
     }
@@ -18,23 +17,23 @@ impl Service {
     /// Changes one's own main password. The current one is checked under
     /// the guessing throttle (a borrowed, unlocked browser must not make it
     /// cheap to try), device passwords stay as they are, and every other
-    /// web session of the account ends.
-    pub async fn change_own_password(
+    /// web session of the account ends in the same commit.
+    pub async fn change_password(
         &self,
-        account: &Account,
-        current: String,
-        new: String,
-        keep: &SessionKey,
+        by: &Member,
+        current: Secret,
+        new: Secret,
         client: &Client<'_>,
     ) -> Result<(), ServiceError> {
         let new = parse_new_password(new)?;
         let current =
             MainPassword::candidate(current).map_err(|_| ServiceError::InvalidCredentials)?;
+        let account = by.account();
         self.check_main_password_throttled(&account.email, &current, client)
             .await?;
         let hash = self.hasher.hash(&new).await?;
         self.store
-            .set_password_hash(account.id, &hash, Some(&keep.digest()))
+            .set_password_hash(account.id, &hash, Some(by.session_digest()))
             .await?;
         tracing::info!(account = %account.email, "main password changed by its owner");
         Ok(())

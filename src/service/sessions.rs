@@ -1,18 +1,14 @@
 //! Signing in to the web interface, and the sessions that result.
 
-use super::{parse_email, password_alone_may_act_for, Client, Service};
-use crate::credential::{CsrfSecret, MainPassword, SessionKey};
-use crate::domain::{
-    Account, AccountId, LastUse, Notice, SessionId, SessionPolicy, Timestamp, WebSession,
-};
-use crate::service::ServiceError;
+use super::{parse_email, Client, Member, Service, ServiceError};
+use crate::credential::{CsrfSecret, MainPassword, Secret, SessionKey};
+use crate::domain::{rules, LastUse, Notice, SessionId, SessionPolicy, Timestamp, WebSession};
 use crate::store::NewSession;
 
 /// A fresh session: the key goes into the browser's cookie, nowhere else.
 pub struct SignIn {
-    pub account: Account,
+    pub member: Member,
     pub key: SessionKey,
-    pub session: WebSession,
 }
 
 impl Service {
@@ -21,7 +17,7 @@ impl Service {
     pub async fn sign_in(
         &self,
         email: &str,
-        password: String,
+        password: Secret,
         client: &Client<'_>,
         policy: &SessionPolicy,
     ) -> Result<SignIn, ServiceError> {
@@ -31,7 +27,7 @@ impl Service {
         let account = self
             .check_main_password_throttled(&email, &password, client)
             .await?;
-        password_alone_may_act_for(&account)?;
+        rules::password_alone_may_act_for(&account)?;
         let now = Timestamp::now();
         let (idle_before, created_before) = policy.cutoffs(now);
         self.store
@@ -51,19 +47,19 @@ impl Service {
             .await?;
         tracing::info!(account = %account.email, session = session.id.0, "signed in");
         Ok(SignIn {
-            account,
+            member: Member::new(account, session, key.digest()),
             key,
-            session,
         })
     }
 
-    /// The session a cookie names, if it is still good: not expired, and its
-    /// account still enabled. Records the visit.
+    /// The member whose session a cookie names, if it is still good: not
+    /// expired, and its account still one a password alone may act for.
+    /// Records the visit.
     pub async fn resume_session(
         &self,
         key: &SessionKey,
         policy: &SessionPolicy,
-    ) -> Result<Option<(WebSession, Account)>, ServiceError> {
+    ) -> Result<Option<Member>, ServiceError> {
         let digest = key.digest();
         let Some(session) = self.store.session(&digest).await? else {
             return Ok(None);
@@ -76,7 +72,7 @@ impl Service {
             return Ok(None);
         }
         let account = match self.store.account(session.account_id).await? {
-            Some(account) if account.enabled && !account.two_factor_enabled => account,
+            Some(account) if rules::password_alone_may_act_for(&account).is_ok() => account,
             _ => {
                 self.store
                     .delete_sessions_of(session.account_id, None)
@@ -85,10 +81,11 @@ impl Service {
             }
         };
         self.store.touch_session(&digest, now).await?;
-        Ok(Some((session, account)))
+        Ok(Some(Member::new(account, session, digest)))
     }
 
-    pub async fn sign_out(&self, session: &WebSession) -> Result<(), ServiceError> {
+    pub async fn sign_out(&self, by: &Member) -> Result<(), ServiceError> {
+        let session = by.session();
         self.store
             .delete_session(session.account_id, session.id)
             .await?;
@@ -100,36 +97,32 @@ impl Service {
     /// whatever session the browser had.
     pub async fn forget_session(&self, key: &SessionKey) -> Result<(), ServiceError> {
         if let Some(session) = self.store.session(&key.digest()).await? {
-            self.sign_out(&session).await?;
+            self.store
+                .delete_session(session.account_id, session.id)
+                .await?;
+            tracing::info!(session = session.id.0, "signed out");
         }
         Ok(())
     }
 
-    pub async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, ServiceError> {
-        Ok(self.store.sessions_of(account).await?)
+    pub async fn sessions(&self, by: &Member) -> Result<Vec<WebSession>, ServiceError> {
+        Ok(self.store.sessions_of(by.account().id).await?)
     }
 
-    /// Ends one of the account's own sessions; false if it had none by that id.
-    pub async fn end_session(
-        &self,
-        account: AccountId,
-        id: SessionId,
-    ) -> Result<bool, ServiceError> {
-        Ok(self.store.delete_session(account, id).await?)
+    /// Ends one of the member's own sessions; false if it had none by that id.
+    pub async fn end_session(&self, by: &Member, id: SessionId) -> Result<bool, ServiceError> {
+        Ok(self.store.delete_session(by.account().id, id).await?)
     }
 
-    /// Ends every session of the account but the caller's; returns how many.
-    pub async fn end_other_sessions(
-        &self,
-        account: AccountId,
-        keep: &SessionKey,
-    ) -> Result<u64, ServiceError> {
+    /// Ends every session of the member's account but this one; returns how many.
+    pub async fn end_other_sessions(&self, by: &Member) -> Result<u64, ServiceError> {
         Ok(self
             .store
-            .delete_sessions_of(account, Some(&keep.digest()))
+            .delete_sessions_of(by.account().id, Some(by.session_digest()))
             .await?)
     }
 
+    /// Notices belong to a session; its key is the proof.
     pub async fn set_notice(&self, key: &SessionKey, notice: &Notice) -> Result<(), ServiceError> {
         Ok(self.store.set_session_notice(&key.digest(), notice).await?)
     }

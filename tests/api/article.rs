@@ -5,18 +5,21 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, DeviceCredentials};
 use latchkey::domain::Permission;
-use latchkey::service::NewAccountRequest;
+use latchkey::service::{NewAccountRequest, Operator};
 
 #[tokio::test]
 async fn the_articles_request_creates_a_device_of_unknown_type() {
     let app = spawn_app().await;
     app.service
-        .create_account(NewAccountRequest {
-            email: "test@5point.de".into(),
-            name: None,
-            password: Some("password".into()),
-            permissions: [Permission::Synchronisation].into_iter().collect(),
-        })
+        .create_account(
+            &Operator::at_the_command_line(),
+            NewAccountRequest {
+                email: "test@5point.de".into(),
+                name: None,
+                password: Some("password".into()),
+                permissions: [Permission::Synchronisation].into_iter().collect(),
+            },
+        )
         .await
         .unwrap();
 

@@ -175,7 +175,7 @@ async fn password_from_stdin_and_set_password() {
     .await;
     assert!(created.status.success(), "{}", stderr(&created));
     assert!(!stdout(&created).contains("first password"));
-    let account = app.service.account_by_email("a@example.org").await.unwrap();
+    let account = app.account_by_email("a@example.org").await.unwrap();
     assert!(account
         .permissions
         .contains(latchkey::domain::Permission::Admin));
@@ -304,7 +304,7 @@ async fn cli_errors_are_clear_and_exit_non_zero() {
         assert!(message.contains(expected), "{args:?}: {message}");
     }
     // Nothing half-created.
-    assert!(app.service.account_by_email("x@example.org").await.is_err());
+    assert!(app.account_by_email("x@example.org").await.is_err());
     let output = latchkey(&app, &["user", "frobnicate"], None).await;
     assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
     let _ = PASSWORD;

@@ -83,10 +83,7 @@ async fn the_synchronisation_permission_is_required() {
 async fn disabled_accounts_cannot_create_devices() {
     let app = spawn_app().await;
     app.create_member("member@example.org").await;
-    app.service
-        .set_enabled("member@example.org", false)
-        .await
-        .unwrap();
+    app.set_enabled("member@example.org", false).await.unwrap();
     let response = app
         .post_device(
             &json!({"email": "member@example.org", "password": PASSWORD, "deviceName": "x"}),

@@ -11,13 +11,17 @@ use std::time::Duration;
 use base64::Engine;
 use latchkey::app;
 use latchkey::config::Config;
-use latchkey::domain::{Account, Permission, Permissions};
-use latchkey::service::{NewAccountRequest, Service};
+use latchkey::domain::{Account, AccountId, Device, Permission, Permissions, WebSession};
+use latchkey::service::{NewAccountRequest, Operator, Service, ServiceError};
+use latchkey::store::StoreError;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The CLI's actor, for what tests set up directly.
+pub const OPERATOR: Operator = Operator::at_the_command_line();
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -292,15 +296,70 @@ impl TestApp {
     pub async fn create_account(&self, email: &str, permissions: &[Permission]) -> Account {
         let (account, _) = self
             .service
-            .create_account(NewAccountRequest {
-                email: email.to_owned(),
-                name: None,
-                password: Some(PASSWORD.to_owned()),
-                permissions: permissions.iter().copied().collect::<Permissions>(),
-            })
+            .create_account(
+                &OPERATOR,
+                NewAccountRequest {
+                    email: email.to_owned(),
+                    name: None,
+                    password: Some(PASSWORD.into()),
+                    permissions: permissions.iter().copied().collect::<Permissions>(),
+                },
+            )
             .await
             .expect("account created");
         account
+    }
+
+    // What the CLI does, as the operator, for tests to set things up and look.
+
+    pub async fn account(&self, id: AccountId) -> Result<Account, ServiceError> {
+        self.service.account(&OPERATOR, id).await
+    }
+
+    pub async fn account_by_email(&self, email: &str) -> Result<Account, ServiceError> {
+        self.service.account_by_email(&OPERATOR, email).await
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<Account>, ServiceError> {
+        self.service.accounts(&OPERATOR, "").await
+    }
+
+    /// One account's devices, or everyone's.
+    pub async fn devices(&self, owner: Option<AccountId>) -> Result<Vec<Device>, ServiceError> {
+        match owner {
+            Some(owner) => self.service.devices(&OPERATOR.over(owner)).await,
+            None => self.service.devices(&OPERATOR).await,
+        }
+    }
+
+    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<Account, ServiceError> {
+        let id = self.account_by_email(email).await?.id;
+        self.service.set_enabled(&OPERATOR, id, enabled).await
+    }
+
+    pub async fn set_permission(
+        &self,
+        email: &str,
+        permission: Permission,
+        granted: bool,
+    ) -> Result<Account, ServiceError> {
+        let id = self.account_by_email(email).await?.id;
+        self.service
+            .set_permission(&OPERATOR, id, permission, granted)
+            .await
+    }
+
+    pub async fn set_password(&self, email: &str, password: &str) -> Result<Account, ServiceError> {
+        let id = self.account_by_email(email).await?.id;
+        let (account, _) = self
+            .service
+            .reset_password(&OPERATOR, id, Some(password.into()))
+            .await?;
+        Ok(account)
+    }
+
+    pub async fn sessions_of(&self, id: AccountId) -> Result<Vec<WebSession>, StoreError> {
+        self.service.store().sessions_of(id).await
     }
 
     pub async fn create_member(&self, email: &str) -> Account {

@@ -16,7 +16,7 @@ async fn secrets_never_reach_the_database_or_the_logs() {
     let app = spawn_app().await;
     let admin = app
         .service
-        .ensure_administrator("root@example.org")
+        .ensure_administrator(&crate::helpers::OPERATOR, "root@example.org")
         .await
         .unwrap()
         .expect("first administrator created");

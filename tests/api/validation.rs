@@ -143,7 +143,7 @@ async fn bad_fields_are_refused_before_anything_is_written() {
         .post_device(&json!({"email": "member@example.org", "password": oversized_password, "deviceName": "ok"}))
         .await;
     expect_error(response, StatusCode::BAD_REQUEST, "invalid_password").await;
-    let devices = app.service.devices(Some(account.id)).await.unwrap();
+    let devices = app.devices(Some(account.id)).await.unwrap();
     assert!(devices.is_empty(), "half-written devices: {devices:?}");
 }
 

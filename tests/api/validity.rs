@@ -12,8 +12,7 @@ async fn removing_the_permission_stops_devices_and_granting_it_restores_them() {
     let device = app.create_device("a@example.org", "script").await;
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
 
-    app.service
-        .set_permission("a@example.org", Permission::Synchronisation, false)
+    app.set_permission("a@example.org", Permission::Synchronisation, false)
         .await
         .unwrap();
     expect_error(
@@ -23,8 +22,7 @@ async fn removing_the_permission_stops_devices_and_granting_it_restores_them() {
     )
     .await;
 
-    app.service
-        .set_permission("a@example.org", Permission::Synchronisation, true)
+    app.set_permission("a@example.org", Permission::Synchronisation, true)
         .await
         .unwrap();
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
@@ -37,10 +35,7 @@ async fn disabling_the_account_stops_devices_and_enabling_restores_them() {
     let device = app.create_device("a@example.org", "script").await;
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
 
-    app.service
-        .set_enabled("a@example.org", false)
-        .await
-        .unwrap();
+    app.set_enabled("a@example.org", false).await.unwrap();
     expect_error(
         app.get_own_device(&device).await,
         StatusCode::FORBIDDEN,
@@ -48,10 +43,7 @@ async fn disabling_the_account_stops_devices_and_enabling_restores_them() {
     )
     .await;
 
-    app.service
-        .set_enabled("a@example.org", true)
-        .await
-        .unwrap();
+    app.set_enabled("a@example.org", true).await.unwrap();
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
 }
 
@@ -60,8 +52,7 @@ async fn changing_the_main_password_leaves_devices_alone() {
     let app = spawn_app().await;
     app.create_member("a@example.org").await;
     let device = app.create_device("a@example.org", "script").await;
-    app.service
-        .set_password("a@example.org", "a whole new password".into())
+    app.set_password("a@example.org", "a whole new password")
         .await
         .unwrap();
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
@@ -74,10 +65,7 @@ async fn other_accounts_are_unaffected() {
     app.create_member("b@example.org").await;
     let a = app.create_device("a@example.org", "a").await;
     let b = app.create_device("b@example.org", "b").await;
-    app.service
-        .set_enabled("a@example.org", false)
-        .await
-        .unwrap();
+    app.set_enabled("a@example.org", false).await.unwrap();
     assert_eq!(app.get_own_device(&a).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.get_own_device(&b).await.status(), StatusCode::OK);
 }

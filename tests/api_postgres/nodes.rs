@@ -70,13 +70,12 @@ async fn a_revocation_on_one_node_is_refused_on_another_within_a_second() {
                 assert_eq!(renewed.status(), StatusCode::OK);
             }
             "permission" => {
-                a.service
-                    .set_permission("m@example.org", Permission::Synchronisation, false)
+                a.set_permission("m@example.org", Permission::Synchronisation, false)
                     .await
                     .unwrap();
             }
             _ => {
-                a.service.set_enabled("m@example.org", false).await.unwrap();
+                a.set_enabled("m@example.org", false).await.unwrap();
             }
         }
         let started = Instant::now();
@@ -97,11 +96,10 @@ async fn a_revocation_on_one_node_is_refused_on_another_within_a_second() {
             "{change}: {status}"
         );
         // Undo, for the next round.
-        a.service
-            .set_permission("m@example.org", Permission::Synchronisation, true)
+        a.set_permission("m@example.org", Permission::Synchronisation, true)
             .await
             .unwrap();
-        a.service.set_enabled("m@example.org", true).await.unwrap();
+        a.set_enabled("m@example.org", true).await.unwrap();
     }
     eprintln!("revocation reached node B after {latencies:?}");
 }
@@ -115,14 +113,14 @@ async fn a_device_created_on_one_node_works_on_another_that_thought_it_unknown()
     // B remembers an id as unknown; the id then comes to exist (as if
     // created at that moment) when the device is deleted and re-inserted.
     a.service
-        .revoke_device(&latchkey::credential::DeviceId::parse(&device.id).unwrap())
+        .delete_device(&crate::helpers::OPERATOR, &device.id)
         .await
         .unwrap();
     assert_eq!(
         b.get_own_device(&device).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let owner = a.service.account_by_email("m@example.org").await.unwrap();
+    let owner = a.account_by_email("m@example.org").await.unwrap();
     let token = latchkey::credential::Token::parse(&device.token).unwrap();
     a.service
         .store()

@@ -264,7 +264,7 @@ async fn s5_wrong_passwords_and_forged_forms_are_refused() {
         .unwrap();
     browser.arrived().await;
     assert_eq!(browser.text("h1").await, "Form refused");
-    let account = app.service.account_by_email(MEMBER).await.unwrap();
+    let account = app.account_by_email(MEMBER).await.unwrap();
     assert_eq!(account.name, "member");
     browser.close().await;
 }

@@ -35,7 +35,6 @@ async fn only_administrators_get_in() {
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(!app
-        .service
         .account(member.id)
         .await
         .unwrap()
@@ -92,11 +91,7 @@ async fn list_search_and_create() {
             ],
         )
         .await;
-    let carol = app
-        .service
-        .account_by_email("carol@example.org")
-        .await
-        .unwrap();
+    let carol = app.account_by_email("carol@example.org").await.unwrap();
     answer.assert_redirect(&format!("/admin/accounts/{}", carol.id.0));
     assert_eq!(carol.name, "Carol");
     assert!(carol.permissions.contains(Permission::Synchronisation));
@@ -121,11 +116,7 @@ async fn list_search_and_create() {
             ],
         )
         .await;
-    let dave = app
-        .service
-        .account_by_email("dave@example.org")
-        .await
-        .unwrap();
+    let dave = app.account_by_email("dave@example.org").await.unwrap();
     assert!(admin
         .get(&format!("/admin/accounts/{}", dave.id.0))
         .await
@@ -184,7 +175,6 @@ async fn grant_revoke_disable_and_revoke_devices() {
         )
         .await;
     assert!(app
-        .service
         .account(member.id)
         .await
         .unwrap()
@@ -230,13 +220,12 @@ async fn the_last_administrator_cannot_lock_everyone_out() {
         .await
         .body
         .contains("You are the only enabled administrator."));
-    let me_now = app.service.account(me.id).await.unwrap();
+    let me_now = app.account(me.id).await.unwrap();
     assert!(me_now.enabled && me_now.permissions.contains(Permission::Admin));
     assert!(admin.is_signed_in().await);
 
     // With a second administrator, giving it up is fine.
-    app.service
-        .set_permission("other@example.org", Permission::Admin, true)
+    app.set_permission("other@example.org", Permission::Admin, true)
         .await
         .unwrap();
     admin
@@ -248,7 +237,6 @@ async fn the_last_administrator_cannot_lock_everyone_out() {
         .await
         .assert_redirect("/settings/profile");
     assert!(!app
-        .service
         .account(me.id)
         .await
         .unwrap()

@@ -68,12 +68,12 @@ async fn forms_without_the_sessions_token_are_refused_and_change_nothing() {
 
     assert!(visitor.is_signed_in().await);
     assert!(other.is_signed_in().await);
-    let admin = app.service.account(admin.id).await.unwrap();
+    let admin = app.account(admin.id).await.unwrap();
     assert_eq!(admin.name, "admin");
-    let member = app.service.account(member.id).await.unwrap();
+    let member = app.account(member.id).await.unwrap();
     assert!(member.enabled && !member.permissions.contains(Permission::Admin));
-    assert_eq!(app.service.devices(Some(admin.id)).await.unwrap().len(), 1);
-    assert_eq!(app.service.accounts().await.unwrap().len(), 2);
+    assert_eq!(app.devices(Some(admin.id)).await.unwrap().len(), 1);
+    assert_eq!(app.accounts().await.unwrap().len(), 2);
     // The right token still works, so the refusals above were about the token.
     visitor
         .submit(

@@ -162,20 +162,10 @@ async fn without_the_permission_there_is_no_devices_tab() {
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    let account = app
-        .service
-        .account_by_email("reader@example.org")
-        .await
-        .unwrap();
-    assert!(app
-        .service
-        .devices(Some(account.id))
-        .await
-        .unwrap()
-        .is_empty());
+    let account = app.account_by_email("reader@example.org").await.unwrap();
+    assert!(app.devices(Some(account.id)).await.unwrap().is_empty());
 
-    app.service
-        .set_permission("reader@example.org", Permission::Synchronisation, true)
+    app.set_permission("reader@example.org", Permission::Synchronisation, true)
         .await
         .unwrap();
     let profile = visitor.get("/settings/profile").await;

@@ -28,10 +28,7 @@ async fn profile_name() {
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}");
         assert_eq!(page.field_error("name").as_deref(), Some(message));
     }
-    assert_eq!(
-        app.service.account(account.id).await.unwrap().name,
-        "member"
-    );
+    assert_eq!(app.account(account.id).await.unwrap().name, "member");
     visitor
         .submit(
             "/settings/profile",
@@ -43,10 +40,7 @@ async fn profile_name() {
     let page = visitor.get("/settings/profile").await;
     assert!(page.body.contains("Your name has been changed."));
     assert!(page.body.contains("value=\"Ada Lovelace\""));
-    assert_eq!(
-        app.service.account(account.id).await.unwrap().name,
-        "Ada Lovelace"
-    );
+    assert_eq!(app.account(account.id).await.unwrap().name, "Ada Lovelace");
 }
 
 #[tokio::test]
@@ -137,15 +131,10 @@ async fn new_device() {
         assert!(page.body.contains("data-show-on-load"));
         assert!(page.body.contains("<option value=\"ios\" selected>"));
     }
-    assert!(app
-        .service
-        .devices(Some(account.id))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(app.devices(Some(account.id)).await.unwrap().is_empty());
     // An unknown type is stored as "unknown", like over the API.
     visitor.create_device_typed("tool", "toaster").await;
-    let devices = app.service.devices(Some(account.id)).await.unwrap();
+    let devices = app.devices(Some(account.id)).await.unwrap();
     assert_eq!(devices[0].device_type, "unknown");
 }
 
@@ -213,7 +202,7 @@ async fn new_account() {
             .body
             .contains("name=\"synchronisation\" value=\"on\" checked"));
     }
-    assert_eq!(app.service.accounts().await.unwrap().len(), 2);
+    assert_eq!(app.accounts().await.unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ async fn web_flows_leak_no_secret() {
     let session = session.split(';').next().unwrap().to_owned();
     let csrf = visitor.get("/settings/profile").await.csrf();
     let (_, first_token) = visitor.create_device("script").await;
-    let id = app.service.devices(Some(member.id)).await.unwrap()[0]
+    let id = app.devices(Some(member.id)).await.unwrap()[0]
         .id
         .to_string();
     let second_token = visitor
@@ -54,11 +54,7 @@ async fn web_flows_leak_no_secret() {
             &[("email", "new@example.org"), ("password", "")],
         )
         .await;
-    let new = app
-        .service
-        .account_by_email("new@example.org")
-        .await
-        .unwrap();
+    let new = app.account_by_email("new@example.org").await.unwrap();
     let generated = admin
         .get(&format!("/admin/accounts/{}", new.id.0))
         .await
@@ -116,8 +112,7 @@ async fn web_flows_leak_no_secret() {
 async fn every_page_carries_the_security_headers() {
     let app = spawn_app().await;
     let (admin, me) = Visitor::admin(&app).await;
-    app.service
-        .set_permission(me.email.as_str(), Permission::Synchronisation, true)
+    app.set_permission(me.email.as_str(), Permission::Synchronisation, true)
         .await
         .unwrap();
     let anonymous = Visitor::new(&app);

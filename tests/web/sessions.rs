@@ -98,16 +98,10 @@ async fn disabling_an_account_ends_its_sessions() {
     let app = spawn_app().await;
     app.create_member("member@example.org").await;
     let visitor = Visitor::signed_in(&app, "member@example.org").await;
-    app.service
-        .set_enabled("member@example.org", false)
-        .await
-        .unwrap();
+    app.set_enabled("member@example.org", false).await.unwrap();
     assert!(!visitor.is_signed_in().await);
     // Enabling it again does not bring the session back.
-    app.service
-        .set_enabled("member@example.org", true)
-        .await
-        .unwrap();
+    app.set_enabled("member@example.org", true).await.unwrap();
     assert!(!visitor.is_signed_in().await);
 }
 
@@ -163,7 +157,7 @@ async fn the_security_tab_lists_sessions_and_signs_them_out() {
         1
     );
 
-    let sessions = app.service.sessions_of(account.id).await.unwrap();
+    let sessions = app.sessions_of(account.id).await.unwrap();
     // Sign out one particular other session: the phone's, the second to sign in.
     let mut ids: Vec<i64> = sessions.iter().map(|s| s.id.0).collect();
     ids.sort();
@@ -195,14 +189,7 @@ async fn the_security_tab_lists_sessions_and_signs_them_out() {
     app.create_member("other@example.org").await;
     let other = Visitor::signed_in(&app, "other@example.org").await;
     let theirs = app
-        .service
-        .sessions_of(
-            app.service
-                .account_by_email("other@example.org")
-                .await
-                .unwrap()
-                .id,
-        )
+        .sessions_of(app.account_by_email("other@example.org").await.unwrap().id)
         .await
         .unwrap()[0]
         .id

@@ -85,14 +85,7 @@ async fn a_new_session_id_at_every_sign_in() {
     assert_ne!(first, second);
     // The session the browser had before is gone, not just replaced in the jar.
     let sessions = app
-        .service
-        .sessions_of(
-            app.service
-                .account_by_email("member@example.org")
-                .await
-                .unwrap()
-                .id,
-        )
+        .sessions_of(app.account_by_email("member@example.org").await.unwrap().id)
         .await
         .unwrap();
     assert_eq!(sessions.len(), 1);
@@ -159,10 +152,7 @@ async fn device_passwords_never_sign_in() {
 async fn disabled_and_two_factor_accounts_cannot_sign_in() {
     let app = spawn_app().await;
     app.create_member("off@example.org").await;
-    app.service
-        .set_enabled("off@example.org", false)
-        .await
-        .unwrap();
+    app.set_enabled("off@example.org", false).await.unwrap();
     let two_factor = app.create_member("2fa@example.org").await;
     app.service
         .store()

@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::credential::Secret;
 use crate::credential::Token;
 use crate::domain::{Device, Timestamp};
 use crate::http::auth::DeviceAuth;
@@ -52,7 +53,7 @@ impl DeviceResource {
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
     email: String,
-    password: String,
+    password: Secret,
     device_name: String,
     #[serde(default)]
     device_type: Option<String>,
@@ -93,7 +94,7 @@ pub async fn list(
     State(state): State<AppState>,
     DeviceAuth(who): DeviceAuth,
 ) -> Result<Json<Vec<DeviceResource>>, ApiError> {
-    let devices = state.service.devices(Some(who.account_id())).await?;
+    let devices = state.service.devices(&who).await?;
     Ok(Json(
         devices
             .into_iter()

@@ -23,7 +23,7 @@ pub async fn show(
     State(state): State<AppState>,
     DeviceAuth(who): DeviceAuth,
 ) -> Result<Json<UserResource>, ApiError> {
-    let account = state.service.account(who.account_id()).await?;
+    let account = state.service.own_account(&who).await?;
     Ok(Json(UserResource {
         email: account.email.to_string(),
         name: account.name,

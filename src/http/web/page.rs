@@ -161,6 +161,7 @@ impl From<ServiceError> for WebError {
             ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
             }
+            ServiceError::NotAnAdministrator => Self::admins_only(),
             ServiceError::DeviceNotFound | ServiceError::AccountNotFound(_) => Self::not_found(),
             ServiceError::EmailTaken(_) => {
                 Self::new(StatusCode::CONFLICT, "Already exists", message)

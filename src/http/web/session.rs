@@ -10,32 +10,28 @@ use super::cookie;
 use super::page::{redirect, Layout, WebError};
 use super::reveal::{self, Reveal};
 use crate::credential::{CsrfSecret, SessionKey};
-use crate::domain::{Account, Notice, Permission, WebSession};
+use crate::domain::{rules, Account, Notice};
 use crate::http::AppState;
+use crate::service::{Admin, Member};
 
-pub struct SignedIn {
-    pub account: Account,
-    pub session: WebSession,
-    pub key: SessionKey,
+/// A browser with a live session, as `A`: a [`Member`] (the default) or an
+/// [`Admin`]. The key is the cookie's, kept to seal what is shown once.
+pub struct SignedIn<A = Member> {
+    actor: A,
+    key: SessionKey,
 }
 
 /// A [`SignedIn`] administrator.
-pub struct Admin(pub SignedIn);
+pub type AsAdmin = SignedIn<Admin>;
 
 /// What proves a form came from one of our pages.
 pub trait HasCsrf {
     fn csrf(&self) -> &CsrfSecret;
 }
 
-impl HasCsrf for SignedIn {
+impl<A: AsRef<Member>> HasCsrf for SignedIn<A> {
     fn csrf(&self) -> &CsrfSecret {
-        &self.session.csrf
-    }
-}
-
-impl HasCsrf for Admin {
-    fn csrf(&self) -> &CsrfSecret {
-        &self.0.session.csrf
+        &self.member().session().csrf
     }
 }
 
@@ -46,32 +42,45 @@ impl FromRequestParts<AppState> for SignedIn {
         let key = cookie::read(&parts.headers, cookie::SESSION)
             .and_then(|raw| SessionKey::parse(&raw))
             .ok_or(WebError::SignInRequired)?;
-        let (session, account) = state
+        let member = state
             .service
             .resume_session(&key, &state.web.sessions)
             .await?
             .ok_or(WebError::SignInRequired)?;
+        Ok(SignedIn { actor: member, key })
+    }
+}
+
+impl FromRequestParts<AppState> for AsAdmin {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let user = <SignedIn>::from_request_parts(parts, state).await?;
+        let admin = user
+            .actor
+            .into_admin()
+            .map_err(|_| WebError::admins_only())?;
         Ok(SignedIn {
-            account,
-            session,
-            key,
+            actor: admin,
+            key: user.key,
         })
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = WebError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        let user = SignedIn::from_request_parts(parts, state).await?;
-        if !user.account.permissions.contains(Permission::Admin) {
-            return Err(WebError::admins_only());
-        }
-        Ok(Admin(user))
+impl<A: AsRef<Member>> SignedIn<A> {
+    /// The proof operations take.
+    pub fn actor(&self) -> &A {
+        &self.actor
     }
-}
 
-impl SignedIn {
+    pub fn member(&self) -> &Member {
+        self.actor.as_ref()
+    }
+
+    pub fn account(&self) -> &Account {
+        self.member().account()
+    }
+
     /// The page frame, with what was left to show once (which is now gone).
     pub async fn layout(&self, state: &AppState) -> Result<Layout, WebError> {
         let notice = state.service.take_notice(&self.key).await?;
@@ -88,14 +97,11 @@ impl SignedIn {
     /// stays for the next regular page.
     pub fn layout_without_notice(&self) -> Layout {
         Layout {
-            name: self.account.name.clone(),
-            email: self.account.email.to_string(),
-            is_admin: self.account.permissions.contains(Permission::Admin),
-            may_sync: self
-                .account
-                .permissions
-                .contains(Permission::Synchronisation),
-            csrf: self.session.csrf.token(),
+            name: self.account().name.clone(),
+            email: self.account().email.to_string(),
+            is_admin: rules::is_administrator(self.account()).is_ok(),
+            may_sync: rules::may_use_device_passwords(&self.account().permissions).is_ok(),
+            csrf: self.member().session().csrf.token(),
             flash: None,
             reveal: None,
         }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{NoFields, PagePath};
 use crate::credential::Token;
-use crate::domain::{Device, Permission};
+use crate::domain::Device;
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
 use crate::http::web::reveal::{Reveal, RevealItem};
@@ -78,14 +78,8 @@ pub fn shown_once(device: &Device, token: &Token) -> Reveal {
 }
 
 async fn page(state: &AppState, user: &SignedIn, layout: Layout) -> Result<DevicesPage, WebError> {
-    if !user
-        .account
-        .permissions
-        .contains(Permission::Synchronisation)
-    {
-        return Err(ServiceError::PermissionMissing(Permission::Synchronisation).into());
-    }
-    let devices = state.service.devices(Some(user.account.id)).await?;
+    // Refuses, with the permission to ask for, a member without it.
+    let devices = state.service.devices(user.actor()).await?;
     Ok(DevicesPage {
         layout,
         tab: "devices",
@@ -124,7 +118,7 @@ pub async fn create(
     let device_type = Some(form.device_type.trim()).filter(|t| !t.is_empty());
     match state
         .service
-        .create_own_device(&user.account, &form.name, device_type)
+        .create_device(user.actor(), &form.name, device_type)
         .await
     {
         Ok((device, token)) => {
@@ -148,10 +142,7 @@ pub async fn regenerate(
     PagePath(id): PagePath<String>,
     Form(user, NoFields {}): Form<SignedIn, NoFields>,
 ) -> Result<Response, WebError> {
-    let (device, token) = state
-        .service
-        .regenerate_own_token(&user.account, &id)
-        .await?;
+    let (device, token) = state.service.regenerate_token(user.actor(), &id).await?;
     let flash = format!(
         "The password of “{}” has been changed; the old one no longer works.",
         device.name
@@ -165,7 +156,7 @@ pub async fn delete(
     PagePath(id): PagePath<String>,
     Form(user, NoFields {}): Form<SignedIn, NoFields>,
 ) -> Result<Response, WebError> {
-    let device = state.service.delete_device_of(user.account.id, &id).await?;
+    let device = state.service.delete_device(user.actor(), &id).await?;
     let flash = format!(
         "“{}” has been deleted; its password no longer works.",
         device.name

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
+use crate::credential::Secret;
 use crate::http::extract::ClientInfo;
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, FieldErrors, Layout, WebError};
@@ -30,8 +31,8 @@ impl ProfilePage {
         Self {
             layout,
             tab: "profile",
-            name: user.account.name.clone(),
-            email: user.account.email.to_string(),
+            name: user.account().name.clone(),
+            email: user.account().email.to_string(),
             errors: FieldErrors::default(),
         }
     }
@@ -52,11 +53,7 @@ pub async fn rename(
     State(state): State<AppState>,
     Form(user, form): Form<SignedIn, NameForm>,
 ) -> Result<Response, WebError> {
-    match state
-        .service
-        .rename_account(&user.account, &form.name)
-        .await
-    {
+    match state.service.rename_account(user.actor(), &form.name).await {
         Ok(()) => {
             user.done(&state, "Your name has been changed.", None, HERE)
                 .await
@@ -74,11 +71,11 @@ pub async fn rename(
 #[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
-    current: String,
+    current: Secret,
     #[serde(default)]
-    new: String,
+    new: Secret,
     #[serde(default)]
-    confirm: String,
+    confirm: Secret,
 }
 
 pub async fn change_password(
@@ -91,20 +88,14 @@ pub async fn change_password(
         page.errors
             .add("current", "Enter your current main password.");
     }
-    if form.new != form.confirm {
+    if form.new.expose() != form.confirm.expose() {
         page.errors
             .add("confirm", "The two new passwords are not the same.");
     }
     if page.errors.is_empty() {
         let changed = state
             .service
-            .change_own_password(
-                &user.account,
-                form.current,
-                form.new,
-                &user.key,
-                &info.as_client(),
-            )
+            .change_password(user.actor(), form.current, form.new, &info.as_client())
             .await;
         match changed {
             Ok(()) => {

@@ -36,12 +36,12 @@ pub async fn show(State(state): State<AppState>, user: SignedIn) -> Result<Respo
     let layout = user.layout(&state).await?;
     let sessions = state
         .service
-        .sessions_of(user.account.id)
+        .sessions(user.actor())
         .await?
         .into_iter()
         .map(|s| SessionRow {
             id: s.id.0,
-            current: s.id == user.session.id,
+            current: s.id == user.member().session().id,
             started: when(s.created_at),
             last_seen: when(s.last_seen_at),
             address: s.ip.map(|ip| ip.to_string()).unwrap_or_default(),
@@ -53,7 +53,7 @@ pub async fn show(State(state): State<AppState>, user: SignedIn) -> Result<Respo
         &SecurityPage {
             layout,
             tab: "security",
-            two_factor: user.account.two_factor_enabled,
+            two_factor: user.account().two_factor_enabled,
             sessions,
         },
     ))
@@ -66,12 +66,12 @@ pub async fn end_session(
 ) -> Result<Response, WebError> {
     if !state
         .service
-        .end_session(user.account.id, SessionId(id))
+        .end_session(user.actor(), SessionId(id))
         .await?
     {
         return Err(WebError::not_found());
     }
-    if SessionId(id) == user.session.id {
+    if SessionId(id) == user.member().session().id {
         return Ok(redirect("/sign-in?signed-out=1"));
     }
     user.done(&state, "That session has been signed out.", None, HERE)
@@ -82,10 +82,7 @@ pub async fn end_others(
     State(state): State<AppState>,
     Form(user, NoFields {}): Form<SignedIn, NoFields>,
 ) -> Result<Response, WebError> {
-    let ended = state
-        .service
-        .end_other_sessions(user.account.id, &user.key)
-        .await?;
+    let ended = state.service.end_other_sessions(user.actor()).await?;
     let flash = match ended {
         0 => "There were no other sessions.".to_owned(),
         1 => "1 other session has been signed out.".to_owned(),

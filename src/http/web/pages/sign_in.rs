@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::NoFields;
-use crate::credential::{CsrfSecret, SessionKey};
+use crate::credential::{CsrfSecret, Secret, SessionKey};
 use crate::http::extract::ClientInfo;
 use crate::http::web::cookie;
 use crate::http::web::csrf::{Form, SignInForm};
@@ -38,7 +38,7 @@ pub struct Credentials {
     #[serde(default)]
     email: String,
     #[serde(default)]
-    password: String,
+    password: Secret,
 }
 
 pub async fn show(
@@ -165,7 +165,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     Form(user, NoFields {}): Form<SignedIn, NoFields>,
 ) -> Result<Response, WebError> {
-    state.service.sign_out(&user.session).await?;
+    state.service.sign_out(user.actor()).await?;
     let mut response = redirect("/sign-in?signed-out=1");
     response.headers_mut().append(
         header::SET_COOKIE,

@@ -8,12 +8,13 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{main_password_shown_once, AccountRow};
+use crate::credential::Secret;
 use crate::domain::{AccountId, Permission};
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, FieldErrors, Layout, WebError};
 use crate::http::web::pages::devices::DeviceRow;
 use crate::http::web::pages::{NoFields, PagePath};
-use crate::http::web::session::{Admin, SignedIn};
+use crate::http::web::session::AsAdmin;
 use crate::http::AppState;
 use crate::service::ServiceError;
 
@@ -39,14 +40,14 @@ struct Toggle {
 
 async fn account_page(
     state: &AppState,
-    user: &SignedIn,
+    user: &AsAdmin,
     id: AccountId,
     layout: Layout,
 ) -> Result<AccountPage, WebError> {
-    let account = state.service.account(id).await?;
+    let account = state.service.account(user.actor(), id).await?;
     let devices: Vec<DeviceRow> = state
         .service
-        .devices(Some(id))
+        .devices(&user.actor().over(id))
         .await?
         .into_iter()
         .map(DeviceRow::from)
@@ -66,7 +67,7 @@ async fn account_page(
         layout,
         account: AccountRow::new(&account, devices.len()),
         toggles,
-        is_self: account.id == user.account.id,
+        is_self: account.id == user.account().id,
         devices,
         may_regenerate: false,
         action_base: format!("/admin/accounts/{}/devices", id.0),
@@ -76,7 +77,7 @@ async fn account_page(
 
 pub async fn show(
     State(state): State<AppState>,
-    Admin(user): Admin,
+    user: AsAdmin,
     PagePath(id): PagePath<i64>,
 ) -> Result<Response, WebError> {
     let layout = user.layout(&state).await?;
@@ -97,15 +98,15 @@ pub struct PermissionForm {
 pub async fn set_permission(
     State(state): State<AppState>,
     PagePath(id): PagePath<i64>,
-    Form(Admin(user), form): Form<Admin, PermissionForm>,
+    Form(user, form): Form<AsAdmin, PermissionForm>,
 ) -> Result<Response, WebError> {
     let permission: Permission = form.permission.parse().map_err(|_| WebError::bad_form())?;
     let changed = state
         .service
-        .set_permission_by(&user.account, AccountId(id), permission, form.granted)
+        .set_permission(user.actor(), AccountId(id), permission, form.granted)
         .await;
     let gave_up_own_admin = changed.is_ok()
-        && user.account.id.0 == id
+        && user.account().id.0 == id
         && permission == Permission::Admin
         && !form.granted;
     let flash = match changed {
@@ -136,11 +137,11 @@ pub struct EnabledForm {
 pub async fn set_enabled(
     State(state): State<AppState>,
     PagePath(id): PagePath<i64>,
-    Form(Admin(user), form): Form<Admin, EnabledForm>,
+    Form(user, form): Form<AsAdmin, EnabledForm>,
 ) -> Result<Response, WebError> {
     let changed = state
         .service
-        .set_enabled_by(&user.account, AccountId(id), form.enabled)
+        .set_enabled(user.actor(), AccountId(id), form.enabled)
         .await;
     let flash = match changed {
         Ok(account) if account.enabled => format!("{} is enabled.", account.email),
@@ -157,15 +158,15 @@ pub async fn set_enabled(
 #[derive(Deserialize)]
 pub struct ResetForm {
     #[serde(default)]
-    password: String,
+    password: Secret,
 }
 
 pub async fn reset_password(
     State(state): State<AppState>,
     PagePath(id): PagePath<i64>,
-    Form(Admin(user), form): Form<Admin, ResetForm>,
+    Form(user, form): Form<AsAdmin, ResetForm>,
 ) -> Result<Response, WebError> {
-    if user.account.id.0 == id {
+    if user.account().id.0 == id {
         // It would sign this very session out, and the new password with it.
         let flash = "To change your own main password, use Personal settings, Profile.";
         return user.done(&state, flash, None, &here(id)).await;
@@ -173,7 +174,7 @@ pub async fn reset_password(
     let password = Some(form.password).filter(|p| !p.is_empty());
     match state
         .service
-        .reset_password(&user.account, AccountId(id), password)
+        .reset_password(user.actor(), AccountId(id), password)
         .await
     {
         Ok((account, generated)) => {
@@ -198,11 +199,11 @@ pub async fn reset_password(
 pub async fn revoke_device(
     State(state): State<AppState>,
     PagePath((id, device)): PagePath<(i64, String)>,
-    Form(Admin(user), NoFields {}): Form<Admin, NoFields>,
+    Form(user, NoFields {}): Form<AsAdmin, NoFields>,
 ) -> Result<Response, WebError> {
     let device = state
         .service
-        .delete_device_of(AccountId(id), &device)
+        .delete_device(&user.actor().over(AccountId(id)), &device)
         .await?;
     let flash = format!(
         "“{}” has been deleted; its password no longer works.",

@@ -9,10 +9,11 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{main_password_shown_once, AccountRow};
+use crate::credential::Secret;
 use crate::domain::{AccountId, Permission, Permissions};
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, FieldErrors, Layout, WebError};
-use crate::http::web::session::Admin;
+use crate::http::web::session::AsAdmin;
 use crate::http::AppState;
 use crate::service::{NewAccountRequest, ServiceError};
 
@@ -32,13 +33,13 @@ pub struct Search {
 
 pub async fn list(
     State(state): State<AppState>,
-    Admin(user): Admin,
+    user: AsAdmin,
     Query(search): Query<Search>,
 ) -> Result<Response, WebError> {
     let layout = user.layout(&state).await?;
-    let accounts = state.service.search_accounts(&search.q).await?;
+    let accounts = state.service.accounts(user.actor(), &search.q).await?;
     let mut counts: HashMap<AccountId, usize> = HashMap::new();
-    for device in state.service.devices(None).await? {
+    for device in state.service.devices(&user.actor().everyone()).await? {
         *counts.entry(device.account_id).or_default() += 1;
     }
     let accounts = accounts
@@ -68,7 +69,7 @@ struct NewAccountPage {
 
 pub async fn new_account(
     State(state): State<AppState>,
-    Admin(user): Admin,
+    user: AsAdmin,
 ) -> Result<Response, WebError> {
     let page = NewAccountPage {
         layout: user.layout(&state).await?,
@@ -88,7 +89,7 @@ pub struct NewAccountForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
-    password: String,
+    password: Secret,
     /// Checkboxes: present when ticked.
     synchronisation: Option<String>,
     admin: Option<String>,
@@ -96,7 +97,7 @@ pub struct NewAccountForm {
 
 pub async fn create(
     State(state): State<AppState>,
-    Form(Admin(user), form): Form<Admin, NewAccountForm>,
+    Form(user, form): Form<AsAdmin, NewAccountForm>,
 ) -> Result<Response, WebError> {
     let mut permissions = Permissions::default();
     if form.synchronisation.is_some() {
@@ -114,11 +115,7 @@ pub async fn create(
         permissions,
     };
     let mut errors = FieldErrors::default();
-    match state
-        .service
-        .create_account_by(&user.account, request)
-        .await
-    {
+    match state.service.create_account(user.actor(), request).await {
         Ok((account, generated)) => {
             let reveal =
                 generated.map(|password| main_password_shown_once("First", &account, &password));

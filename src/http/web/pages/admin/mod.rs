@@ -1,5 +1,5 @@
 //! Administration: accounts, their permissions, main passwords and devices.
-//! Every handler takes an [`Admin`](crate::http::web::session::Admin); the domain
+//! Every handler takes an [`AsAdmin`](crate::http::web::session::AsAdmin); the domain
 //! refuses what would leave the server without an administrator.
 
 mod account;

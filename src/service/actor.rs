@@ -1,0 +1,296 @@
+//! Who is acting. Each proof has private fields and is made only here, by
+//! authentication: a handler or command that holds one has been checked,
+//! and every operation says which one it needs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::credential::{DeviceId, SessionDigest, TokenDigest};
+use crate::domain::{rules, Account, AccountId, Device, LastUse, WebSession};
+
+/// A request authenticated with a device password: the device as cached,
+/// and this very use of it.
+#[derive(Clone, Debug)]
+pub struct DeviceCaller {
+    device: Arc<Device>,
+    used: LastUse,
+    /// The digest of the token this request presented: "Change password"
+    /// replaces exactly that one, or nothing.
+    presented: TokenDigest,
+}
+
+impl DeviceCaller {
+    pub(super) fn new(device: Arc<Device>, used: LastUse, presented: TokenDigest) -> Self {
+        Self {
+            device,
+            used,
+            presented,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// When and from where this request used the device.
+    pub fn used(&self) -> &LastUse {
+        &self.used
+    }
+
+    pub fn account_id(&self) -> AccountId {
+        self.device.account_id
+    }
+}
+
+/// A person signed in to the web interface, with a live session, whose
+/// account a main password alone may still act for.
+#[derive(Clone, Debug)]
+pub struct Member {
+    account: Account,
+    session: WebSession,
+    digest: SessionDigest,
+}
+
+impl Member {
+    pub(super) fn new(account: Account, session: WebSession, digest: SessionDigest) -> Self {
+        Self {
+            account,
+            session,
+            digest,
+        }
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn session(&self) -> &WebSession {
+        &self.session
+    }
+
+    pub(super) fn session_digest(&self) -> &SessionDigest {
+        &self.digest
+    }
+
+    /// The same person as an administrator, if their account is one.
+    pub fn into_admin(self) -> Result<Admin, rules::Refusal> {
+        rules::is_administrator(&self.account)?;
+        Ok(Admin { member: self })
+    }
+}
+
+impl AsRef<Member> for Member {
+    fn as_ref(&self) -> &Member {
+        self
+    }
+}
+
+/// A signed-in administrator; made only from a [`Member`] whose account
+/// was checked to be one.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    member: Member,
+}
+
+impl Admin {
+    pub fn account(&self) -> &Account {
+        &self.member.account
+    }
+
+    /// This administrator acting on the devices of `owner`'s account.
+    pub fn over(&self, owner: AccountId) -> AdminOver<'_> {
+        AdminOver {
+            admin: self,
+            owner: Some(owner),
+        }
+    }
+
+    /// This administrator acting on every account's devices.
+    pub fn everyone(&self) -> AdminOver<'_> {
+        AdminOver {
+            admin: self,
+            owner: None,
+        }
+    }
+}
+
+impl AsRef<Member> for Admin {
+    fn as_ref(&self) -> &Member {
+        &self.member
+    }
+}
+
+/// An administrator managing one account's devices, or everyone's.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminOver<'a> {
+    admin: &'a Admin,
+    owner: Option<AccountId>,
+}
+
+/// The person at the command line. Whoever can run the binary against the
+/// database holds everything already, so there is nothing more to check;
+/// only the CLI makes one.
+#[derive(Clone, Copy, Debug)]
+pub struct Operator {
+    _made_by_the_cli: (),
+}
+
+impl Operator {
+    pub const fn at_the_command_line() -> Self {
+        Self {
+            _made_by_the_cli: (),
+        }
+    }
+
+    /// The operator acting on the devices of `owner`'s account.
+    pub fn over(self, owner: AccountId) -> OperatorOver {
+        OperatorOver { owner }
+    }
+}
+
+/// The operator managing one account's devices.
+#[derive(Clone, Copy, Debug)]
+pub struct OperatorOver {
+    owner: AccountId,
+}
+
+/// Who acted, as logs (and the coming audit trail) name them.
+#[derive(Clone, Copy, Debug)]
+pub enum Acting<'a> {
+    Device(&'a DeviceId),
+    Member(&'a Account),
+    Admin(&'a Account),
+    Operator,
+}
+
+impl fmt::Display for Acting<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Acting::Device(id) => write!(f, "device {id}"),
+            Acting::Member(account) => write!(f, "{}", account.email),
+            Acting::Admin(account) => write!(f, "administrator {}", account.email),
+            Acting::Operator => f.write_str("operator"),
+        }
+    }
+}
+
+/// An actor who administers accounts: a signed-in administrator, held to
+/// the last-administrator rule, or the operator, who is not (the command
+/// line is how a server without an administrator is repaired).
+pub trait Administrator: Sync {
+    fn acting(&self) -> Acting<'_>;
+    /// The administrator's own account, if they have one.
+    fn own_account(&self) -> Option<AccountId>;
+    fn keeps_an_administrator(&self) -> bool;
+}
+
+impl Administrator for Admin {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Admin(self.account())
+    }
+    fn own_account(&self) -> Option<AccountId> {
+        Some(self.account().id)
+    }
+    fn keeps_an_administrator(&self) -> bool {
+        true
+    }
+}
+
+impl Administrator for Operator {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Operator
+    }
+    fn own_account(&self) -> Option<AccountId> {
+        None
+    }
+    fn keeps_an_administrator(&self) -> bool {
+        false
+    }
+}
+
+/// An actor who manages device passwords, and whose.
+pub trait DeviceActor: Sync {
+    fn acting(&self) -> Acting<'_>;
+    /// Whose devices this actor may see and change; `None`: anyone's.
+    fn owner(&self) -> Option<AccountId>;
+    /// Whether this actor may manage device passwords at all.
+    fn may_manage(&self) -> Result<(), rules::Refusal>;
+    /// The device this actor is, and the token it presented.
+    fn as_device(&self) -> Option<(&DeviceId, &TokenDigest)> {
+        None
+    }
+    /// The actor's own device, if it is the device called `id`.
+    fn itself(&self, _id: &str) -> Option<Device> {
+        None
+    }
+}
+
+impl DeviceActor for DeviceCaller {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Device(&self.device.id)
+    }
+    fn owner(&self) -> Option<AccountId> {
+        Some(self.account_id())
+    }
+    /// Checked when the request was authenticated.
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
+    fn as_device(&self) -> Option<(&DeviceId, &TokenDigest)> {
+        Some((&self.device.id, &self.presented))
+    }
+    fn itself(&self, id: &str) -> Option<Device> {
+        (self.device.id.as_str() == id).then(|| Device {
+            last_used: Some(self.used.clone()),
+            ..Device::clone(&self.device)
+        })
+    }
+}
+
+impl DeviceActor for Member {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Member(&self.account)
+    }
+    fn owner(&self) -> Option<AccountId> {
+        Some(self.account.id)
+    }
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        rules::may_use_device_passwords(&self.account.permissions)
+    }
+}
+
+impl DeviceActor for AdminOver<'_> {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Admin(self.admin.account())
+    }
+    fn owner(&self) -> Option<AccountId> {
+        self.owner
+    }
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
+}
+
+impl DeviceActor for Operator {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Operator
+    }
+    fn owner(&self) -> Option<AccountId> {
+        None
+    }
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
+}
+
+impl DeviceActor for OperatorOver {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Operator
+    }
+    fn owner(&self) -> Option<AccountId> {
+        Some(self.owner)
+    }
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
+}

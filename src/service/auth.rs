@@ -1,0 +1,114 @@
+//! Authentication: device passwords on the hot path, and main passwords
+//! under the guessing throttle. What comes out is a proof (see [`actor`](super::actor)).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::cache::{CachedCredential, Lookup};
+use super::{Client, DeviceCaller, Service, ServiceError};
+use crate::credential::{DeviceId, MainPassword, Secret, Token};
+use crate::domain::{rules, Account, Email};
+
+impl Service {
+    /// Checks a device id and token: the hot path. Once the credential is
+    /// cached this is one SHA-256 and one constant-time compare.
+    pub async fn authenticate(
+        &self,
+        device_id: &str,
+        token: &Secret,
+        client: &Client<'_>,
+    ) -> Result<DeviceCaller, ServiceError> {
+        let id = DeviceId::parse(device_id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        let token =
+            Token::parse(token.expose()).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        let digest = token.digest();
+        let credential = match self.cache.get(id.as_str()) {
+            Lookup::Known(credential) if credential.digest.matches(&digest) => credential,
+            Lookup::Known(_) | Lookup::Unknown => {
+                return Err(ServiceError::InvalidDeviceCredentials)
+            }
+            Lookup::Miss => {
+                if !self.lookups.allows(client.ip) {
+                    return Err(ServiceError::RateLimited {
+                        retry_after: self.lookups.retry_after(),
+                    });
+                }
+                let ticket = self.cache.ticket();
+                let Some(record) = self.store.credential(&id).await? else {
+                    self.cache.fill_unknown(ticket, id.as_str());
+                    self.lookups.record_failure(client.ip);
+                    return Err(ServiceError::InvalidDeviceCredentials);
+                };
+                // Only verified credentials are cached: wrong tokens for real
+                // ids cannot push anything out either.
+                if !record.digest.matches(&digest) {
+                    self.lookups.record_failure(client.ip);
+                    return Err(ServiceError::InvalidDeviceCredentials);
+                }
+                let credential = CachedCredential {
+                    digest: record.digest,
+                    account_enabled: record.account_enabled,
+                    permissions: record.permissions,
+                    device: Arc::new(record.device),
+                };
+                self.cache.fill(ticket, id.as_str(), credential.clone());
+                credential
+            }
+        };
+        if !credential.account_enabled {
+            return Err(ServiceError::AccountDisabled);
+        }
+        rules::may_use_device_passwords(&credential.permissions)?;
+        let used = self
+            .last_used
+            .record(&credential.device.id, client.ip, client.user_agent);
+        Ok(DeviceCaller::new(credential.device, used, digest))
+    }
+
+    /// Checks an email and main password under the guessing throttle, then
+    /// whether the password alone may act for the account: only failures
+    /// count, and an unknown email answers exactly like a wrong password.
+    /// Every main-password check made for someone who is not yet signed in
+    /// goes through here.
+    pub(super) async fn check_main_password_throttled(
+        &self,
+        email: &Email,
+        password: &MainPassword,
+        client: &Client<'_>,
+    ) -> Result<Account, ServiceError> {
+        let address = client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let reservation = self
+            .throttle
+            .reserve(email.as_str(), address)
+            .await?
+            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        match self.check_main_password(email, password).await {
+            Ok(Some(account)) => {
+                self.throttle.release(reservation).await;
+                Ok(account)
+            }
+            Ok(None) => {
+                tracing::info!(account = %email, client = ?client.ip, "wrong email or password");
+                Err(ServiceError::InvalidCredentials)
+            }
+            // Our failure, not a guess: it must not count against anyone.
+            Err(e) => {
+                self.throttle.release(reservation).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The account, if the password is its main password. Unknown emails cost
+    /// the same as wrong passwords.
+    async fn check_main_password(
+        &self,
+        email: &Email,
+        password: &MainPassword,
+    ) -> Result<Option<Account>, ServiceError> {
+        let found = self.store.account_by_email(email).await?;
+        let hash = found.as_ref().map(|(_, hash)| hash.as_str());
+        let matches = self.hasher.verify(password, hash).await?;
+        Ok(found.filter(|_| matches).map(|(account, _)| account))
+    }
+}

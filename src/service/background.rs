@@ -1,0 +1,33 @@
+//! Work nobody asks for: following other nodes' changes, writing last-use
+//! data, forgetting refilled throttle buckets.
+
+use super::Service;
+use crate::store::{CredentialChange, StoreError};
+
+impl Service {
+    /// Applies a change another process (or node) committed.
+    pub fn apply_change(&self, change: CredentialChange) {
+        match change {
+            CredentialChange::Device(id) => self.cache.invalidate_device(id.as_str()),
+            CredentialChange::Account(id) => self.cache.invalidate_account(id),
+            CredentialChange::Everything => self.cache.clear(),
+            CredentialChange::FeedLost => self.cache.feed_lost(),
+            CredentialChange::FeedRestored => self.cache.feed_restored(),
+            CredentialChange::FeedCaughtUp => self.cache.feed_caught_up(),
+        }
+    }
+
+    /// Writes pending last-used data.
+    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
+        self.last_used.flush(self.store.as_ref()).await
+    }
+
+    /// Forgets throttle buckets that have refilled.
+    pub async fn prune_throttle(&self) -> Result<u64, StoreError> {
+        self.throttle.prune().await
+    }
+
+    pub fn cached_credentials(&self) -> usize {
+        self.cache.len()
+    }
+}

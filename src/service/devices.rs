@@ -1,0 +1,170 @@
+//! Device passwords: created with a main password (the article's route) or
+//! by a signed-in member, then listed, renamed, given a new password and
+//! deleted by whoever the actor says may.
+
+use super::actor::DeviceActor;
+use super::{parse_device_name, parse_email, Client, Member, PasswordDeviceRequest};
+use super::{Service, ServiceError};
+use crate::credential::{DeviceId, MainPassword, Token};
+use crate::domain::{rules, Account, Device, DeviceName, Timestamp};
+use crate::store::{NewDevice, StoreError};
+
+/// How often a random device id may collide before we give up.
+const DEVICE_ID_ATTEMPTS: usize = 5;
+
+impl Service {
+    /// The article's API route: email and main password buy one device.
+    pub async fn create_device_with_password(
+        &self,
+        request: PasswordDeviceRequest,
+        client: &Client<'_>,
+    ) -> Result<(Device, Token), ServiceError> {
+        let email = parse_email(&request.email)?;
+        let password = MainPassword::candidate(request.password)
+            .map_err(|e| ServiceError::invalid("invalid_password", e))?;
+        let name = parse_device_name(&request.device_name)?;
+        let account = self
+            .check_main_password_throttled(&email, &password, client)
+            .await?;
+        rules::password_alone_may_act_for(&account)?;
+        rules::may_use_device_passwords(&account.permissions)?;
+        self.insert_device(&account, name, request.device_type.as_deref())
+            .await
+    }
+
+    /// A new device password for a signed-in member.
+    pub async fn create_device(
+        &self,
+        by: &Member,
+        name: &str,
+        device_type: Option<&str>,
+    ) -> Result<(Device, Token), ServiceError> {
+        by.may_manage()?;
+        let name = parse_device_name(name)?;
+        self.insert_device(by.account(), name, device_type).await
+    }
+
+    async fn insert_device(
+        &self,
+        account: &Account,
+        name: DeviceName,
+        device_type: Option<&str>,
+    ) -> Result<(Device, Token), ServiceError> {
+        let token = Token::generate();
+        let mut new = NewDevice {
+            id: DeviceId::generate(),
+            account_id: account.id,
+            name,
+            device_type: self.device_types.resolve(device_type),
+            token_digest: token.digest(),
+            created_at: Timestamp::now(),
+        };
+        for _ in 0..DEVICE_ID_ATTEMPTS {
+            match self.store.insert_device(&new).await {
+                Ok(device) => {
+                    tracing::info!(account = %account.email, device = %device.id, "device created");
+                    return Ok((device, token));
+                }
+                Err(StoreError::Conflict(_)) => new.id = DeviceId::generate(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Internal(
+            "could not find a free device id".to_owned(),
+        ))
+    }
+
+    /// A device the actor may see; any other device is "not found", whether
+    /// or not it exists.
+    pub async fn device(&self, by: &impl DeviceActor, id: &str) -> Result<Device, ServiceError> {
+        by.may_manage()?;
+        if let Some(itself) = by.itself(id) {
+            // The caller itself, just used: no lookup needed.
+            return Ok(itself);
+        }
+        let id = DeviceId::parse(id).map_err(|_| ServiceError::DeviceNotFound)?;
+        match self.store.device(&id).await? {
+            Some(mut device) if by.owner().is_none_or(|owner| owner == device.account_id) => {
+                self.last_used.overlay(&mut device);
+                Ok(device)
+            }
+            _ => Err(ServiceError::DeviceNotFound),
+        }
+    }
+
+    /// The devices the actor may see: its account's, or every one.
+    pub async fn devices(&self, by: &impl DeviceActor) -> Result<Vec<Device>, ServiceError> {
+        by.may_manage()?;
+        let mut devices = self.store.devices(by.owner()).await?;
+        for device in &mut devices {
+            self.last_used.overlay(device);
+        }
+        Ok(devices)
+    }
+
+    pub async fn rename_device(
+        &self,
+        by: &impl DeviceActor,
+        id: &str,
+        name: &str,
+    ) -> Result<Device, ServiceError> {
+        let name = parse_device_name(name)?;
+        let mut device = self.device(by, id).await?;
+        let renamed = self.store.rename_device(&device.id, &name).await?;
+        self.cache.invalidate_device(device.id.as_str());
+        if !renamed {
+            return Err(ServiceError::DeviceNotFound);
+        }
+        tracing::info!(by = %by.acting(), device = %device.id, "device renamed");
+        device.name = name;
+        Ok(device)
+    }
+
+    /// The article's "Change password": same id, new token, old token dead
+    /// at once. When a device changes its own password, the change is made
+    /// only while the token it presented is still the stored one: of several
+    /// requests sent with the same old token exactly one gets a new token,
+    /// the others are told their credentials are no longer valid.
+    pub async fn regenerate_token(
+        &self,
+        by: &impl DeviceActor,
+        id: &str,
+    ) -> Result<(Device, Token), ServiceError> {
+        let device = self.device(by, id).await?;
+        let expected = by
+            .as_device()
+            .filter(|(own, _)| **own == device.id)
+            .map(|(_, presented)| presented);
+        let token = Token::generate();
+        let replaced = self
+            .store
+            .set_device_token(&device.id, expected, &token.digest())
+            .await?;
+        self.cache.invalidate_device(device.id.as_str());
+        if !replaced {
+            return Err(match expected {
+                Some(_) => ServiceError::InvalidDeviceCredentials,
+                None => ServiceError::DeviceNotFound,
+            });
+        }
+        tracing::info!(by = %by.acting(), device = %device.id, "device password changed");
+        Ok((device, token))
+    }
+
+    /// Deletes a device: its password stops working on every node.
+    pub async fn delete_device(
+        &self,
+        by: &impl DeviceActor,
+        id: &str,
+    ) -> Result<Device, ServiceError> {
+        let device = self.device(by, id).await?;
+        let deleted = self.store.delete_device(&device.id).await?;
+        self.cache.invalidate_device(device.id.as_str());
+        self.last_used.forget(&device.id);
+        if !deleted {
+            return Err(ServiceError::DeviceNotFound);
+        }
+        tracing::info!(by = %by.acting(), device = %device.id, "device deleted");
+        Ok(device)
+    }
+}
