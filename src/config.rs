@@ -2,6 +2,7 @@
 //! validated [`Config`] that `serve` runs with. `latchkey serve --help` is the
 //! reference.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,7 +53,7 @@ pub enum Command {
     Device(DeviceCommand),
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct DatabaseArgs {
     /// Directory holding the SQLite database (latchkey.db); created if missing.
     #[arg(
@@ -71,6 +72,52 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+}
+
+impl fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .finish()
+    }
+}
+
+/// A database URL as logs and `Debug` may show it: without its password.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:<redacted>@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=<redacted>")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 impl DatabaseArgs {
@@ -232,7 +279,7 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
 }
 
 /// Everything `serve` needs, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -250,6 +297,28 @@ pub struct Config {
     pub store: StoreOptions,
     /// How long web interface sessions last.
     pub sessions: SessionPolicy,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("public_url", &self.public_url)
+            .field("device_types", &self.device_types)
+            .field("admin_email", &self.admin_email)
+            .field("cors_origins", &self.cors_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("last_used_flush", &self.last_used_flush)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("request_timeout", &self.request_timeout)
+            .field("throttle", &self.throttle)
+            .field("max_staleness", &self.max_staleness)
+            .field("store", &self.store)
+            .field("sessions", &self.sessions)
+            .finish()
+    }
 }
 
 impl Config {
@@ -345,6 +414,34 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_database_password() {
+        let config =
+            Config::new("postgres://latchkey:hunter2@db.internal:5432/latchkey?sslmode=require");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains(
+                "postgres://latchkey:<redacted>@db.internal:5432/latchkey?sslmode=require"
+            ),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_url("postgres://db/latchkey?user=me&password=hunter2"),
+            "postgres://db/latchkey?user=me&password=<redacted>"
+        );
+        assert_eq!(redact_url("postgres://me@db/x"), "postgres://me@db/x");
+        assert_eq!(
+            redact_url("sqlite:///var/lib/l.db"),
+            "sqlite:///var/lib/l.db"
+        );
+        // An @ in the password does not leak its first part.
+        assert_eq!(
+            redact_url("postgres://me:a@b@db/x"),
+            "postgres://me:<redacted>@db/x"
+        );
+    }
     use clap::CommandFactory;
 
     #[test]

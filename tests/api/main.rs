@@ -2,6 +2,9 @@
 //! own database, spoken to over HTTP (and, for the CLI tests, through the
 //! real binary).
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 
 /// This binary runs the suite on SQLite; `tests/api_postgres` runs it again on PostgreSQL.

@@ -2,6 +2,9 @@
 //! a fresh database on the local server (`LATCHKEY_TEST_POSTGRES_URL`),
 //! dropped afterwards. Plus what only several nodes can show.
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../api/helpers.rs"]
 mod helpers;
 

@@ -3,6 +3,9 @@
 //! port 0. Without Chromium or chromedriver installed the tests say SKIP and
 //! pass, unless LATCHKEY_TEST_STRICT=1 (as in CI), where they fail.
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 mod driver;
 #[path = "../api/helpers.rs"]
 mod helpers;

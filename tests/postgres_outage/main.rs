@@ -3,6 +3,9 @@
 //! cannot disturb the other suites. Bounded in time; the cluster is started
 //! again whatever happens.
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../api/helpers.rs"]
 mod helpers;
 

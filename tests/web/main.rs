@@ -1,6 +1,9 @@
 //! The web interface over HTTP: the real application on port 0, a browser-like
 //! client that keeps cookies and submits forms the way a page would.
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../api/helpers.rs"]
 mod helpers;
 

@@ -3,6 +3,9 @@
 //! what only several nodes can show: a browser's session and its shown-once
 //! password work whichever node answers.
 
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../api/helpers.rs"]
 mod helpers;
 
