@@ -79,7 +79,7 @@ impl Application {
             AppState {
                 service: self.service.clone(),
                 trusted_proxies: self.config.trusted_proxies.clone().into(),
-                web: crate::http::web::WebSettings::from_config(&self.config),
+                web: crate::http::WebSettings::from_config(&self.config),
             },
             &self.config.cors_origins,
             self.config.request_timeout,

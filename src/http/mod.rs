@@ -1,5 +1,7 @@
-//! HTTP: the JSON API, its extractors and its error type, with the web
-//! interface's pages merged in.
+//! HTTP: the JSON API ([`api`]) and the web interface ([`web`]) on one
+//! router, with the proofs the extractors produce, the error contract and
+//! the accept loop. Handlers parse, authorize (their extractor is the
+//! proof), call one service operation and render.
 
 pub mod api;
 pub mod auth;
@@ -8,11 +10,12 @@ mod client_addr;
 pub mod error;
 pub mod extract;
 mod serve;
+mod state;
 pub mod web;
 
 pub use serve::serve;
+pub use state::{AppState, WebSettings};
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -27,19 +30,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::service::Service;
 use error::ApiError;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<Service>,
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Arc<[ipnet::IpNet]>,
-    pub web: web::WebSettings,
-}
 
 /// The whole HTTP surface. No request may take longer than `request_timeout`,
 /// whatever it waits for (a slow body, a password-hashing slot, the database).

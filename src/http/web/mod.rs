@@ -16,27 +16,8 @@ use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::config::Config;
-use crate::domain::SessionPolicy;
 use crate::http::error::ApiError;
 use crate::http::AppState;
-
-/// What the web interface needs from the configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct WebSettings {
-    pub sessions: SessionPolicy,
-    /// Mark cookies `Secure`: the public URL is https.
-    pub secure_cookies: bool,
-}
-
-impl WebSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            sessions: config.sessions,
-            secure_cookies: config.https(),
-        }
-    }
-}
 
 /// No inline script or style anywhere, so this can be strict.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

@@ -1,0 +1,32 @@
+//! What every handler can reach: the service and the settings of the edge.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domain::SessionPolicy;
+use crate::service::Service;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    pub web: WebSettings,
+}
+
+/// What the web interface needs from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct WebSettings {
+    pub sessions: SessionPolicy,
+    /// Mark cookies `Secure`: the public URL is https.
+    pub secure_cookies: bool,
+}
+
+impl WebSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            sessions: config.sessions,
+            secure_cookies: config.https(),
+        }
+    }
+}
