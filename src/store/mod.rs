@@ -1,7 +1,10 @@
 //! The storage interface. Implementations know SQL; they never decide policy.
+//! The SQL is written once, in `sql.rs`; `sqlite.rs` and `postgres.rs` hold
+//! only what their database does its own way.
 
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -11,8 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+use postgres::PgStore;
+use sqlite::SqliteStore;
 
 use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{

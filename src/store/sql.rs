@@ -1,0 +1,642 @@
+//! The SQL every backend shares, written once over the sqlx driver. It uses
+//! `$N` placeholders, which SQLite binds by number too, so one text serves
+//! both; what a backend does its own way is its [`Backend`] implementation
+//! (`sqlite.rs`, `postgres.rs`).
+
+use async_trait::async_trait;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
+};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use super::rows::{self, internal};
+use super::{
+    AdminGuard, BucketUpdate, Buckets, ChangeSink, CredentialRecord, NewAccount, NewDevice,
+    NewSession, Store, StoreError,
+};
+use crate::credential::{DeviceId, SessionDigest, TokenDigest};
+use crate::domain::{
+    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, SessionId,
+    Timestamp, WebSession,
+};
+
+/// What a backend does its own way: how a write is serialised, the bulk
+/// statements, row locking, the change feed, and what its errors mean.
+#[async_trait]
+pub(super) trait Backend: Database {
+    /// A write transaction: a check made inside it cannot be overtaken by
+    /// another writer.
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError>;
+
+    /// A transaction that changes who may administer: such transactions,
+    /// from any process, run one after the other, so each one's check sees
+    /// every other one's result.
+    async fn begin_admin_change(
+        pool: &Pool<Self>,
+    ) -> Result<Transaction<'static, Self>, StoreError>;
+
+    /// Inserts the devices inside the caller's transaction. Fails with
+    /// [`StoreError::Conflict`]`("device id")` if any id is taken.
+    async fn insert_devices(
+        conn: &mut Self::Connection,
+        devices: &[NewDevice],
+    ) -> Result<(), StoreError>;
+
+    async fn record_last_used(
+        pool: &Pool<Self>,
+        uses: &[(DeviceId, LastUse)],
+    ) -> Result<(), StoreError>;
+
+    /// Reads the buckets under `keys` inside a transaction from
+    /// [`Backend::begin_write`], so that no other process changes them
+    /// before it ends.
+    async fn lock_buckets(
+        conn: &mut Self::Connection,
+        keys: &[String],
+    ) -> Result<Buckets, StoreError>;
+
+    /// Returns the session's notice and clears it, so that of two pages
+    /// loading at once only one shows it.
+    async fn take_session_notice(
+        pool: &Pool<Self>,
+        digest: &SessionDigest,
+    ) -> Result<Notice, StoreError>;
+
+    /// Starts the tasks that deliver changes to `sink` until `stopped`
+    /// changes. Changes committed after this returns are never missed.
+    async fn watch(
+        pool: &Pool<Self>,
+        sink: ChangeSink,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<Vec<JoinHandle<()>>, StoreError>;
+
+    /// Connection trouble is worth a retry (503); anything else is our bug (500).
+    fn unavailable_or_internal(e: sqlx::Error) -> StoreError;
+
+    /// How many rows a statement changed (each driver has its own result type).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+}
+
+/// A unique key taken is a conflict the caller can report; anything else is
+/// classified as usual.
+pub(super) fn conflict_on<DB: Backend>(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => DB::unavailable_or_internal(e),
+    }
+}
+
+/// The store on one backend: its pool, and its change feed once watched.
+pub(super) struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    watcher: Mutex<Option<Watcher>>,
+}
+
+/// The running change feed: how to stop it, and its tasks.
+type Watcher = (watch::Sender<bool>, Vec<JoinHandle<()>>);
+
+impl<DB: Database> SqlStore<DB> {
+    /// A store on a pool whose schema is up to date.
+    pub(super) fn new(pool: Pool<DB>) -> Self {
+        Self {
+            pool,
+            watcher: Mutex::new(None),
+        }
+    }
+}
+
+/// `string_agg` exists in PostgreSQL and in SQLite since 3.44 (sqlx bundles
+/// a newer one); the order does not matter, permissions are a set.
+const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.enabled, a.two_factor_enabled, a.created_at,
+    (SELECT string_agg(permission, ',') FROM account_permissions p WHERE p.account_id = a.id) AS permissions";
+
+const DEVICE_COLUMNS: &str = "id, account_id, name, device_type, created_at,
+    last_used_at, last_used_ip, last_used_user_agent";
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+{
+    async fn create_account(&self, account: &NewAccount) -> Result<Account, StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (email, name, password_hash, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(account.email.as_str())
+        .bind(account.name.as_str())
+        .bind(account.password_hash.as_str())
+        .bind(account.created_at.millis())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict_on::<DB>(e, "email"))?;
+        for permission in account.permissions.iter() {
+            sqlx::query("INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)")
+                .bind(id)
+                .bind(permission.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+        }
+        tx.commit().await.map_err(DB::unavailable_or_internal)?;
+        Ok(Account {
+            id: AccountId(id),
+            email: account.email.clone(),
+            name: account.name.clone(),
+            permissions: account.permissions,
+            enabled: true,
+            two_factor_enabled: false,
+            created_at: account.created_at,
+        })
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = $1");
+        sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::account(&row))
+            .transpose()
+    }
+
+    async fn account_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(Account, String)>, StoreError> {
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS}, a.password_hash FROM accounts a WHERE a.email = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+        else {
+            return Ok(None);
+        };
+        let hash: String = row.try_get("password_hash").map_err(internal)?;
+        Ok(Some((rows::account(&row)?, hash)))
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY a.email");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .iter()
+            .map(rows::account)
+            .collect()
+    }
+
+    async fn set_permission(
+        &self,
+        id: AccountId,
+        permission: Permission,
+        granted: bool,
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError> {
+        let sql = if granted {
+            "INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM account_permissions WHERE account_id = $1 AND permission = $2"
+        };
+        // Serialised with every other such change, so the check after the
+        // write sees every administrator change that committed before it.
+        let mut tx = DB::begin_admin_change(&self.pool).await?;
+        sqlx::query(sql)
+            .bind(id.0)
+            .bind(permission.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        finish_guarded(tx, guard).await
+    }
+
+    async fn set_enabled(
+        &self,
+        id: AccountId,
+        enabled: bool,
+        guard: AdminGuard,
+    ) -> Result<bool, StoreError> {
+        let mut tx = DB::begin_admin_change(&self.pool).await?;
+        sqlx::query("UPDATE accounts SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        if !enabled {
+            end_sessions(&mut *tx, id, None).await?;
+        }
+        finish_guarded(tx, guard).await
+    }
+
+    async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET two_factor_enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: AccountId,
+        hash: &str,
+        keep: Option<&SessionDigest>,
+    ) -> Result<(), StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        end_sessions(&mut *tx, id, keep).await?;
+        tx.commit().await.map_err(DB::unavailable_or_internal)
+    }
+
+    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn has_admin(&self) -> Result<bool, StoreError> {
+        has_admin(&self.pool).await
+    }
+
+    async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
+        self.insert_devices(std::slice::from_ref(device)).await?;
+        Ok(device.inserted())
+    }
+
+    async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        DB::insert_devices(&mut tx, devices).await?;
+        tx.commit().await.map_err(DB::unavailable_or_internal)
+    }
+
+    async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1");
+        sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::device(&row))
+            .transpose()
+    }
+
+    async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE $1 IS NULL OR account_id = $1
+             ORDER BY created_at, id"
+        );
+        sqlx::query(&sql)
+            .bind(account.map(|a| a.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .iter()
+            .map(rows::device)
+            .collect()
+    }
+
+    async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE devices SET name = $1 WHERE id = $2")
+            .bind(name.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_device_token(
+        &self,
+        id: &DeviceId,
+        expected: Option<&TokenDigest>,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError> {
+        // One statement: SQLite runs it under the write lock, and PostgreSQL
+        // (READ COMMITTED) re-checks the condition against a row a concurrent
+        // update changed meanwhile.
+        let done = sqlx::query(
+            "UPDATE devices SET token_digest = $1
+             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
+        )
+        .bind(&digest.0[..])
+        .bind(id.as_str())
+        .bind(expected.map(|d| &d.0[..]))
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError> {
+        sqlx::query(
+            "SELECT d.id, d.account_id, d.name, d.device_type, d.created_at, d.last_used_at,
+               d.last_used_ip, d.last_used_user_agent, d.token_digest, a.enabled,
+               (SELECT string_agg(permission, ',') FROM account_permissions p
+                WHERE p.account_id = d.account_id) AS permissions
+             FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?
+        .map(|row| rows::credential(&row))
+        .transpose()
+    }
+
+    async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        DB::record_last_used(&self.pool, uses).await
+    }
+
+    async fn update_buckets(
+        &self,
+        keys: &[String],
+        update: BucketUpdate<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let found = DB::lock_buckets(&mut tx, keys).await?;
+        let Some(changed) = update(found) else {
+            tx.rollback().await.map_err(DB::unavailable_or_internal)?;
+            return Ok(false);
+        };
+        for (key, (tokens, updated_at)) in changed {
+            sqlx::query(
+                "INSERT INTO throttle_buckets (key, tokens, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(key.as_str())
+            .bind(tokens)
+            .bind(updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        }
+        tx.commit().await.map_err(DB::unavailable_or_internal)?;
+        Ok(true)
+    }
+
+    async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM throttle_buckets WHERE updated_at < $1")
+            .bind(updated_before)
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    // ----- web sessions -----
+
+    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError> {
+        let ip = session.ip.map(|ip| ip.to_string());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO web_sessions
+               (id_hash, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING id",
+        )
+        .bind(&session.digest.0[..])
+        .bind(session.account_id.0)
+        .bind(session.csrf.as_bytes())
+        .bind(session.created_at.millis())
+        .bind(ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(session.created(SessionId(id)))
+    }
+
+    async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE id_hash = $1",
+            rows::SESSION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(&digest.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::session(&row))
+            .transpose()
+    }
+
+    async fn touch_session(&self, digest: &SessionDigest, at: Timestamp) -> Result<(), StoreError> {
+        // The condition keeps last-seen from moving backwards when requests
+        // finish out of order, and spares a write when nothing changes.
+        sqlx::query(
+            "UPDATE web_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1",
+        )
+        .bind(at.millis())
+        .bind(&digest.0[..])
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn set_session_notice(
+        &self,
+        digest: &SessionDigest,
+        notice: &Notice,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE web_sessions SET flash = $1, reveal = $2 WHERE id_hash = $3")
+            .bind(notice.flash.as_deref())
+            .bind(notice.reveal.as_deref())
+            .bind(&digest.0[..])
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError> {
+        DB::take_session_notice(&self.pool, digest).await
+    }
+
+    async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM web_sessions WHERE account_id = $1
+             ORDER BY last_seen_at DESC, id DESC",
+            rows::SESSION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(account.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .iter()
+            .map(rows::session)
+            .collect()
+    }
+
+    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn delete_sessions_of(
+        &self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError> {
+        end_sessions(&self.pool, account, keep).await
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM web_sessions WHERE last_seen_at < $1 OR created_at < $2")
+                .bind(idle_before.millis())
+                .bind(created_before.millis())
+                .execute(&self.pool)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError> {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = DB::watch(&self.pool, sink, stopped).await?;
+        if let Some((old_stop, old_tasks)) = self.watcher.lock().await.replace((stop, tasks)) {
+            let _ = old_stop.send(true);
+            for task in old_tasks {
+                let _ = task.await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some((stop, tasks)) = self.watcher.lock().await.take() {
+            let _ = stop.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+        self.pool.close().await;
+    }
+}
+
+async fn has_admin<'e, DB, E>(executor: E) -> Result<bool, StoreError>
+where
+    DB: Backend,
+    E: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+{
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
+         ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled)",
+    )
+    .fetch_one(executor)
+    .await
+    .map_err(DB::unavailable_or_internal)
+}
+
+/// Ends an account's web sessions, except the one with `keep`; inside a
+/// transaction when given one. Returns how many ended.
+async fn end_sessions<'e, DB, E>(
+    executor: E,
+    id: AccountId,
+    keep: Option<&SessionDigest>,
+) -> Result<u64, StoreError>
+where
+    DB: Backend,
+    E: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> &'q [u8]: Type<DB>,
+{
+    let done = sqlx::query(
+        "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)",
+    )
+    .bind(id.0)
+    .bind(keep.map(|d| &d.0[..]))
+    .execute(executor)
+    .await
+    .map_err(DB::unavailable_or_internal)?;
+    Ok(DB::rows_affected(&done))
+}
+
+/// Commits, unless the guard finds that no enabled administrator is left:
+/// then rolls back and returns `false`.
+async fn finish_guarded<DB>(
+    mut tx: Transaction<'static, DB>,
+    guard: AdminGuard,
+) -> Result<bool, StoreError>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+{
+    if guard == AdminGuard::KeepOne && !has_admin(&mut *tx).await? {
+        tx.rollback().await.map_err(DB::unavailable_or_internal)?;
+        return Ok(false);
+    }
+    tx.commit().await.map_err(DB::unavailable_or_internal)?;
+    Ok(true)
+}
