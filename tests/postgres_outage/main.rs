@@ -3,10 +3,8 @@
 //! cannot disturb the other suites. Bounded in time; the cluster is started
 //! again whatever happens.
 
-#[path = "../api/helpers.rs"]
+#[path = "../integration/helpers.rs"]
 mod helpers;
-
-const BACKEND: helpers::Backend = helpers::Backend::Postgres;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use helpers::{backend, spawn_app_with, Backend, PASSWORD};
+use helpers::{spawn_app_with, Backend, PASSWORD};
 
 /// The local cluster, found the way Debian's tools name it.
 fn cluster() -> Option<(String, String)> {
@@ -62,7 +60,7 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_gives_503s_and_the_server_recovers_by_itself() {
-    if backend() != Backend::Postgres {
+    if Backend::Postgres.available() != Backend::Postgres {
         eprintln!("SKIPPED: the outage test needs PostgreSQL");
         return;
     }
@@ -74,7 +72,10 @@ async fn a_stopped_database_gives_503s_and_the_server_recovers_by_itself() {
         eprintln!("!!!!!!!! SKIPPED: no pg_ctlcluster-managed cluster here !!!!!!!!");
         return;
     }
-    let app = spawn_app_with(|c| c.max_staleness = Duration::from_secs(1)).await;
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.max_staleness = Duration::from_secs(1)
+    })
+    .await;
     app.create_member("m@example.org").await;
     let device = app.create_device("m@example.org", "under load").await;
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
