@@ -6,10 +6,8 @@
 // A failed unwrap is a failed test, which is what a test should do.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../api/helpers.rs"]
+#[path = "../integration/helpers.rs"]
 mod helpers;
-
-const BACKEND: helpers::Backend = helpers::Backend::Postgres;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,7 +17,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use helpers::{backend, spawn_app_with, Backend, PASSWORD};
+use helpers::{spawn_app_with, Backend, PASSWORD};
 
 /// The local cluster, found the way Debian's tools name it.
 fn cluster() -> Option<(String, String)> {
@@ -65,7 +63,7 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_gives_503s_and_the_server_recovers_by_itself() {
-    if backend() != Backend::Postgres {
+    if Backend::Postgres.available() != Backend::Postgres {
         eprintln!("SKIPPED: the outage test needs PostgreSQL");
         return;
     }
@@ -77,7 +75,10 @@ async fn a_stopped_database_gives_503s_and_the_server_recovers_by_itself() {
         eprintln!("!!!!!!!! SKIPPED: no pg_ctlcluster-managed cluster here !!!!!!!!");
         return;
     }
-    let app = spawn_app_with(|c| c.max_staleness = Duration::from_secs(1)).await;
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.max_staleness = Duration::from_secs(1)
+    })
+    .await;
     app.create_member("m@example.org").await;
     let device = app.create_device("m@example.org", "under load").await;
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);

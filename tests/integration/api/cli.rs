@@ -1,0 +1,367 @@
+//! The admin CLI, run as the real binary against a running server's database.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use rstest::rstest;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::helpers::{spawn_app, Backend, DeviceCredentials, TestApp, PASSWORD};
+
+async fn latchkey(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env("LATCHKEY_DATABASE_URL", &app.database_url)
+        .env_remove("LATCHKEY_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("latchkey binary runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("CLI finishes")
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Polls until the device's status is `want`; returns how long that took.
+async fn time_until(app: &TestApp, device: &DeviceCredentials, want: StatusCode) -> Duration {
+    let start = Instant::now();
+    loop {
+        if app.get_own_device(device).await.status() == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_changes_reach_a_running_server_within_a_second(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "script").await;
+    let spare = app.create_device("member@example.org", "spare").await;
+    // Warm the server's cache, so a stale entry would show.
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+
+    let steps: [(&[&str], StatusCode); 5] = [
+        (
+            &[
+                "user",
+                "revoke",
+                "--email",
+                "member@example.org",
+                "--permission",
+                "synchronisation",
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &[
+                "user",
+                "grant",
+                "--email",
+                "member@example.org",
+                "--permission",
+                "synchronisation",
+            ],
+            StatusCode::OK,
+        ),
+        (
+            &["user", "disable", "--email", "member@example.org"],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &["user", "enable", "--email", "member@example.org"],
+            StatusCode::OK,
+        ),
+        (&["device", "revoke", &device.id], StatusCode::UNAUTHORIZED),
+    ];
+    for (args, want) in steps {
+        assert_ne!(app.get_own_device(&device).await.status(), want, "{args:?}");
+        let output = latchkey(&app, args, None).await;
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        let took = time_until(&app, &device, want).await;
+        assert!(took < Duration::from_secs(1), "{args:?} took {took:?}");
+    }
+    assert_eq!(app.get_own_device(&spare).await.status(), StatusCode::OK);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn user_create_prints_a_generated_password_once_and_it_works(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let output = latchkey(
+        &app,
+        &[
+            "user",
+            "create",
+            "--email",
+            "New@Example.org",
+            "--name",
+            "New Person",
+            "--permission",
+            "synchronisation",
+        ],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let password = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("Main password (shown only once): "))
+        .expect("password printed")
+        .to_owned();
+    assert_eq!(password.len(), 20);
+    let response = app
+        .post_device(&serde_json::json!({"email": "new@example.org", "password": password, "deviceName": "x"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let list = latchkey(&app, &["user", "list"], None).await;
+    assert!(list.status.success());
+    let listing = stdout(&list);
+    assert!(
+        listing.contains("new@example.org") && listing.contains("New Person"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&password));
+
+    let devices = latchkey(
+        &app,
+        &["device", "list", "--email", "new@example.org"],
+        None,
+    )
+    .await;
+    assert!(devices.status.success());
+    assert!(stdout(&devices).contains("unknown"));
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn password_from_stdin_and_set_password(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = latchkey(
+        &app,
+        &[
+            "user",
+            "create",
+            "--email",
+            "a@example.org",
+            "--admin",
+            "--permission",
+            "synchronisation",
+            "--password-stdin",
+        ],
+        Some("first password\n"),
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(!stdout(&created).contains("first password"));
+    let account = app.account_by_email("a@example.org").await.unwrap();
+    assert!(account
+        .permissions
+        .contains(latchkey::domain::Permission::Admin));
+
+    let changed = latchkey(
+        &app,
+        &[
+            "user",
+            "set-password",
+            "--email",
+            "a@example.org",
+            "--password-stdin",
+        ],
+        Some("second password\r\n"),
+    )
+    .await;
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    let old = app
+        .post_device(&serde_json::json!({"email": "a@example.org", "password": "first password", "deviceName": "x"}))
+        .await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let new = app
+        .post_device(&serde_json::json!({"email": "a@example.org", "password": "second password", "deviceName": "x"}))
+        .await;
+    assert_eq!(new.status(), StatusCode::CREATED);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_errors_are_clear_and_exit_non_zero(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("taken@example.org").await;
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["user", "create", "--email", "Taken@example.org"],
+            None,
+            "already exists",
+        ),
+        (&["user", "create", "--email", "not-an-email"], None, "'@'"),
+        (
+            &[
+                "user",
+                "create",
+                "--email",
+                "x@example.org",
+                "--permission",
+                "root",
+            ],
+            None,
+            "Unknown permission",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--email",
+                "x@example.org",
+                "--password-stdin",
+            ],
+            Some("short\n"),
+            "at least 8",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--email",
+                "x@example.org",
+                "--password-stdin",
+            ],
+            Some(""),
+            "no password",
+        ),
+        (
+            &[
+                "user",
+                "grant",
+                "--email",
+                "nobody@example.org",
+                "--permission",
+                "admin",
+            ],
+            None,
+            "No account",
+        ),
+        (
+            &[
+                "user",
+                "grant",
+                "--email",
+                "taken@example.org",
+                "--permission",
+                "superuser",
+            ],
+            None,
+            "Unknown permission",
+        ),
+        (
+            &["user", "disable", "--email", "nobody@example.org"],
+            None,
+            "No account",
+        ),
+        (
+            &[
+                "user",
+                "set-password",
+                "--email",
+                "nobody@example.org",
+                "--password-stdin",
+            ],
+            Some("long enough\n"),
+            "No account",
+        ),
+        (&["device", "revoke", "12345678"], None, "no device"),
+        (&["device", "revoke", "abc"], None, "no device"),
+        (
+            &["device", "list", "--email", "nobody@example.org"],
+            None,
+            "No account",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let output = latchkey(&app, args, *stdin).await;
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let message = stderr(&output);
+        assert!(message.starts_with("error: "), "{args:?}: {message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+    // Nothing half-created.
+    assert!(app.account_by_email("x@example.org").await.is_err());
+    let output = latchkey(&app, &["user", "frobnicate"], None).await;
+    assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
+    let _ = PASSWORD;
+}
+
+/// SQLite only: `--data-dir` names where its database file would be.
+#[rstest]
+#[case::sqlite()]
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_commands_do_not_create_a_stray_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("typo");
+    for args in [
+        &["user", "list"][..],
+        &["device", "list"],
+        &["user", "disable", "--email", "a@example.org"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            stderr(&output).contains("there is no database at"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(
+            !data_dir.exists(),
+            "{args:?} created {}",
+            data_dir.display()
+        );
+    }
+    // Creating an account is how a first administrator can exist before the first start.
+    let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["user", "create", "--email", "first@example.org", "--admin"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(data_dir.join("latchkey.db").exists());
+}

@@ -1,0 +1,61 @@
+//! The integration suite: the real application on port 0, each test with its
+//! own database, spoken to over HTTP (and, for the CLI tests, through the
+//! real binary; for the browser tests, through headless Chromium).
+//!
+//! Each test is an `async fn` taking the `Backend` it runs on, declared once
+//! per backend by its `#[case]`s, so it is listed as `…::case_1_sqlite` and
+//! `…::case_2_postgres`; `cargo test --test integration sqlite` (or `postgres`)
+//! runs one side. PostgreSQL cases get a fresh database on
+//! `LATCHKEY_TEST_POSTGRES_URL`, dropped afterwards.
+
+// A failed unwrap is a failed test, which is what a test should do.
+#![allow(clippy::unwrap_used)]
+
+mod driver;
+mod helpers;
+mod visitor;
+
+/// The JSON API, the admin CLI, the real server process and the store contract.
+mod api {
+    mod article;
+    mod basic_auth;
+    mod cli;
+    mod create_device;
+    mod devices;
+    mod durability;
+    mod last_used;
+    mod proxies;
+    mod races;
+    mod routes;
+    mod secrets;
+    mod store;
+    mod throttling;
+    mod unknown_ids;
+    mod validation;
+    mod validity;
+}
+
+/// The web interface's pages and forms over HTTP, and the store's sessions.
+mod web {
+    mod admin;
+    mod csrf;
+    mod devices;
+    mod forms;
+    mod secrets;
+    mod session_store;
+    mod sessions;
+    mod sign_in;
+}
+
+/// The web interface in headless Chromium through chromedriver, on SQLite
+/// only: pages do not depend on the backend. Without Chromium or
+/// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
+mod browser {
+    mod scenarios;
+}
+
+/// Several nodes on one database, which only PostgreSQL can be.
+mod nodes {
+    mod api;
+    mod web;
+}

@@ -1,0 +1,134 @@
+//! Every state-changing form needs the token of the session that sent it.
+
+use latchkey::domain::Permission;
+use reqwest::StatusCode;
+use rstest::rstest;
+
+use crate::helpers::{spawn_app, Backend, PASSWORD};
+use crate::visitor::Visitor;
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn forms_without_the_sessions_token_are_refused_and_change_nothing(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app
+        .create_account(
+            "admin@example.org",
+            &[Permission::Admin, Permission::Synchronisation],
+        )
+        .await;
+    let member = app.create_member("member@example.org").await;
+    let visitor = Visitor::signed_in(&app, "admin@example.org").await;
+    let (device_id, _) = visitor.create_device("phone").await;
+    let other = Visitor::signed_in(&app, "member@example.org").await;
+    let foreign_token = other.get("/settings/profile").await.csrf();
+    let m = member.id.0;
+
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/sign-out".into(), vec![]),
+        ("/settings/profile/name".into(), vec![("name", "Mallory")]),
+        (
+            "/settings/profile/password".into(),
+            vec![
+                ("current", PASSWORD),
+                ("new", "pwned pwned pwned"),
+                ("confirm", "pwned pwned pwned"),
+            ],
+        ),
+        ("/settings/devices".into(), vec![("name", "planted")]),
+        (format!("/settings/devices/{device_id}/password"), vec![]),
+        (format!("/settings/devices/{device_id}/delete"), vec![]),
+        ("/settings/security/sign-out-others".into(), vec![]),
+        (
+            "/admin/accounts".into(),
+            vec![("email", "planted@example.org")],
+        ),
+        (
+            format!("/admin/accounts/{m}/permissions"),
+            vec![("permission", "admin"), ("granted", "true")],
+        ),
+        (
+            format!("/admin/accounts/{m}/enabled"),
+            vec![("enabled", "false")],
+        ),
+        (
+            format!("/admin/accounts/{m}/password"),
+            vec![("password", "pwned pwned pwned")],
+        ),
+    ];
+    for (path, fields) in &posts {
+        for token in [None, Some("forged"), Some(foreign_token.as_str())] {
+            let mut all = fields.clone();
+            if let Some(token) = token {
+                all.push(("csrf", token));
+            }
+            let page = visitor.post(path, &all).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} with {token:?}");
+            assert!(page.body.contains("Form refused"), "{path}");
+        }
+    }
+
+    assert!(visitor.is_signed_in().await);
+    assert!(other.is_signed_in().await);
+    let admin = app.account(admin.id).await.unwrap();
+    assert_eq!(admin.name, "admin");
+    let member = app.account(member.id).await.unwrap();
+    assert!(member.enabled && !member.permissions.contains(Permission::Admin));
+    assert_eq!(app.devices(Some(admin.id)).await.unwrap().len(), 1);
+    assert_eq!(app.accounts().await.unwrap().len(), 2);
+    // The right token still works, so the refusals above were about the token.
+    visitor
+        .submit(
+            "/settings/profile",
+            "/settings/profile/name",
+            &[("name", "Ada")],
+        )
+        .await
+        .assert_redirect("/settings/profile");
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_sign_in_form_needs_its_own_token(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let visitor = Visitor::new(&app);
+    // No token at all, as a forging site would send it.
+    let page = visitor
+        .post(
+            "/sign-in",
+            &[("email", "member@example.org"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // A token without the matching cookie (another browser's page).
+    let token = Visitor::new(&app).get("/sign-in").await.csrf();
+    let page = visitor
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", token.as_str()),
+                ("email", "member@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(!visitor.is_signed_in().await);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn posts_without_a_session_go_to_sign_in(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let page = Visitor::new(&app)
+        .post("/settings/devices", &[("csrf", "x"), ("name", "x")])
+        .await;
+    page.assert_redirect("/sign-in");
+}

@@ -1,0 +1,247 @@
+//! Signing in and out.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use rstest::rstest;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, Backend, PASSWORD};
+use crate::visitor::Visitor;
+use latchkey::service::throttle::{Rate, ThrottleConfig};
+
+fn error_of(page: &crate::visitor::Page) -> String {
+    page.text_of("sign-in-error").unwrap_or_default()
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_member_signs_in_and_out(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let visitor = Visitor::new(&app);
+    assert!(!visitor.is_signed_in().await);
+    visitor.get("/").await.assert_redirect("/sign-in");
+
+    let page = visitor.sign_in_as("Member@Example.org", PASSWORD).await;
+    page.assert_redirect("/settings/profile");
+    let cookie = page.cookie("latchkey_session").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/")
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not mark cookies Secure"
+    );
+    visitor.get("/").await.assert_redirect("/settings/profile");
+    visitor
+        .get("/sign-in")
+        .await
+        .assert_redirect("/settings/profile");
+    let profile = visitor.get("/settings/profile").await;
+    assert!(profile.body.contains("member@example.org"));
+
+    visitor
+        .submit("/settings/profile", "/sign-out", &[])
+        .await
+        .assert_redirect("/sign-in?signed-out=1");
+    assert!(!visitor.is_signed_in().await);
+    assert!(visitor
+        .get("/sign-in?signed-out=1")
+        .await
+        .body
+        .contains("You have signed out."));
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn cookies_are_secure_behind_https(#[case] backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.public_url = Some("https://keys.example.org".into())
+    })
+    .await;
+    app.create_member("member@example.org").await;
+    let page = Visitor::new(&app)
+        .sign_in_as("member@example.org", PASSWORD)
+        .await;
+    assert!(page
+        .cookie("latchkey_session")
+        .unwrap()
+        .contains("; Secure"));
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_new_session_id_at_every_sign_in(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let visitor = Visitor::new(&app);
+    // The same form sent twice, as from two tabs opened before signing in.
+    let csrf = visitor.get("/sign-in").await.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("email", "member@example.org"),
+        ("password", PASSWORD),
+    ];
+    let first = visitor.post("/sign-in", &fields).await;
+    let second = visitor.post("/sign-in", &fields).await;
+    let (first, second) = (
+        first.cookie("latchkey_session").unwrap(),
+        second.cookie("latchkey_session").unwrap(),
+    );
+    assert_ne!(first, second);
+    // The session the browser had before is gone, not just replaced in the jar.
+    let sessions = app
+        .sessions_of(app.account_by_email("member@example.org").await.unwrap().id)
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let visitor = Visitor::new(&app);
+    let wrong = visitor
+        .sign_in_as("member@example.org", "not the password")
+        .await;
+    let unknown = visitor
+        .sign_in_as("ghost@example.org", "not the password")
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(error_of(&wrong), "The email address or password is wrong.");
+    assert_eq!(error_of(&unknown), error_of(&wrong));
+    // The email stays filled in; the password never comes back.
+    assert!(wrong.body.contains("value=\"member@example.org\""));
+    assert!(!wrong.body.contains("not the password"));
+    assert!(!visitor.is_signed_in().await);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn empty_and_malformed_fields_are_named(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let visitor = Visitor::new(&app);
+    let page = visitor.sign_in_as("", "").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        page.field_error("email").unwrap(),
+        "Enter your email address."
+    );
+    assert_eq!(
+        page.field_error("password").unwrap(),
+        "Enter your password."
+    );
+    let page = visitor.sign_in_as("no-at-sign", "whatever").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.field_error("email").unwrap().contains("'@'"));
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn device_passwords_never_sign_in(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "script").await;
+    let visitor = Visitor::new(&app);
+    for (user, password) in [
+        ("member@example.org", device.token.as_str()),
+        (device.id.as_str(), device.token.as_str()),
+    ] {
+        let page = visitor.sign_in_as(user, password).await;
+        assert_ne!(page.status, StatusCode::SEE_OTHER);
+        assert!(page.cookie("latchkey_session").is_none());
+    }
+    assert!(!visitor.is_signed_in().await);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn disabled_and_two_factor_accounts_cannot_sign_in(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("off@example.org").await;
+    app.set_enabled("off@example.org", false).await.unwrap();
+    let two_factor = app.create_member("2fa@example.org").await;
+    app.service
+        .store()
+        .set_two_factor_enabled(two_factor.id, true)
+        .await
+        .unwrap();
+    let visitor = Visitor::new(&app);
+
+    let page = visitor.sign_in_as("off@example.org", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(error_of(&page).contains("disabled"));
+    let page = visitor.sign_in_as("2fa@example.org", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(
+        error_of(&page).contains("two-factor"),
+        "{}",
+        error_of(&page)
+    );
+    assert!(!visitor.is_signed_in().await);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_together_with_the_api(#[case] backend: Backend) {
+    let strict = ThrottleConfig {
+        per_account: Rate {
+            burst: 3,
+            refill_every: Duration::from_secs(60),
+        },
+        per_address: Rate {
+            burst: 100,
+            refill_every: Duration::from_secs(60),
+        },
+        ..ThrottleConfig::default()
+    };
+    let app = spawn_app_with(backend, |c| c.throttle = strict).await;
+    app.create_member("victim@example.org").await;
+    let visitor = Visitor::new(&app);
+    for _ in 0..3 {
+        let page = visitor.sign_in_as("victim@example.org", "guess").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let page = visitor.sign_in_as("victim@example.org", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(error_of(&page).starts_with("Too many attempts"));
+    let retry_after: u64 = page.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    // The same buckets guard the API's password check.
+    let response = app
+        .post_device(
+            &json!({"email": "victim@example.org", "password": PASSWORD, "deviceName": "x"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Unknown emails are throttled the same way.
+    for _ in 0..3 {
+        visitor.sign_in_as("ghost@example.org", "guess").await;
+    }
+    let page = visitor.sign_in_as("ghost@example.org", "guess").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+}
