@@ -41,6 +41,7 @@ mod web {
     mod csrf;
     mod devices;
     mod forms;
+    mod races;
     mod secrets;
     mod session_store;
     mod sessions;
