@@ -13,7 +13,7 @@ const CLIENTS: usize = 20;
 /// Sends "Change password" on `device` with its own, same old token from
 /// `CLIENTS` clients at once; returns how many got a new token.
 async fn regenerate_at_once(app: &Arc<TestApp>, warm: bool) -> (usize, usize) {
-    regenerate_on_nodes_at_once(&[app.clone()], warm).await
+    regenerate_on_nodes_at_once(std::slice::from_ref(app), warm).await
 }
 
 /// The same, with the clients spread over `nodes` in turn.

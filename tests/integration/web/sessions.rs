@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use latchkey::domain::SessionPolicy;
+use latchkey::credential::{CsrfSecret, SessionKey};
+use latchkey::domain::{SessionPolicy, Timestamp};
+use latchkey::store::NewSession;
 use reqwest::StatusCode;
 use rstest::rstest;
 
@@ -125,14 +127,38 @@ async fn disabling_an_account_ends_its_sessions(#[case] backend: Backend) {
 async fn a_disabled_account_is_refused_even_if_its_session_row_survived(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.create_member("member@example.org").await;
-    let visitor = Visitor::signed_in(&app, "member@example.org").await;
-    // Another node, or the CLI, disabled it behind this server's back.
+    // Disabling ends the sessions in the same commit; a row written
+    // afterwards (an old node, a restored backup) must still not let in.
+    app.set_enabled("member@example.org", false).await.unwrap();
+    let key = SessionKey::generate();
     app.service
         .store()
-        .set_enabled(account.id, false, latchkey::store::AdminGuard::Unchecked)
+        .create_session(&NewSession {
+            digest: key.digest(),
+            account_id: account.id,
+            csrf: CsrfSecret::generate(),
+            created_at: Timestamp::now(),
+            ip: None,
+            user_agent: None,
+        })
         .await
         .unwrap();
-    assert!(!visitor.is_signed_in().await);
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/settings/profile"))
+        .header("Cookie", format!("latchkey_session={}", key.expose()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert!(answer.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/sign-in"));
+    // And the row is gone: the check ended it.
+    assert!(app.sessions_of(account.id).await.unwrap().is_empty());
 }
 
 #[rstest]
