@@ -574,7 +574,7 @@ async fn a_write_transaction_dropped_without_commit_leaves_nothing(#[case] backe
     assert_eq!(store.sessions_of(alice).await.unwrap().len(), 1);
     assert!(has_session(store, &alices).await);
     assert!(!store.has_admin().await.unwrap());
-    // Nothing is left locked either: the next writer gets on at once.
+    // Nothing is left locked either: the next writer gets on.
     assert!(store.set_account_name(alice, "Alice").await.unwrap());
 }
 
@@ -866,6 +866,45 @@ async fn two_administrators_removing_each_other_at_once_leave_one(#[case] backen
         store.set_enabled(bob, true).await.unwrap();
     }
     other.close().await;
+    store.close().await;
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_administrators_transaction_waits_for_another_to_end(#[case] backend: Backend) {
+    let (store, database) = fresh(backend).await;
+    let other = store::open(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let alice = member(store.as_ref(), "alice@example.org", &[Permission::Admin]).await;
+    let bob = member(store.as_ref(), "bob@example.org", &[Permission::Admin]).await;
+
+    let mut first = store.begin_write(Serialise::Administrators).await.unwrap();
+    assert!(first
+        .set_permission(alice, Permission::Admin, false)
+        .await
+        .unwrap());
+    assert!(first.has_admin().await.unwrap(), "bob remains, so far");
+    let second = tokio::spawn(async move {
+        let mut tx = other.begin_write(Serialise::Administrators).await.unwrap();
+        assert!(tx
+            .set_permission(bob, Permission::Admin, false)
+            .await
+            .unwrap());
+        let remains = tx.has_admin().await.unwrap();
+        drop(tx);
+        other.close().await;
+        remains
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "it did not wait");
+    first.commit().await.unwrap();
+    assert!(
+        !second.await.unwrap(),
+        "once it could go on, it counted the first one's change"
+    );
     store.close().await;
 }
 
