@@ -37,7 +37,7 @@ pub fn password_alone_may_act_for(account: &Account) -> Result<(), Refusal> {
 }
 
 /// Who may administer: an enabled account with the `admin` permission. The
-/// store's guarded writes count administrators with the same predicate.
+/// store's `has_admin` counts administrators with the same predicate.
 pub fn is_administrator(account: &Account) -> Result<(), Refusal> {
     if account.enabled && account.permissions.contains(Permission::Admin) {
         Ok(())

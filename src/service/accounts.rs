@@ -26,8 +26,8 @@ impl Service {
             None => (MainPassword::generate(), true),
         };
         let password_hash = self.hasher.hash(&password).await?;
-        let account = self
-            .store
+        let mut tx = self.begin_write().await?;
+        let account = tx
             .create_account(&NewAccount {
                 email: email.clone(),
                 name,
@@ -40,6 +40,7 @@ impl Service {
                 StoreError::Conflict(_) => ServiceError::EmailTaken(email.to_string()),
                 other => other.into(),
             })?;
+        tx.commit().await?;
         tracing::info!(by = %by.acting(), account = %account.email, "account created");
         Ok((account, generated.then_some(password)))
     }

@@ -1,12 +1,12 @@
 //! Administration: permissions, enabling and disabling, main-password
-//! resets. A signed-in administrator is held to the last-administrator rule
-//! inside the write's own transaction; the operator is not.
+//! resets. A signed-in administrator is held to the last-administrator rule,
+//! checked inside the change's own transaction; the operator is not.
 
 use super::actor::Administrator;
 use super::{parse_new_password, Service, ServiceError};
 use crate::credential::{MainPassword, Secret};
 use crate::domain::{rules, Account, AccountId, Permission};
-use crate::store::AdminGuard;
+use crate::store::{Serialise, WriteTx};
 
 impl Service {
     /// Grants or revokes a permission. Two administrators demoting
@@ -19,13 +19,12 @@ impl Service {
         granted: bool,
     ) -> Result<Account, ServiceError> {
         let account = self.account_unchecked(target).await?;
-        let kept = self
-            .store
-            .set_permission(target, permission, granted, guard(by))
-            .await?;
+        let mut tx = self.begin_admin_change().await?;
+        tx.set_permission(target, permission, granted).await?;
+        let committed = commit_keeping_an_administrator(tx, by, target).await;
+        // Also after a failed commit: it may have happened all the same.
         self.cache.invalidate_account(target);
-        rules::keeps_an_administrator(kept)
-            .map_err(|refusal| in_first_person(by, target, refusal))?;
+        committed?;
         tracing::info!(by = %by.acting(), account = %account.email, %permission, granted, "permission changed");
         self.account_unchecked(target).await
     }
@@ -39,10 +38,17 @@ impl Service {
         enabled: bool,
     ) -> Result<Account, ServiceError> {
         let account = self.account_unchecked(target).await?;
-        let kept = self.store.set_enabled(target, enabled, guard(by)).await?;
+        let mut tx = self.begin_admin_change().await?;
+        if !tx.set_enabled(target, enabled).await? {
+            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+        }
+        if !enabled {
+            tx.end_sessions(target, None).await?;
+        }
+        let committed = commit_keeping_an_administrator(tx, by, target).await;
+        // Also after a failed commit: it may have happened all the same.
         self.cache.invalidate_account(target);
-        rules::keeps_an_administrator(kept)
-            .map_err(|refusal| in_first_person(by, target, refusal))?;
+        committed?;
         tracing::info!(by = %by.acting(), account = %account.email, enabled, "account enabled state changed");
         self.account_unchecked(target).await
     }
@@ -63,18 +69,37 @@ impl Service {
             None => (MainPassword::generate(), true),
         };
         let hash = self.hasher.hash(&password).await?;
-        self.store.set_password_hash(target, &hash, None).await?;
+        let mut tx = self.begin_write().await?;
+        if !tx.set_password_hash(target, &hash).await? {
+            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+        }
+        tx.end_sessions(target, None).await?;
+        tx.commit().await?;
         tracing::info!(by = %by.acting(), account = %account.email, "main password reset");
         Ok((account, generated.then_some(password)))
     }
+
+    /// A change of who may administer. Serialised even for the operator, who
+    /// is not held to the rule: an administrator's check that ran beside the
+    /// operator's change, unseen, could otherwise leave nobody.
+    async fn begin_admin_change(&self) -> Result<Box<dyn WriteTx>, ServiceError> {
+        Ok(self.store.begin_write(Serialise::Administrators).await?)
+    }
 }
 
-fn guard(by: &impl Administrator) -> AdminGuard {
+/// Commits, unless the actor is held to the last-administrator rule and the
+/// transaction's own writes leave no enabled administrator: then it rolls
+/// back and refuses.
+async fn commit_keeping_an_administrator(
+    mut tx: Box<dyn WriteTx>,
+    by: &impl Administrator,
+    target: AccountId,
+) -> Result<(), ServiceError> {
     if by.keeps_an_administrator() {
-        AdminGuard::KeepOne
-    } else {
-        AdminGuard::Unchecked
+        rules::keeps_an_administrator(tx.has_admin().await?)
+            .map_err(|refusal| in_first_person(by, target, refusal))?;
     }
+    Ok(tx.commit().await?)
 }
 
 /// The last-administrator refusal, told to the administrator who would

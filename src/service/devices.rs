@@ -60,8 +60,11 @@ impl Service {
             created_at: Timestamp::now(),
         };
         for _ in 0..DEVICE_ID_ATTEMPTS {
-            match self.store.insert_device(&new).await {
+            // A taken id spoils the transaction, so each attempt has its own.
+            let mut tx = self.begin_write().await?;
+            match tx.insert_device(&new).await {
                 Ok(device) => {
+                    tx.commit().await?;
                     tracing::info!(account = %account.email, device = %device.id, "device created");
                     return Ok((device, token));
                 }
@@ -110,7 +113,9 @@ impl Service {
     ) -> Result<Device, ServiceError> {
         let name = parse_device_name(name)?;
         let mut device = self.device(by, id).await?;
-        let renamed = self.store.rename_device(&device.id, &name).await?;
+        let mut tx = self.begin_write().await?;
+        let renamed = tx.rename_device(&device.id, &name).await?;
+        tx.commit().await?;
         self.cache.invalidate_device(device.id.as_str());
         if !renamed {
             return Err(ServiceError::DeviceNotFound);
@@ -136,10 +141,11 @@ impl Service {
             .filter(|(own, _)| **own == device.id)
             .map(|(_, presented)| presented);
         let token = Token::generate();
-        let replaced = self
-            .store
+        let mut tx = self.begin_write().await?;
+        let replaced = tx
             .set_device_token(&device.id, expected, &token.digest())
             .await?;
+        tx.commit().await?;
         self.cache.invalidate_device(device.id.as_str());
         if !replaced {
             return Err(match expected {
@@ -158,7 +164,9 @@ impl Service {
         id: &str,
     ) -> Result<Device, ServiceError> {
         let device = self.device(by, id).await?;
-        let deleted = self.store.delete_device(&device.id).await?;
+        let mut tx = self.begin_write().await?;
+        let deleted = tx.delete_device(&device.id).await?;
+        tx.commit().await?;
         self.cache.invalidate_device(device.id.as_str());
         self.last_used.forget(&device.id);
         if !deleted {

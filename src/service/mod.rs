@@ -1,6 +1,7 @@
 //! The application layer: the operations members, integrators, administrators
 //! and the operator perform. Each takes the actor it needs (see [`actor`]);
-//! handlers and CLI commands call exactly one of them. Beside it: the
+//! handlers and CLI commands call exactly one of them, and it makes its
+//! writes in one [`WriteTx`](crate::store::WriteTx). Beside it: the
 //! verification cache, the guessing throttle and the last-use recorder.
 
 use std::net::IpAddr;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use crate::credential::{MainPassword, PasswordHasher, Secret};
 use crate::domain::{DeviceName, DeviceTypes, Email, Permissions};
-use crate::store::Store;
+use crate::store::{Serialise, Store, WriteTx};
 use cache::CredentialCache;
 use last_used::LastUsedRecorder;
 use throttle::{LookupLimiter, Throttle, ThrottleConfig};
@@ -118,6 +119,11 @@ impl Service {
 
     pub fn device_types(&self) -> &DeviceTypes {
         &self.device_types
+    }
+
+    /// The transaction an operation makes all its writes in.
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, ServiceError> {
+        Ok(self.store.begin_write(Serialise::Ordinary).await?)
     }
 }
 

@@ -8,10 +8,12 @@ impl Service {
     pub async fn rename_account(&self, by: &Member, name: &str) -> Result<(), ServiceError> {
         let name =
             DisplayName::parse(name).map_err(|e| ServiceError::invalid("invalid_name", e))?;
-        self.store
-            .set_account_name(by.account().id, name.as_str())
-            .await?;
-        Ok(())
+        let account = by.account();
+        let mut tx = self.begin_write().await?;
+        if !tx.set_account_name(account.id, name.as_str()).await? {
+            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+        }
+        Ok(tx.commit().await?)
     }
 
     /// Changes one's own main password. The current one is checked under
@@ -32,9 +34,13 @@ impl Service {
         self.check_main_password_throttled(&account.email, &current, client)
             .await?;
         let hash = self.hasher.hash(&new).await?;
-        self.store
-            .set_password_hash(account.id, &hash, Some(by.session_digest()))
+        let mut tx = self.begin_write().await?;
+        if !tx.set_password_hash(account.id, &hash).await? {
+            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+        }
+        tx.end_sessions(account.id, Some(by.session_digest()))
             .await?;
+        tx.commit().await?;
         tracing::info!(account = %account.email, "main password changed by its owner");
         Ok(())
     }

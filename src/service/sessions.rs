@@ -34,8 +34,8 @@ impl Service {
             .delete_expired_sessions(idle_before, created_before)
             .await?;
         let key = SessionKey::generate();
-        let session = self
-            .store
+        let mut tx = self.begin_write().await?;
+        let session = tx
             .create_session(&NewSession {
                 digest: key.digest(),
                 account_id: account.id,
@@ -45,6 +45,7 @@ impl Service {
                 user_agent: client.user_agent.and_then(LastUse::clean_user_agent),
             })
             .await?;
+        tx.commit().await?;
         tracing::info!(account = %account.email, session = session.id.0, "signed in");
         Ok(SignIn {
             member: Member::new(account, session, key.digest()),
@@ -66,17 +67,17 @@ impl Service {
         };
         let now = Timestamp::now();
         if !policy.is_live(&session, now) {
-            self.store
-                .delete_session(session.account_id, session.id)
-                .await?;
+            let mut tx = self.begin_write().await?;
+            tx.delete_session(session.account_id, session.id).await?;
+            tx.commit().await?;
             return Ok(None);
         }
         let account = match self.store.account(session.account_id).await? {
             Some(account) if rules::password_alone_may_act_for(&account).is_ok() => account,
             _ => {
-                self.store
-                    .delete_sessions_of(session.account_id, None)
-                    .await?;
+                let mut tx = self.begin_write().await?;
+                tx.end_sessions(session.account_id, None).await?;
+                tx.commit().await?;
                 return Ok(None);
             }
         };
@@ -86,9 +87,9 @@ impl Service {
 
     pub async fn sign_out(&self, by: &Member) -> Result<(), ServiceError> {
         let session = by.session();
-        self.store
-            .delete_session(session.account_id, session.id)
-            .await?;
+        let mut tx = self.begin_write().await?;
+        tx.delete_session(session.account_id, session.id).await?;
+        tx.commit().await?;
         tracing::info!(session = session.id.0, "signed out");
         Ok(())
     }
@@ -97,9 +98,9 @@ impl Service {
     /// whatever session the browser had.
     pub async fn forget_session(&self, key: &SessionKey) -> Result<(), ServiceError> {
         if let Some(session) = self.store.session(&key.digest()).await? {
-            self.store
-                .delete_session(session.account_id, session.id)
-                .await?;
+            let mut tx = self.begin_write().await?;
+            tx.delete_session(session.account_id, session.id).await?;
+            tx.commit().await?;
             tracing::info!(session = session.id.0, "signed out");
         }
         Ok(())
@@ -111,15 +112,20 @@ impl Service {
 
     /// Ends one of the member's own sessions; false if it had none by that id.
     pub async fn end_session(&self, by: &Member, id: SessionId) -> Result<bool, ServiceError> {
-        Ok(self.store.delete_session(by.account().id, id).await?)
+        let mut tx = self.begin_write().await?;
+        let ended = tx.delete_session(by.account().id, id).await?;
+        tx.commit().await?;
+        Ok(ended)
     }
 
     /// Ends every session of the member's account but this one; returns how many.
     pub async fn end_other_sessions(&self, by: &Member) -> Result<u64, ServiceError> {
-        Ok(self
-            .store
-            .delete_sessions_of(by.account().id, Some(by.session_digest()))
-            .await?)
+        let mut tx = self.begin_write().await?;
+        let ended = tx
+            .end_sessions(by.account().id, Some(by.session_digest()))
+            .await?;
+        tx.commit().await?;
+        Ok(ended)
     }
 
     /// Notices belong to a session; its key is the proof.

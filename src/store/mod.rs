@@ -35,14 +35,15 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// Whether a change of permissions or enabled state must leave at least one
-/// enabled administrator. Administrators acting in the web interface are
-/// held to it; the operator at the command line is not, since they can
-/// always repair it there.
+/// What a write transaction must wait for besides other writers' rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdminGuard {
-    KeepOne,
-    Unchecked,
+pub enum Serialise {
+    /// An ordinary write: unique keys and row locks keep it apart from others.
+    Ordinary,
+    /// The transaction will count administrators before it commits: such
+    /// transactions, from any process on any node, run one after the other,
+    /// so each one's count sees every other one's result.
+    Administrators,
 }
 
 pub struct NewAccount {
@@ -155,8 +156,9 @@ pub type ChangeSink = Arc<dyn Fn(CredentialChange) + Send + Sync>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Fails with [`StoreError::Conflict`]`("email")` when the email is taken.
-    async fn create_account(&self, account: &NewAccount) -> Result<Account, StoreError>;
+    /// Starts the transaction one operation makes all its writes in.
+    async fn begin_write(&self, serialise: Serialise) -> Result<Box<dyn WriteTx>, StoreError>;
+
     async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
     /// The account and its main-password hash.
     async fn account_by_email(
@@ -164,59 +166,15 @@ pub trait Store: Send + Sync + 'static {
         email: &Email,
     ) -> Result<Option<(Account, String)>, StoreError>;
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
-    /// Grants or revokes. With [`AdminGuard::KeepOne`] a change that would
-    /// leave no enabled administrator is rolled back and `false` returned;
-    /// the check and the write are one transaction, serialised with every
-    /// other such change on any node.
-    async fn set_permission(
-        &self,
-        id: AccountId,
-        permission: Permission,
-        granted: bool,
-        guard: AdminGuard,
-    ) -> Result<bool, StoreError>;
-    /// Like [`Store::set_permission`]; disabling also ends the account's web
-    /// sessions, in the same transaction.
-    async fn set_enabled(
-        &self,
-        id: AccountId,
-        enabled: bool,
-        guard: AdminGuard,
-    ) -> Result<bool, StoreError>;
-    async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError>;
-    /// Sets the main-password hash and, in the same transaction, ends the
-    /// account's web sessions except the one with `keep`.
-    async fn set_password_hash(
-        &self,
-        id: AccountId,
-        hash: &str,
-        keep: Option<&SessionDigest>,
-    ) -> Result<(), StoreError>;
-    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError>;
     /// Whether any enabled account holds `admin`.
     async fn has_admin(&self) -> Result<bool, StoreError>;
 
-    /// Fails with [`StoreError::Conflict`]`("device id")` when the id is taken.
-    async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError>;
     /// Bulk import: all or none, in one transaction. Fails with
     /// [`StoreError::Conflict`]`("device id")` if any id is taken.
     async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError>;
     async fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
     /// One account's devices, or all devices, oldest first.
     async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError>;
-    /// Returns whether the device existed.
-    async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError>;
-    /// Gives the device a new token digest. With `expected`, only while the
-    /// stored digest still is that one (compare-and-swap), so of several
-    /// concurrent changes made with the same old token exactly one wins.
-    /// Returns whether it replaced.
-    async fn set_device_token(
-        &self,
-        id: &DeviceId,
-        expected: Option<&TokenDigest>,
-        digest: &TokenDigest,
-    ) -> Result<bool, StoreError>;
-    async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError>;
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError>;
     /// Writes coalesced last-use data; an older value never overwrites a newer one.
     async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError>;
@@ -233,7 +191,6 @@ pub trait Store: Send + Sync + 'static {
 
     // ----- web sessions -----
 
-    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError>;
     async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError>;
     async fn touch_session(&self, digest: &SessionDigest, at: Timestamp) -> Result<(), StoreError>;
     /// Replaces what the session's next page shows once.
@@ -246,14 +203,6 @@ pub trait Store: Send + Sync + 'static {
     async fn take_session_notice(&self, digest: &SessionDigest) -> Result<Notice, StoreError>;
     /// An account's sessions, most recently seen first.
     async fn sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>, StoreError>;
-    /// Returns whether the account had that session.
-    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError>;
-    /// Deletes all of an account's sessions, except the one with `keep`.
-    async fn delete_sessions_of(
-        &self,
-        account: AccountId,
-        keep: Option<&SessionDigest>,
-    ) -> Result<u64, StoreError>;
     /// Deletes sessions last seen before `idle_before` or started before `created_before`.
     async fn delete_expired_sessions(
         &self,
@@ -269,6 +218,74 @@ pub trait Store: Send + Sync + 'static {
     async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError>;
     /// Stops watching and closes connections.
     async fn close(&self);
+}
+
+/// One operation's writes, committed together or not at all: dropped
+/// without [`WriteTx::commit`], it rolls back. The audit trail will append
+/// the operation's record to it, so the record commits with what it tells.
+/// A failed statement may spoil the rest of the transaction (PostgreSQL
+/// refuses everything after it), so after an error, drop it.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// Fails with [`StoreError::Conflict`]`("email")` when the email is taken.
+    async fn create_account(&mut self, account: &NewAccount) -> Result<Account, StoreError>;
+    /// Grants or revokes; returns whether that changed anything.
+    async fn set_permission(
+        &mut self,
+        id: AccountId,
+        permission: Permission,
+        granted: bool,
+    ) -> Result<bool, StoreError>;
+    /// Returns whether the account exists.
+    async fn set_enabled(&mut self, id: AccountId, enabled: bool) -> Result<bool, StoreError>;
+    /// Returns whether the account exists.
+    async fn set_two_factor_enabled(
+        &mut self,
+        id: AccountId,
+        enabled: bool,
+    ) -> Result<bool, StoreError>;
+    /// Sets the main-password hash; returns whether the account exists.
+    async fn set_password_hash(&mut self, id: AccountId, hash: &str) -> Result<bool, StoreError>;
+    /// Returns whether the account exists.
+    async fn set_account_name(&mut self, id: AccountId, name: &str) -> Result<bool, StoreError>;
+    /// Whether any enabled account holds `admin`, counting this
+    /// transaction's own writes.
+    async fn has_admin(&mut self) -> Result<bool, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`]`("device id")` when the id is taken.
+    async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError>;
+    /// Returns whether the device existed.
+    async fn rename_device(&mut self, id: &DeviceId, name: &DeviceName)
+        -> Result<bool, StoreError>;
+    /// Gives the device a new token digest. With `expected`, only while the
+    /// stored digest still is that one (compare-and-swap), so of several
+    /// concurrent changes made with the same old token exactly one wins.
+    /// Returns whether it replaced.
+    async fn set_device_token(
+        &mut self,
+        id: &DeviceId,
+        expected: Option<&TokenDigest>,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError>;
+    /// Returns whether the device existed.
+    async fn delete_device(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
+
+    async fn create_session(&mut self, session: &NewSession) -> Result<WebSession, StoreError>;
+    /// Returns whether the account had that session.
+    async fn delete_session(
+        &mut self,
+        account: AccountId,
+        id: SessionId,
+    ) -> Result<bool, StoreError>;
+    /// Ends all of an account's web sessions, except the one with `keep`;
+    /// returns how many ended.
+    async fn end_sessions(
+        &mut self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names, creating it if need be, and brings

@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, internal};
 use super::{
-    AdminGuard, BucketUpdate, Buckets, ChangeSink, CredentialRecord, NewAccount, NewDevice,
-    NewSession, Store, StoreError,
+    BucketUpdate, Buckets, ChangeSink, CredentialRecord, NewAccount, NewDevice, NewSession,
+    Serialise, Store, StoreError, WriteTx,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
@@ -133,37 +133,12 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<&'q [u8]>: Encode<'q, DB>,
 {
-    async fn create_account(&self, account: &NewAccount) -> Result<Account, StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO accounts (email, name, password_hash, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(account.email.as_str())
-        .bind(account.name.as_str())
-        .bind(account.password_hash.as_str())
-        .bind(account.created_at.millis())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| conflict_on::<DB>(e, "email"))?;
-        for permission in account.permissions.iter() {
-            sqlx::query("INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)")
-                .bind(id)
-                .bind(permission.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(DB::unavailable_or_internal)?;
-        }
-        tx.commit().await.map_err(DB::unavailable_or_internal)?;
-        Ok(Account {
-            id: AccountId(id),
-            email: account.email.clone(),
-            name: account.name.clone(),
-            permissions: account.permissions,
-            enabled: true,
-            two_factor_enabled: false,
-            created_at: account.created_at,
-        })
+    async fn begin_write(&self, serialise: Serialise) -> Result<Box<dyn WriteTx>, StoreError> {
+        let tx = match serialise {
+            Serialise::Ordinary => DB::begin_write(&self.pool).await?,
+            Serialise::Administrators => DB::begin_admin_change(&self.pool).await?,
+        };
+        Ok(Box::new(SqlTx { tx }))
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
@@ -206,94 +181,8 @@ where
             .collect()
     }
 
-    async fn set_permission(
-        &self,
-        id: AccountId,
-        permission: Permission,
-        granted: bool,
-        guard: AdminGuard,
-    ) -> Result<bool, StoreError> {
-        let sql = if granted {
-            "INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)
-             ON CONFLICT DO NOTHING"
-        } else {
-            "DELETE FROM account_permissions WHERE account_id = $1 AND permission = $2"
-        };
-        // Serialised with every other such change, so the check after the
-        // write sees every administrator change that committed before it.
-        let mut tx = DB::begin_admin_change(&self.pool).await?;
-        sqlx::query(sql)
-            .bind(id.0)
-            .bind(permission.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        finish_guarded(tx, guard).await
-    }
-
-    async fn set_enabled(
-        &self,
-        id: AccountId,
-        enabled: bool,
-        guard: AdminGuard,
-    ) -> Result<bool, StoreError> {
-        let mut tx = DB::begin_admin_change(&self.pool).await?;
-        sqlx::query("UPDATE accounts SET enabled = $1 WHERE id = $2")
-            .bind(enabled)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        if !enabled {
-            end_sessions(&mut *tx, id, None).await?;
-        }
-        finish_guarded(tx, guard).await
-    }
-
-    async fn set_two_factor_enabled(&self, id: AccountId, enabled: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET two_factor_enabled = $1 WHERE id = $2")
-            .bind(enabled)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        Ok(())
-    }
-
-    async fn set_password_hash(
-        &self,
-        id: AccountId,
-        hash: &str,
-        keep: Option<&SessionDigest>,
-    ) -> Result<(), StoreError> {
-        let mut tx = DB::begin_write(&self.pool).await?;
-        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        end_sessions(&mut *tx, id, keep).await?;
-        tx.commit().await.map_err(DB::unavailable_or_internal)
-    }
-
-    async fn set_account_name(&self, id: AccountId, name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        Ok(())
-    }
-
     async fn has_admin(&self) -> Result<bool, StoreError> {
         has_admin(&self.pool).await
-    }
-
-    async fn insert_device(&self, device: &NewDevice) -> Result<Device, StoreError> {
-        self.insert_devices(std::slice::from_ref(device)).await?;
-        Ok(device.inserted())
     }
 
     async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError> {
@@ -326,47 +215,6 @@ where
             .iter()
             .map(rows::device)
             .collect()
-    }
-
-    async fn rename_device(&self, id: &DeviceId, name: &DeviceName) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE devices SET name = $1 WHERE id = $2")
-            .bind(name.as_str())
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        Ok(DB::rows_affected(&done) == 1)
-    }
-
-    async fn set_device_token(
-        &self,
-        id: &DeviceId,
-        expected: Option<&TokenDigest>,
-        digest: &TokenDigest,
-    ) -> Result<bool, StoreError> {
-        // One statement: SQLite runs it under the write lock, and PostgreSQL
-        // (READ COMMITTED) re-checks the condition against a row a concurrent
-        // update changed meanwhile.
-        let done = sqlx::query(
-            "UPDATE devices SET token_digest = $1
-             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
-        )
-        .bind(&digest.0[..])
-        .bind(id.as_str())
-        .bind(expected.map(|d| &d.0[..]))
-        .execute(&self.pool)
-        .await
-        .map_err(DB::unavailable_or_internal)?;
-        Ok(DB::rows_affected(&done) == 1)
-    }
-
-    async fn delete_device(&self, id: &DeviceId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError> {
@@ -431,25 +279,6 @@ where
 
     // ----- web sessions -----
 
-    async fn create_session(&self, session: &NewSession) -> Result<WebSession, StoreError> {
-        let ip = session.ip.map(|ip| ip.to_string());
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO web_sessions
-               (id_hash, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING id",
-        )
-        .bind(&session.digest.0[..])
-        .bind(session.account_id.0)
-        .bind(session.csrf.as_bytes())
-        .bind(session.created_at.millis())
-        .bind(ip.as_deref())
-        .bind(session.user_agent.as_deref())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(DB::unavailable_or_internal)?;
-        Ok(session.created(SessionId(id)))
-    }
-
     async fn session(&self, digest: &SessionDigest) -> Result<Option<WebSession>, StoreError> {
         let sql = format!(
             "SELECT {} FROM web_sessions WHERE id_hash = $1",
@@ -511,24 +340,6 @@ where
             .iter()
             .map(rows::session)
             .collect()
-    }
-
-    async fn delete_session(&self, account: AccountId, id: SessionId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM web_sessions WHERE account_id = $1 AND id = $2")
-            .bind(account.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        Ok(DB::rows_affected(&done) == 1)
-    }
-
-    async fn delete_sessions_of(
-        &self,
-        account: AccountId,
-        keep: Option<&SessionDigest>,
-    ) -> Result<u64, StoreError> {
-        end_sessions(&self.pool, account, keep).await
     }
 
     async fn delete_expired_sessions(
@@ -594,49 +405,225 @@ where
     .map_err(DB::unavailable_or_internal)
 }
 
-/// Ends an account's web sessions, except the one with `keep`; inside a
-/// transaction when given one. Returns how many ended.
-async fn end_sessions<'e, DB, E>(
-    executor: E,
-    id: AccountId,
-    keep: Option<&SessionDigest>,
-) -> Result<u64, StoreError>
-where
-    DB: Backend,
-    E: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
-    for<'q> &'q [u8]: Type<DB>,
-{
-    let done = sqlx::query(
-        "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)",
-    )
-    .bind(id.0)
-    .bind(keep.map(|d| &d.0[..]))
-    .execute(executor)
-    .await
-    .map_err(DB::unavailable_or_internal)?;
-    Ok(DB::rows_affected(&done))
+/// One operation's write transaction on one backend.
+struct SqlTx<DB: Database> {
+    tx: Transaction<'static, DB>,
 }
 
-/// Commits, unless the guard finds that no enabled administrator is left:
-/// then rolls back and returns `false`.
-async fn finish_guarded<DB>(
-    mut tx: Transaction<'static, DB>,
-    guard: AdminGuard,
-) -> Result<bool, StoreError>
+#[async_trait]
+impl<DB> WriteTx for SqlTx<DB>
 where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     usize: ColumnIndex<DB::Row>,
-    for<'r> bool: Decode<'r, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
 {
-    if guard == AdminGuard::KeepOne && !has_admin(&mut *tx).await? {
-        tx.rollback().await.map_err(DB::unavailable_or_internal)?;
-        return Ok(false);
+    async fn create_account(&mut self, account: &NewAccount) -> Result<Account, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (email, name, password_hash, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(account.email.as_str())
+        .bind(account.name.as_str())
+        .bind(account.password_hash.as_str())
+        .bind(account.created_at.millis())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| conflict_on::<DB>(e, "email"))?;
+        for permission in account.permissions.iter() {
+            sqlx::query("INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)")
+                .bind(id)
+                .bind(permission.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+        }
+        Ok(Account {
+            id: AccountId(id),
+            email: account.email.clone(),
+            name: account.name.clone(),
+            permissions: account.permissions,
+            enabled: true,
+            two_factor_enabled: false,
+            created_at: account.created_at,
+        })
     }
-    tx.commit().await.map_err(DB::unavailable_or_internal)?;
-    Ok(true)
+
+    async fn set_permission(
+        &mut self,
+        id: AccountId,
+        permission: Permission,
+        granted: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if granted {
+            "INSERT INTO account_permissions (account_id, permission) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM account_permissions WHERE account_id = $1 AND permission = $2"
+        };
+        let done = sqlx::query(sql)
+            .bind(id.0)
+            .bind(permission.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_enabled(&mut self, id: AccountId, enabled: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE accounts SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_two_factor_enabled(
+        &mut self,
+        id: AccountId,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE accounts SET two_factor_enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_password_hash(&mut self, id: AccountId, hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_account_name(&mut self, id: AccountId, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn has_admin(&mut self) -> Result<bool, StoreError> {
+        has_admin(&mut *self.tx).await
+    }
+
+    async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError> {
+        DB::insert_devices(&mut self.tx, std::slice::from_ref(device)).await?;
+        Ok(device.inserted())
+    }
+
+    async fn rename_device(
+        &mut self,
+        id: &DeviceId,
+        name: &DeviceName,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE devices SET name = $1 WHERE id = $2")
+            .bind(name.as_str())
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_device_token(
+        &mut self,
+        id: &DeviceId,
+        expected: Option<&TokenDigest>,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError> {
+        // One statement: SQLite runs it under the write lock, and PostgreSQL
+        // (READ COMMITTED) re-checks the condition against a row a concurrent
+        // update changed meanwhile.
+        let done = sqlx::query(
+            "UPDATE devices SET token_digest = $1
+             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
+        )
+        .bind(&digest.0[..])
+        .bind(id.as_str())
+        .bind(expected.map(|d| &d.0[..]))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn delete_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn create_session(&mut self, session: &NewSession) -> Result<WebSession, StoreError> {
+        let ip = session.ip.map(|ip| ip.to_string());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO web_sessions
+               (id_hash, account_id, csrf_secret, created_at, last_seen_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING id",
+        )
+        .bind(&session.digest.0[..])
+        .bind(session.account_id.0)
+        .bind(session.csrf.as_bytes())
+        .bind(session.created_at.millis())
+        .bind(ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(session.created(SessionId(id)))
+    }
+
+    async fn delete_session(
+        &mut self,
+        account: AccountId,
+        id: SessionId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE account_id = $1 AND id = $2")
+            .bind(account.0)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn end_sessions(
+        &mut self,
+        account: AccountId,
+        keep: Option<&SessionDigest>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)",
+        )
+        .bind(account.0)
+        .bind(keep.map(|d| &d.0[..]))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(DB::unavailable_or_internal)
+    }
 }

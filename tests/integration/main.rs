@@ -14,6 +14,7 @@
 mod driver;
 mod helpers;
 mod visitor;
+mod writes;
 
 /// The JSON API, the admin CLI, the real server process and the store contract.
 mod api {

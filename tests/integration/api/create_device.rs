@@ -5,6 +5,7 @@ use rstest::rstest;
 use serde_json::json;
 
 use crate::helpers::{expect_error, spawn_app, Backend, PASSWORD};
+use crate::writes::AutoCommit;
 use latchkey::domain::Permission;
 
 #[rstest]

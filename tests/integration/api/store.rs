@@ -5,17 +5,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use latchkey::credential::{CsrfSecret, DeviceId, SessionKey, Token, TokenDigest};
+use latchkey::domain::rules;
 use latchkey::domain::{
     Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, Permissions,
     SessionId, Timestamp, UNKNOWN_DEVICE_TYPE,
 };
 use latchkey::store::{
-    self, AdminGuard, Buckets, CredentialChange, NewAccount, NewDevice, NewSession, Store,
+    self, Buckets, CredentialChange, NewAccount, NewDevice, NewSession, Serialise, Store,
     StoreError,
 };
 use rstest::rstest;
 
 use crate::helpers::{spawn_app, Backend, TestDatabase};
+use crate::writes::AutoCommit;
 
 async fn account(store: &dyn Store, email: &str) -> latchkey::domain::Account {
     store
@@ -28,6 +30,37 @@ async fn account(store: &dyn Store, email: &str) -> latchkey::domain::Account {
         })
         .await
         .unwrap()
+}
+
+/// A change of who may administer.
+#[derive(Clone, Copy)]
+enum Change {
+    Permission(AccountId, Permission, bool),
+    Enabled(AccountId, bool),
+}
+
+/// What the service does for an administrator held to the last-administrator
+/// rule: the change commits only if an enabled administrator remains, as
+/// its own transaction sees it. Returns whether it committed.
+async fn keeping_an_administrator(store: &dyn Store, change: Change) -> bool {
+    let mut tx = store.begin_write(Serialise::Administrators).await.unwrap();
+    match change {
+        Change::Permission(id, permission, granted) => {
+            tx.set_permission(id, permission, granted).await.unwrap();
+        }
+        Change::Enabled(id, enabled) => {
+            assert!(tx.set_enabled(id, enabled).await.unwrap());
+            if !enabled {
+                tx.end_sessions(id, None).await.unwrap();
+            }
+        }
+    }
+    if rules::keeps_an_administrator(tx.has_admin().await.unwrap()).is_err() {
+        // Dropped: rolled back.
+        return false;
+    }
+    tx.commit().await.unwrap();
+    true
 }
 
 async fn device(store: &dyn Store, owner: &latchkey::domain::Account) -> DeviceId {
@@ -129,26 +162,18 @@ async fn permissions_and_state_round_trip(#[case] backend: Backend) {
     let store = app.service.store().as_ref();
     let owner = account(store, "a@example.org").await;
     store
-        .set_permission(owner.id, Permission::Admin, true, AdminGuard::Unchecked)
+        .set_permission(owner.id, Permission::Admin, true)
         .await
         .unwrap();
     store
-        .set_permission(owner.id, Permission::Admin, true, AdminGuard::Unchecked)
+        .set_permission(owner.id, Permission::Admin, true)
         .await
         .unwrap();
     store
-        .set_permission(
-            owner.id,
-            Permission::Synchronisation,
-            false,
-            AdminGuard::Unchecked,
-        )
+        .set_permission(owner.id, Permission::Synchronisation, false)
         .await
         .unwrap();
-    store
-        .set_enabled(owner.id, false, AdminGuard::Unchecked)
-        .await
-        .unwrap();
+    store.set_enabled(owner.id, false).await.unwrap();
     let loaded = store.account(owner.id).await.unwrap().unwrap();
     assert_eq!(
         loaded.permissions.iter().collect::<Vec<_>>(),
@@ -159,10 +184,7 @@ async fn permissions_and_state_round_trip(#[case] backend: Backend) {
         !store.has_admin().await.unwrap(),
         "a disabled admin does not count"
     );
-    store
-        .set_enabled(owner.id, true, AdminGuard::Unchecked)
-        .await
-        .unwrap();
+    store.set_enabled(owner.id, true).await.unwrap();
     assert!(store.has_admin().await.unwrap());
 }
 
@@ -170,9 +192,7 @@ async fn permissions_and_state_round_trip(#[case] backend: Backend) {
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn the_admin_guard_rolls_back_a_change_that_leaves_no_administrator(
-    #[case] backend: Backend,
-) {
+async fn a_change_that_leaves_no_administrator_is_rolled_back(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let store = app.service.store().as_ref();
     // spawn_app's database has its first administrator; make it the only one.
@@ -180,30 +200,27 @@ async fn the_admin_guard_rolls_back_a_change_that_leaves_no_administrator(
     for admin in store.accounts().await.unwrap() {
         if admin.permissions.contains(Permission::Admin) {
             assert!(store
-                .set_permission(admin.id, Permission::Admin, false, AdminGuard::Unchecked)
+                .set_permission(admin.id, Permission::Admin, false)
                 .await
                 .unwrap());
         }
     }
-    assert!(store
-        .set_permission(owner.id, Permission::Admin, true, AdminGuard::KeepOne)
+    assert!(
+        keeping_an_administrator(store, Change::Permission(owner.id, Permission::Admin, true))
+            .await
+    );
+    assert!(
+        !keeping_an_administrator(
+            store,
+            Change::Permission(owner.id, Permission::Admin, false)
+        )
         .await
-        .unwrap());
-    assert!(!store
-        .set_permission(owner.id, Permission::Admin, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
-    assert!(!store
-        .set_enabled(owner.id, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
+    );
+    assert!(!keeping_an_administrator(store, Change::Enabled(owner.id, false)).await);
     let kept = store.account(owner.id).await.unwrap().unwrap();
     assert!(kept.enabled && kept.permissions.contains(Permission::Admin));
-    // Unchecked, the operator may do it (and repair it the same way).
-    assert!(store
-        .set_enabled(owner.id, false, AdminGuard::Unchecked)
-        .await
-        .unwrap());
+    // Without the check, as the operator acts, it commits (and is repaired the same way).
+    assert!(store.set_enabled(owner.id, false).await.unwrap());
     assert!(!store.has_admin().await.unwrap());
 }
 
@@ -267,17 +284,9 @@ async fn changes_from_another_connection_are_delivered(#[case] backend: Backend)
         .await
         .unwrap();
     writer.delete_device(&id).await.unwrap();
+    writer.set_enabled(owner.id, false).await.unwrap();
     writer
-        .set_enabled(owner.id, false, AdminGuard::Unchecked)
-        .await
-        .unwrap();
-    writer
-        .set_permission(
-            owner.id,
-            Permission::Synchronisation,
-            false,
-            AdminGuard::Unchecked,
-        )
+        .set_permission(owner.id, Permission::Synchronisation, false)
         .await
         .unwrap();
     // A rename is announced too: cached device data shows the name.
@@ -538,6 +547,141 @@ async fn a_failed_account_creation_leaves_nothing_behind(#[case] backend: Backen
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
+async fn a_write_transaction_dropped_without_commit_leaves_nothing(#[case] backend: Backend) {
+    let (store, _database) = fresh(backend).await;
+    let store = store.as_ref();
+    let alice = member(store, "alice@example.org", &[Permission::Synchronisation]).await;
+    let (alices, _) = session_at(store, alice, 1_000).await;
+    let new = new_device(alice, "phone", 2_000);
+    {
+        let mut tx = store.begin_write(Serialise::Ordinary).await.unwrap();
+        tx.create_account(&new_account("bob@example.org", &[Permission::Admin], 1))
+            .await
+            .unwrap();
+        tx.insert_device(&new).await.unwrap();
+        assert!(tx.set_account_name(alice, "Renamed").await.unwrap());
+        assert!(tx.set_enabled(alice, false).await.unwrap());
+        assert_eq!(tx.end_sessions(alice, None).await.unwrap(), 1);
+        tx.create_session(&new_session(alice, &SessionKey::generate(), 3_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.accounts().await.unwrap().len(), 1);
+    assert!(store.device(&new.id).await.unwrap().is_none());
+    let kept = store.account(alice).await.unwrap().unwrap();
+    assert_eq!(kept.name, "Name of alice@example.org");
+    assert!(kept.enabled);
+    assert_eq!(store.sessions_of(alice).await.unwrap().len(), 1);
+    assert!(has_session(store, &alices).await);
+    assert!(!store.has_admin().await.unwrap());
+    // Nothing is left locked either: the next writer gets on.
+    assert!(store.set_account_name(alice, "Alice").await.unwrap());
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_writes_of_one_transaction_are_seen_together_once_it_commits(#[case] backend: Backend) {
+    let (store, database) = fresh(backend).await;
+    let other = store::open(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let alice = member(store.as_ref(), "alice@example.org", &[]).await;
+    let (alices, _) = session_at(store.as_ref(), alice, 1_000).await;
+    let mut tx = store.begin_write(Serialise::Ordinary).await.unwrap();
+    let bob = tx
+        .create_account(&new_account("bob@example.org", &[Permission::Admin], 1))
+        .await
+        .unwrap();
+    let device = tx
+        .insert_device(&new_device(bob.id, "phone", 2_000))
+        .await
+        .unwrap()
+        .id;
+    assert!(tx.set_password_hash(alice, "new hash").await.unwrap());
+    assert_eq!(tx.end_sessions(alice, None).await.unwrap(), 1);
+    // Not yet, from another connection.
+    let bobs_email = Email::parse("bob@example.org").unwrap();
+    assert!(other.account_by_email(&bobs_email).await.unwrap().is_none());
+    assert!(other.device(&device).await.unwrap().is_none());
+    assert!(has_session(other.as_ref(), &alices).await);
+    tx.commit().await.unwrap();
+
+    assert!(other.account_by_email(&bobs_email).await.unwrap().is_some());
+    assert_eq!(
+        other.device(&device).await.unwrap().unwrap().account_id,
+        bob.id
+    );
+    assert!(!has_session(other.as_ref(), &alices).await);
+    let email = Email::parse("alice@example.org").unwrap();
+    let (_, hash) = other.account_by_email(&email).await.unwrap().unwrap();
+    assert_eq!(hash, "new hash");
+    assert!(other.has_admin().await.unwrap());
+    other.close().await;
+    store.close().await;
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn has_admin_inside_a_transaction_sees_its_own_writes(#[case] backend: Backend) {
+    let (store, _database) = fresh(backend).await;
+    let store = store.as_ref();
+    let alice = member(store, "alice@example.org", &[Permission::Admin]).await;
+    let bob = member(store, "bob@example.org", &[]).await;
+
+    let mut tx = store.begin_write(Serialise::Administrators).await.unwrap();
+    assert!(tx.has_admin().await.unwrap());
+    assert!(tx
+        .set_permission(alice, Permission::Admin, false)
+        .await
+        .unwrap());
+    assert!(!tx.has_admin().await.unwrap(), "its own revocation counts");
+    assert!(!tx
+        .set_permission(alice, Permission::Admin, false)
+        .await
+        .unwrap());
+    assert!(tx
+        .set_permission(bob, Permission::Admin, true)
+        .await
+        .unwrap());
+    assert!(tx.has_admin().await.unwrap(), "its own grant counts");
+    assert!(tx.set_enabled(bob, false).await.unwrap());
+    assert!(
+        !tx.has_admin().await.unwrap(),
+        "a disabled administrator does not"
+    );
+    drop(tx);
+    assert!(store.has_admin().await.unwrap(), "rolled back");
+
+    let mut tx = store.begin_write(Serialise::Administrators).await.unwrap();
+    let carol = tx
+        .create_account(&new_account("carol@example.org", &[Permission::Admin], 1))
+        .await
+        .unwrap();
+    assert!(tx.set_enabled(alice, false).await.unwrap());
+    assert!(
+        tx.has_admin().await.unwrap(),
+        "an account it created counts"
+    );
+    tx.commit().await.unwrap();
+    let admins: Vec<_> = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| rules::is_administrator(a).is_ok())
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(admins, [carol.id]);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
 async fn names_and_two_factor_state_are_written(#[case] backend: Backend) {
     let (store, _database) = fresh(backend).await;
     let store = store.as_ref();
@@ -564,15 +708,12 @@ async fn names_and_two_factor_state_are_written(#[case] backend: Backend) {
             .unwrap()
             .two_factor_enabled
     );
-    // An account deleted meanwhile is nothing to report.
-    store
-        .set_account_name(AccountId(alice.0 + 1000), "Nobody")
-        .await
-        .unwrap();
-    store
-        .set_two_factor_enabled(AccountId(alice.0 + 1000), true)
-        .await
-        .unwrap();
+    // An account that does not exist is reported, not an error.
+    let nobody = AccountId(alice.0 + 1000);
+    assert!(!store.set_account_name(nobody, "Nobody").await.unwrap());
+    assert!(!store.set_two_factor_enabled(nobody, true).await.unwrap());
+    assert!(store.set_account_name(alice, "Alice").await.unwrap());
+    assert!(store.set_two_factor_enabled(alice, true).await.unwrap());
 }
 
 #[rstest]
@@ -588,10 +729,13 @@ async fn a_password_change_ends_the_other_sessions_of_that_account_only(#[case] 
     let (other, _) = session_at(store, alice, 2_000).await;
     let (bobs, _) = session_at(store, bob, 3_000).await;
 
-    store
-        .set_password_hash(alice, "new hash", Some(&kept.digest()))
-        .await
-        .unwrap();
+    let mut tx = store.begin_write(Serialise::Ordinary).await.unwrap();
+    assert!(tx.set_password_hash(alice, "new hash").await.unwrap());
+    assert_eq!(
+        tx.end_sessions(alice, Some(&kept.digest())).await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
     let email = Email::parse("alice@example.org").unwrap();
     let (_, hash) = store.account_by_email(&email).await.unwrap().unwrap();
     assert_eq!(hash, "new hash");
@@ -599,10 +743,10 @@ async fn a_password_change_ends_the_other_sessions_of_that_account_only(#[case] 
     assert!(!has_session(store, &other).await);
     assert!(has_session(store, &bobs).await);
 
-    store
-        .set_password_hash(alice, "newer hash", None)
-        .await
-        .unwrap();
+    let mut tx = store.begin_write(Serialise::Ordinary).await.unwrap();
+    assert!(tx.set_password_hash(alice, "newer hash").await.unwrap());
+    assert_eq!(tx.end_sessions(alice, None).await.unwrap(), 1);
+    tx.commit().await.unwrap();
     assert!(!has_session(store, &kept).await);
     assert!(has_session(store, &bobs).await);
     let (_, hash) = store.account_by_email(&email).await.unwrap().unwrap();
@@ -613,7 +757,7 @@ async fn a_password_change_ends_the_other_sessions_of_that_account_only(#[case] 
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn disabling_ends_the_sessions_unless_the_guard_rolls_it_back(#[case] backend: Backend) {
+async fn disabling_ends_the_sessions_unless_the_change_is_rolled_back(#[case] backend: Backend) {
     let (store, _database) = fresh(backend).await;
     let store = store.as_ref();
     let admin = member(store, "admin@example.org", &[Permission::Admin]).await;
@@ -622,27 +766,18 @@ async fn disabling_ends_the_sessions_unless_the_guard_rolls_it_back(#[case] back
     let (alices, _) = session_at(store, alice, 1_000).await;
 
     // The only administrator: rolled back, session and all.
-    assert!(!store
-        .set_enabled(admin, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
+    assert!(!keeping_an_administrator(store, Change::Enabled(admin, false)).await);
     assert!(store.account(admin).await.unwrap().unwrap().enabled);
     assert!(has_session(store, &admins).await);
 
-    assert!(store
-        .set_enabled(alice, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
+    assert!(keeping_an_administrator(store, Change::Enabled(alice, false)).await);
     assert!(!store.account(alice).await.unwrap().unwrap().enabled);
     assert!(!has_session(store, &alices).await);
     assert!(has_session(store, &admins).await);
 
     // Enabling ends nothing.
     let (again, _) = session_at(store, alice, 2_000).await;
-    assert!(store
-        .set_enabled(alice, true, AdminGuard::KeepOne)
-        .await
-        .unwrap());
+    assert!(keeping_an_administrator(store, Change::Enabled(alice, true)).await);
     assert!(store.account(alice).await.unwrap().unwrap().enabled);
     assert!(has_session(store, &again).await);
 }
@@ -651,47 +786,38 @@ async fn disabling_ends_the_sessions_unless_the_guard_rolls_it_back(#[case] back
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn the_admin_guard_lets_a_change_through_while_another_administrator_remains(
-    #[case] backend: Backend,
-) {
+async fn a_change_commits_while_another_administrator_remains(#[case] backend: Backend) {
     let (store, _database) = fresh(backend).await;
     let store = store.as_ref();
     let alice = member(store, "alice@example.org", &[Permission::Admin]).await;
     let bob = member(store, "bob@example.org", &[Permission::Admin]).await;
-    assert!(store
-        .set_permission(alice, Permission::Admin, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
-    assert!(!store
-        .set_permission(bob, Permission::Admin, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
+    assert!(
+        keeping_an_administrator(store, Change::Permission(alice, Permission::Admin, false)).await
+    );
+    assert!(
+        !keeping_an_administrator(store, Change::Permission(bob, Permission::Admin, false)).await
+    );
 
     // Only an enabled administrator counts as remaining.
-    assert!(store
-        .set_permission(alice, Permission::Admin, true, AdminGuard::KeepOne)
-        .await
-        .unwrap());
-    assert!(store
-        .set_enabled(alice, false, AdminGuard::Unchecked)
-        .await
-        .unwrap());
-    assert!(!store
-        .set_permission(bob, Permission::Admin, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
-    assert!(!store
-        .set_enabled(bob, false, AdminGuard::KeepOne)
-        .await
-        .unwrap());
+    assert!(
+        keeping_an_administrator(store, Change::Permission(alice, Permission::Admin, true)).await
+    );
+    assert!(store.set_enabled(alice, false).await.unwrap());
+    assert!(
+        !keeping_an_administrator(store, Change::Permission(bob, Permission::Admin, false)).await
+    );
+    assert!(!keeping_an_administrator(store, Change::Enabled(bob, false)).await);
     let bob_now = store.account(bob).await.unwrap().unwrap();
     assert!(bob_now.enabled && bob_now.permissions.contains(Permission::Admin));
 
     // Revoking what is not held changes nothing, and is no error.
-    assert!(store
-        .set_permission(bob, Permission::Synchronisation, false, AdminGuard::KeepOne)
+    assert!(
+        keeping_an_administrator(
+            store,
+            Change::Permission(bob, Permission::Synchronisation, false)
+        )
         .await
-        .unwrap());
+    );
     assert_eq!(
         store
             .account(bob)
@@ -720,16 +846,13 @@ async fn two_administrators_removing_each_other_at_once_leave_one(#[case] backen
     for round in 0..10 {
         let (first, second) = (store.clone(), other.clone());
         let demote = tokio::spawn(async move {
-            first
-                .set_permission(alice, Permission::Admin, false, AdminGuard::KeepOne)
-                .await
+            let change = Change::Permission(alice, Permission::Admin, false);
+            keeping_an_administrator(first.as_ref(), change).await
         });
-        let disable =
-            tokio::spawn(async move { second.set_enabled(bob, false, AdminGuard::KeepOne).await });
-        let outcomes = [
-            demote.await.unwrap().unwrap(),
-            disable.await.unwrap().unwrap(),
-        ];
+        let disable = tokio::spawn(async move {
+            keeping_an_administrator(second.as_ref(), Change::Enabled(bob, false)).await
+        });
+        let outcomes = [demote.await.unwrap(), disable.await.unwrap()];
         assert_eq!(
             outcomes.iter().filter(|done| **done).count(),
             1,
@@ -737,15 +860,51 @@ async fn two_administrators_removing_each_other_at_once_leave_one(#[case] backen
         );
         assert!(store.has_admin().await.unwrap(), "round {round}");
         store
-            .set_permission(alice, Permission::Admin, true, AdminGuard::Unchecked)
+            .set_permission(alice, Permission::Admin, true)
             .await
             .unwrap();
-        store
-            .set_enabled(bob, true, AdminGuard::Unchecked)
-            .await
-            .unwrap();
+        store.set_enabled(bob, true).await.unwrap();
     }
     other.close().await;
+    store.close().await;
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_administrators_transaction_waits_for_another_to_end(#[case] backend: Backend) {
+    let (store, database) = fresh(backend).await;
+    let other = store::open(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let alice = member(store.as_ref(), "alice@example.org", &[Permission::Admin]).await;
+    let bob = member(store.as_ref(), "bob@example.org", &[Permission::Admin]).await;
+
+    let mut first = store.begin_write(Serialise::Administrators).await.unwrap();
+    assert!(first
+        .set_permission(alice, Permission::Admin, false)
+        .await
+        .unwrap());
+    assert!(first.has_admin().await.unwrap(), "bob remains, so far");
+    let second = tokio::spawn(async move {
+        let mut tx = other.begin_write(Serialise::Administrators).await.unwrap();
+        assert!(tx
+            .set_permission(bob, Permission::Admin, false)
+            .await
+            .unwrap());
+        let remains = tx.has_admin().await.unwrap();
+        drop(tx);
+        other.close().await;
+        remains
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "it did not wait");
+    first.commit().await.unwrap();
+    assert!(
+        !second.await.unwrap(),
+        "once it could go on, it counted the first one's change"
+    );
     store.close().await;
 }
 
@@ -763,12 +922,12 @@ async fn has_admin_counts_enabled_administrators_only(#[case] backend: Backend) 
         "a member is no administrator"
     );
     store
-        .set_permission(alice, Permission::Admin, true, AdminGuard::Unchecked)
+        .set_permission(alice, Permission::Admin, true)
         .await
         .unwrap();
     assert!(store.has_admin().await.unwrap());
     store
-        .set_permission(alice, Permission::Admin, false, AdminGuard::Unchecked)
+        .set_permission(alice, Permission::Admin, false)
         .await
         .unwrap();
     assert!(!store.has_admin().await.unwrap());
@@ -859,22 +1018,14 @@ async fn a_credential_carries_the_digest_and_the_account_state(#[case] backend: 
     assert_eq!(device_shown(&record.device), device_shown(&new.inserted()));
 
     store
-        .set_permission(alice, Permission::Admin, true, AdminGuard::Unchecked)
+        .set_permission(alice, Permission::Admin, true)
         .await
         .unwrap();
     store
-        .set_permission(
-            alice,
-            Permission::Synchronisation,
-            false,
-            AdminGuard::Unchecked,
-        )
+        .set_permission(alice, Permission::Synchronisation, false)
         .await
         .unwrap();
-    store
-        .set_enabled(alice, false, AdminGuard::Unchecked)
-        .await
-        .unwrap();
+    store.set_enabled(alice, false).await.unwrap();
     let record = store.credential(&new.id).await.unwrap().unwrap();
     assert!(!record.account_enabled);
     assert_eq!(
@@ -1222,7 +1373,7 @@ async fn sessions_are_deleted_one_all_or_all_but_one(#[case] backend: Backend) {
     let (third, _) = session_at(store, alice, 4_000).await;
     assert_eq!(
         store
-            .delete_sessions_of(alice, Some(&third.digest()))
+            .end_sessions(alice, Some(&third.digest()))
             .await
             .unwrap(),
         1
@@ -1232,14 +1383,14 @@ async fn sessions_are_deleted_one_all_or_all_but_one(#[case] backend: Backend) {
     // Keeping another account's session keeps nothing of this one's.
     assert_eq!(
         store
-            .delete_sessions_of(alice, Some(&bobs.digest()))
+            .end_sessions(alice, Some(&bobs.digest()))
             .await
             .unwrap(),
         1
     );
     assert!(has_session(store, &bobs).await);
-    assert_eq!(store.delete_sessions_of(alice, None).await.unwrap(), 0);
-    assert_eq!(store.delete_sessions_of(bob, None).await.unwrap(), 1);
+    assert_eq!(store.end_sessions(alice, None).await.unwrap(), 0);
+    assert_eq!(store.end_sessions(bob, None).await.unwrap(), 1);
     assert!(store.sessions_of(bob).await.unwrap().is_empty());
 }
 

@@ -7,6 +7,7 @@ use rstest::rstest;
 use std::time::Duration;
 
 use crate::helpers::{expect_error, spawn_app_with, Backend, DeviceCredentials};
+use crate::writes::AutoCommit;
 
 fn made_up() -> DeviceCredentials {
     DeviceCredentials {

@@ -9,6 +9,7 @@ use rstest::rstest;
 use serde_json::json;
 
 use crate::helpers::{expect_error, spawn_app, spawn_node, Backend, TestApp};
+use crate::writes::AutoCommit;
 
 /// Polls `device`'s own resource on `node` until it is refused; returns how long that took.
 async fn time_until_refused(

@@ -9,6 +9,7 @@ use latchkey::store::{self, NewAccount, NewSession, Store, StoreOptions};
 use rstest::rstest;
 
 use crate::helpers::{Backend, TestDatabase};
+use crate::writes::AutoCommit;
 
 async fn account(store: &dyn Store, email: &str) -> AccountId {
     store
@@ -111,14 +112,11 @@ async fn sessions_are_stored_found_listed_and_deleted(#[case] backend: Backend) 
         .await
         .unwrap();
     assert_eq!(
-        store
-            .delete_sessions_of(alice, Some(&a3.digest()))
-            .await
-            .unwrap(),
+        store.end_sessions(alice, Some(&a3.digest())).await.unwrap(),
         1
     );
     assert!(store.session(&a3.digest()).await.unwrap().is_some());
-    assert_eq!(store.delete_sessions_of(alice, None).await.unwrap(), 1);
+    assert_eq!(store.end_sessions(alice, None).await.unwrap(), 1);
     assert!(store.sessions_of(alice).await.unwrap().is_empty());
     assert_eq!(store.sessions_of(bob).await.unwrap().len(), 1);
     store.close().await;

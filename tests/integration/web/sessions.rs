@@ -10,6 +10,7 @@ use rstest::rstest;
 
 use crate::helpers::{spawn_app, spawn_app_with, Backend, PASSWORD};
 use crate::visitor::Visitor;
+use crate::writes::AutoCommit;
 
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with, Backend, PASSWORD};
 use crate::visitor::Visitor;
+use crate::writes::AutoCommit;
 use latchkey::service::throttle::{Rate, ThrottleConfig};
 
 fn error_of(page: &crate::visitor::Page) -> String {
