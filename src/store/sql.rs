@@ -25,8 +25,9 @@ use crate::domain::{
 /// statements, row locking, the change feed, and what its errors mean.
 #[async_trait]
 pub(super) trait Backend: Database {
-    /// A write transaction: a check made inside it cannot be overtaken by
-    /// another writer.
+    /// An ordinary write transaction (on SQLite `BEGIN IMMEDIATE`, so it
+    /// never fails to upgrade a read lock halfway). Checks that must not be
+    /// overtaken by another writer need `begin_admin_change`.
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError>;
 
     /// A transaction that changes who may administer: such transactions,
