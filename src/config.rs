@@ -3,7 +3,7 @@
 //! reference.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,18 +53,21 @@ pub enum Command {
     Device(DeviceCommand),
 }
 
+const DEFAULT_DATA_DIR: &str = "./latchkey-data";
+
 #[derive(Args, Clone)]
 pub struct DatabaseArgs {
     /// Directory holding the SQLite database (latchkey.db); created if missing.
+    /// [default: ./latchkey-data]
     #[arg(
         long,
         env = "LATCHKEY_DATA_DIR",
-        default_value = "./latchkey-data",
-        global = true
+        global = true,
+        conflicts_with = "database_url"
     )]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
 
-    /// Database URL, e.g. sqlite:///var/lib/latchkey/latchkey.db; overrides --data-dir.
+    /// Database URL, e.g. sqlite:///var/lib/latchkey/latchkey.db; not together with --data-dir.
     #[arg(
         long,
         env = "LATCHKEY_DATABASE_URL",
@@ -84,6 +87,19 @@ impl fmt::Debug for DatabaseArgs {
             )
             .finish()
     }
+}
+
+/// `HOST:PORT`, where HOST is an IP address or a name resolved once, at start.
+fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = raw.parse() {
+        return Ok(address);
+    }
+    let mut resolved = raw
+        .to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080 ({e})"))?;
+    resolved
+        .next()
+        .ok_or_else(|| format!("{raw} resolves to no address"))
 }
 
 /// A database URL as logs and `Debug` may show it: without its password.
@@ -121,18 +137,25 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl DatabaseArgs {
+    /// Where the SQLite database lives when no URL names it.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
     pub fn url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("latchkey.db").display()),
+            None => format!("sqlite://{}", self.data_dir().join("latchkey.db").display()),
         }
     }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address (IP or host name) and port to listen on, e.g. 0.0.0.0:8080 or localhost:8080.
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// The URL people and apps use to reach this server, e.g. https://keys.example.org
@@ -403,11 +426,20 @@ impl Config {
             .is_some_and(|url| url.starts_with("https://"))
     }
 
-    /// Where people reach this server.
+    /// Where people reach this server: the public URL, else the bound
+    /// address, with loopback standing in for "every interface" (which no
+    /// browser can open).
     pub fn base_url(&self, bound: SocketAddr) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let mut reachable = bound;
+        match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => reachable.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => reachable.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        format!("http://{reachable}")
     }
 }
 
@@ -519,5 +551,45 @@ mod tests {
         };
         assert!(Config::from_args(&cli.database, &serve).is_err());
         assert!(Cli::try_parse_from(["latchkey", "serve", "--listen", "nope"]).is_err());
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        let cli = Cli::try_parse_from(["latchkey", "serve", "--listen", "localhost:8080"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!()
+        };
+        assert!(serve.listen.ip().is_loopback());
+        assert_eq!(serve.listen.port(), 8080);
+    }
+
+    #[test]
+    fn data_dir_and_database_url_are_not_both_taken() {
+        let both = Cli::try_parse_from([
+            "latchkey",
+            "--data-dir",
+            "/tmp/x",
+            "--database-url",
+            "sqlite:///tmp/y.db",
+            "serve",
+        ]);
+        assert!(both.is_err());
+    }
+
+    #[test]
+    fn the_sign_in_address_is_one_a_browser_can_open() {
+        let config = Config::new("sqlite::memory:");
+        assert_eq!(
+            config.base_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            config.base_url("[::]:8080".parse().unwrap()),
+            "http://[::1]:8080"
+        );
+        assert_eq!(
+            config.base_url("192.0.2.7:8080".parse().unwrap()),
+            "http://192.0.2.7:8080"
+        );
     }
 }

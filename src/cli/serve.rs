@@ -31,5 +31,10 @@ pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()
         println!();
     }
     tracing::info!(address = %application.local_addr(), url = %base_url, "latchkey is listening");
+    if config.public_url.is_none() && application.local_addr().ip().is_unspecified() {
+        tracing::warn!(
+            "listening on every interface; the address above is this machine's own. Set --public-url to the URL people and apps use to reach it"
+        );
+    }
     application.run_until(shutdown_signal()).await
 }
