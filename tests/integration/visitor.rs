@@ -138,7 +138,7 @@ impl Visitor {
         match page.status {
             StatusCode::OK => true,
             StatusCode::SEE_OTHER => {
-                assert_eq!(page.location(), Some("/sign-in"));
+                assert_eq!(page.location(), Some("/sign-in?next=%2Fsettings%2Fprofile"));
                 false
             }
             other => panic!("unexpected {other}"),

@@ -8,6 +8,7 @@ mod cookie;
 mod csrf;
 mod page;
 mod pages;
+mod return_to;
 mod reveal;
 mod session;
 

@@ -91,6 +91,8 @@ pub fn when(at: Timestamp) -> String {
 pub enum WebError {
     /// No (live) session: go and sign in.
     SignInRequired,
+    /// As [`WebError::SignInRequired`], then back to this page.
+    SignInToReturnTo(String),
     Page {
         status: StatusCode,
         title: &'static str,
@@ -194,6 +196,9 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::SignInRequired => redirect("/sign-in"),
+            WebError::SignInToReturnTo(path) => {
+                redirect(&super::return_to::sign_in_returning_to(&path))
+            }
             WebError::Page {
                 status,
                 title,

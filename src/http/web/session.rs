@@ -4,6 +4,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::response::Response;
 
 use super::cookie;
@@ -39,14 +40,20 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        // After signing in, a person comes back to the page they asked
+        // for; a form's target is not a page, so a POST starts over.
+        let sign_in = || match (&parts.method, parts.uri.path_and_query()) {
+            (&Method::GET, Some(asked)) => WebError::SignInToReturnTo(asked.to_string()),
+            _ => WebError::SignInRequired,
+        };
         let key = cookie::read(&parts.headers, cookie::SESSION)
             .and_then(|raw| SessionKey::parse(&raw))
-            .ok_or(WebError::SignInRequired)?;
+            .ok_or_else(sign_in)?;
         let member = state
             .service
             .resume_session(&key, &state.web.sessions)
             .await?
-            .ok_or(WebError::SignInRequired)?;
+            .ok_or_else(sign_in)?;
         Ok(SignedIn { actor: member, key })
     }
 }

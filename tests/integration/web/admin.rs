@@ -48,7 +48,7 @@ async fn only_administrators_get_in(#[case] backend: Backend) {
     Visitor::new(&app)
         .get("/admin/accounts")
         .await
-        .assert_redirect("/sign-in");
+        .assert_redirect("/sign-in?next=%2Fadmin%2Faccounts");
 }
 
 #[rstest]

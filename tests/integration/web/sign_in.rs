@@ -246,3 +246,77 @@ async fn failed_sign_ins_are_throttled_together_with_the_api(#[case] backend: Ba
     let page = visitor.sign_in_as("ghost@example.org", "guess").await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn signing_in_returns_to_the_page_that_asked_for_it(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let visitor = Visitor::new(&app);
+    let asked = visitor.get("/settings/devices").await;
+    asked.assert_redirect("/sign-in?next=%2Fsettings%2Fdevices");
+    let form = visitor.get("/sign-in?next=%2Fsettings%2Fdevices").await;
+    assert!(form
+        .body
+        .contains(r#"name="next" value="/settings/devices""#));
+    visitor
+        .submit(
+            "/sign-in?next=%2Fsettings%2Fdevices",
+            "/sign-in",
+            &[
+                ("email", "member@example.org"),
+                ("password", PASSWORD),
+                ("next", "/settings/devices"),
+            ],
+        )
+        .await
+        .assert_redirect("/settings/devices");
+    // Signed in already, the sign-in page sends on to where it was asked to.
+    visitor
+        .get("/sign-in?next=%2Fsettings%2Fsecurity")
+        .await
+        .assert_redirect("/settings/security");
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn signing_in_never_sends_anyone_to_another_site(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "evil.example",
+    ] {
+        let visitor = Visitor::new(&app);
+        let form = visitor
+            .get(&format!(
+                "/sign-in?{}",
+                serde_urlencoded::to_string([("next", next)]).unwrap()
+            ))
+            .await;
+        assert!(!form.body.contains("evil.example"), "{next}");
+        visitor
+            .submit(
+                "/sign-in",
+                "/sign-in",
+                &[
+                    ("email", "member@example.org"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await
+            .assert_redirect("/settings/profile");
+    }
+    // A form's target is not a page to return to.
+    let visitor = Visitor::new(&app);
+    visitor
+        .post("/settings/profile/name", &[("name", "x")])
+        .await
+        .assert_redirect("/sign-in");
+}

@@ -12,6 +12,7 @@ use crate::http::extract::ClientInfo;
 use crate::http::web::cookie;
 use crate::http::web::csrf::{Form, SignInForm};
 use crate::http::web::page::{redirect, render, FieldErrors, WebError};
+use crate::http::web::return_to;
 use crate::http::web::session::SignedIn;
 use crate::http::AppState;
 use crate::service::ServiceError;
@@ -21,6 +22,8 @@ use crate::service::ServiceError;
 struct SignInPage {
     csrf: String,
     email: String,
+    /// Where to go once signed in (already checked to be safe), or empty.
+    next: String,
     /// About the whole form, not one field.
     error: Option<String>,
     errors: FieldErrors,
@@ -31,6 +34,8 @@ struct SignInPage {
 pub struct ShowQuery {
     #[serde(rename = "signed-out")]
     signed_out: Option<String>,
+    #[serde(default)]
+    next: String,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +44,13 @@ pub struct Credentials {
     email: String,
     #[serde(default)]
     password: Secret,
+    #[serde(default)]
+    next: String,
+}
+
+/// The page to land on after signing in.
+fn landing(next: &str) -> &str {
+    return_to::safe(next).unwrap_or("/settings/profile")
 }
 
 pub async fn show(
@@ -47,11 +59,12 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Response {
     if user.is_ok() {
-        return redirect("/settings/profile");
+        return redirect(landing(&query.next));
     }
     let page = SignInPage {
         csrf: String::new(),
         email: String::new(),
+        next: return_to::safe(&query.next).unwrap_or_default().to_owned(),
         error: None,
         errors: FieldErrors::default(),
         signed_out: query.signed_out.is_some(),
@@ -85,6 +98,7 @@ pub async fn submit(
     let mut page = SignInPage {
         csrf: String::new(),
         email: form.email.trim().to_owned(),
+        next: return_to::safe(&form.next).unwrap_or_default().to_owned(),
         error: None,
         errors: FieldErrors::default(),
         signed_out: false,
@@ -116,7 +130,7 @@ pub async fn submit(
             {
                 state.service.forget_session(&old).await?;
             }
-            let mut response = redirect("/settings/profile");
+            let mut response = redirect(landing(&form.next));
             response.headers_mut().append(
                 header::SET_COOKIE,
                 cookie::set(
