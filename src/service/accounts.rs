@@ -4,7 +4,7 @@ use super::actor::Administrator;
 use super::{parse_email, parse_new_password, DeviceCaller, NewAccountRequest, Operator};
 use super::{Service, ServiceError};
 use crate::credential::MainPassword;
-use crate::domain::{Account, AccountId, DisplayName, Permission, Timestamp};
+use crate::domain::{Account, AccountId, DisplayName, Permission, Timestamp, WebSession};
 use crate::store::{NewAccount, StoreError};
 
 impl Service {
@@ -92,6 +92,17 @@ impl Service {
             .account(id)
             .await?
             .ok_or_else(|| ServiceError::AccountNotFound(format!("#{}", id.0)))
+    }
+
+    /// An account's live web sessions, newest sign-in first.
+    pub async fn sessions_of(
+        &self,
+        _by: &impl Administrator,
+        id: AccountId,
+    ) -> Result<Vec<WebSession>, ServiceError> {
+        let mut sessions = self.store.sessions_of(id).await?;
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(sessions)
     }
 
     /// The account a device belongs to.

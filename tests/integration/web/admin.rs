@@ -275,3 +275,35 @@ async fn an_administrator_changes_their_own_password_in_the_profile(#[case] back
         .contains("use Personal settings, Profile"));
     assert!(admin.is_signed_in().await);
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_account_page_states_what_the_account_may_do_in_words(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin, _) = Visitor::admin(&app).await;
+    let member = app.create_member("member@example.org").await;
+    let page = format!("/admin/accounts/{}", member.id.0);
+
+    let before = admin.get(&page).await;
+    assert_eq!(
+        before.text_of("account-permissions").as_deref(),
+        Some("Synchronisation: may use device passwords; cannot administer.")
+    );
+    assert_eq!(before.text_of("account-two-factor").as_deref(), Some("off"));
+    assert_eq!(before.text_of("account-devices").as_deref(), Some("0"));
+    assert!(before
+        .text_of("account-last-sign-in")
+        .unwrap()
+        .starts_with("not signed in now"));
+
+    app.create_device("member@example.org", "phone").await;
+    Visitor::signed_in(&app, "member@example.org").await;
+    let after = admin.get(&page).await;
+    assert_eq!(after.text_of("account-devices").as_deref(), Some("1"));
+    assert!(after
+        .text_of("account-last-sign-in")
+        .unwrap()
+        .ends_with("UTC (1 web session open)"));
+}

@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::{main_password_shown_once, AccountRow};
 use crate::credential::Secret;
-use crate::domain::{AccountId, Permission};
+use crate::domain::{Account, AccountId, Permission};
 use crate::http::web::csrf::Form;
-use crate::http::web::page::{render, FieldErrors, Layout, WebError};
+use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
 use crate::http::web::pages::devices::DeviceRow;
 use crate::http::web::pages::{NoFields, PagePath};
 use crate::http::web::session::AsAdmin;
@@ -24,6 +24,10 @@ struct AccountPage {
     layout: Layout,
     account: AccountRow,
     toggles: Vec<Toggle>,
+    /// The permissions, and what they allow, in words.
+    allows: String,
+    /// The newest live session's sign-in, in words.
+    last_sign_in: String,
     is_self: bool,
     devices: Vec<DeviceRow>,
     may_regenerate: bool,
@@ -52,6 +56,16 @@ async fn account_page(
         .into_iter()
         .map(DeviceRow::from)
         .collect();
+    let sessions = state.service.sessions_of(user.actor(), id).await?;
+    let last_sign_in = match sessions.first() {
+        Some(newest) => format!(
+            "{} ({} web session{} open)",
+            when(newest.created_at),
+            sessions.len(),
+            if sessions.len() == 1 { "" } else { "s" }
+        ),
+        None => "not signed in now (sign-ins are kept only while their session lasts)".to_owned(),
+    };
     let toggles = Permission::ALL
         .into_iter()
         .map(|permission| Toggle {
@@ -67,6 +81,8 @@ async fn account_page(
         layout,
         account: AccountRow::new(&account, devices.len()),
         toggles,
+        allows: allows(&account),
+        last_sign_in,
         is_self: account.id == user.account().id,
         devices,
         may_regenerate: false,
@@ -210,4 +226,17 @@ pub async fn revoke_device(
         device.name
     );
     user.done(&state, flash, None, &here(id)).await
+}
+
+/// What an account's permissions let it do, as the page says it.
+fn allows(account: &Account) -> String {
+    let sync = account.permissions.contains(Permission::Synchronisation);
+    let admin = account.permissions.contains(Permission::Admin);
+    match (sync, admin) {
+        (true, true) => "Synchronisation and Administrator: may use device passwords and administer this server.",
+        (true, false) => "Synchronisation: may use device passwords; cannot administer.",
+        (false, true) => "Administrator: may administer this server; cannot use device passwords.",
+        (false, false) => "None: cannot use device passwords or administer.",
+    }
+    .to_owned()
 }
