@@ -60,7 +60,8 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
                 .timeout(request_timeout),
         )
         // Answers may carry a token shown once; no cache may keep them.
-        .layer(SetResponseHeaderLayer::overriding(
+        // Only the content-addressed assets say otherwise.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
