@@ -249,6 +249,23 @@ impl Backend for Postgres {
         done.rows_affected()
     }
 
+    /// A standby, or a database set to `default_transaction_read_only`,
+    /// answers reads but refuses every write.
+    async fn probe_write(pool: &PgPool) -> Result<(), StoreError> {
+        let read_only: String =
+            sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+                .fetch_one(pool)
+                .await
+                .map_err(Postgres::unavailable_or_internal)?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(
+                "the database is read-only (a standby, or default_transaction_read_only)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     fn unavailable_or_internal(e: sqlx::Error) -> StoreError {
         match &e {
             sqlx::Error::PoolTimedOut

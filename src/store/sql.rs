@@ -75,6 +75,10 @@ pub(super) trait Backend: Database {
     /// Connection trouble is worth a retry (503); anything else is our bug (500).
     fn unavailable_or_internal(e: sqlx::Error) -> StoreError;
 
+    /// Whether the database would take a write now: readiness must not say
+    /// yes to a server whose every sign-in would fail.
+    async fn probe_write(pool: &Pool<Self>) -> Result<(), StoreError>;
+
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
@@ -359,11 +363,7 @@ where
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
-        Ok(())
+        DB::probe_write(&self.pool).await
     }
 
     async fn watch_changes(&self, sink: ChangeSink) -> Result<(), StoreError> {

@@ -212,6 +212,8 @@ impl Backend for Sqlite {
                 .await
                 .map_err(Sqlite::unavailable_or_internal)?;
         let pool = pool.clone();
+        let file = pool.connect_options().get_filename().to_path_buf();
+        let opened = FileIdentity::of(&file);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(WATCH_INTERVAL);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -221,6 +223,18 @@ impl Backend for Sqlite {
                 tokio::select! {
                     _ = stopped.changed() => break,
                     _ = ticks.tick() => {}
+                }
+                if opened.is_some() && FileIdentity::of(&file) != opened {
+                    // Serving the old, unlinked file would lose every change
+                    // made to the new one (revocations included): stop
+                    // answering instead, until an operator restarts us.
+                    tracing::error!(
+                        file = %file.display(),
+                        "the database file was deleted or replaced while the server runs; refusing requests until restart"
+                    );
+                    sink(CredentialChange::FeedLost);
+                    pool.close().await;
+                    break;
                 }
                 match poll_changes(&mut conn, &mut version, &mut cursor, &sink).await {
                     Ok(()) if lost => {
@@ -247,6 +261,18 @@ impl Backend for Sqlite {
         Ok(vec![task])
     }
 
+    /// A write statement that matches no row, rolled back: SQLite still
+    /// opens the file for writing, which a read-only file (or one deleted
+    /// under us) refuses. `BEGIN IMMEDIATE` alone succeeds on those.
+    async fn probe_write(pool: &SqlitePool) -> Result<(), StoreError> {
+        let mut tx = Self::begin_write(pool).await?;
+        sqlx::query("DELETE FROM credential_events WHERE 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(Sqlite::unavailable_or_internal)?;
+        tx.rollback().await.map_err(Sqlite::unavailable_or_internal)
+    }
+
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
@@ -256,11 +282,46 @@ impl Backend for Sqlite {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
-            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: another writer holds the lock.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout (another
+            // writer holds the lock), SQLITE_READONLY (a read-only file, or one
+            // deleted under us), SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: the
+            // database cannot do its work now, which is not our bug.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)) =>
+            {
                 StoreError::Unavailable(e.to_string())
             }
             _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Which file a path names (device and inode), to notice it being replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    /// `None` for an in-memory database or a path that names no file.
+    fn of(path: &std::path::Path) -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(path).ok()?;
+            Some(Self {
+                device: meta.dev(),
+                inode: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            None
         }
     }
 }

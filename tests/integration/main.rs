@@ -22,6 +22,7 @@ mod api {
     mod basic_auth;
     mod cli;
     mod create_device;
+    mod database_health;
     mod devices;
     mod durability;
     mod last_used;
