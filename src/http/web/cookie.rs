@@ -9,20 +9,39 @@ pub const SESSION: &str = "latchkey_session";
 /// Holds the sign-in form's CSRF value until a session exists.
 pub const SIGN_IN: &str = "latchkey_sign_in";
 
-/// The value of the first cookie named `name`.
-pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+/// The name a cookie goes by: over https with the `__Host-` prefix, which
+/// browsers accept only from this very host, with `Secure`, `Path=/` and no
+/// `Domain`, so a sibling subdomain cannot plant one.
+fn full_name(name: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The value of the cookie named `name`, if the browser sent exactly one.
+/// Two of the same name mean one was planted (another path, another port,
+/// a sibling domain): taking either would let the planter choose.
+pub fn read(headers: &HeaderMap, name: &str, secure: bool) -> Option<String> {
+    let name = full_name(name, secure);
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned());
+    match (found.next(), found.next()) {
+        (Some(value), None) => Some(value),
+        _ => None,
+    }
 }
 
 /// A `Set-Cookie` value; `max_age` zero deletes the cookie.
 pub fn set(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> HeaderValue {
+    let name = full_name(name, secure);
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if secure {
         cookie.push_str("; Secure");
@@ -49,9 +68,31 @@ mod tests {
             HeaderValue::from_static("a=1; latchkey_session=xyz"),
         );
         headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
-        assert_eq!(read(&headers, SESSION).as_deref(), Some("xyz"));
-        assert_eq!(read(&headers, "b").as_deref(), Some("2"));
-        assert_eq!(read(&headers, "latchkey"), None);
+        assert_eq!(read(&headers, SESSION, false).as_deref(), Some("xyz"));
+        assert_eq!(read(&headers, "b", false).as_deref(), Some("2"));
+        assert_eq!(read(&headers, "latchkey", false), None);
+        // Over https only the prefixed name counts.
+        assert_eq!(read(&headers, SESSION, true), None);
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_counts_as_none() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("latchkey_sign_in=planted; latchkey_sign_in=real"),
+        );
+        assert_eq!(read(&headers, SIGN_IN, false), None);
+        let mut split = HeaderMap::new();
+        split.append(
+            header::COOKIE,
+            HeaderValue::from_static("latchkey_sign_in=a"),
+        );
+        split.append(
+            header::COOKIE,
+            HeaderValue::from_static("latchkey_sign_in=b"),
+        );
+        assert_eq!(read(&split, SIGN_IN, false), None);
     }
 
     #[test]
@@ -59,7 +100,11 @@ mod tests {
         let cookie = set(SESSION, "v", true, None);
         assert_eq!(
             cookie.to_str().unwrap(),
-            "latchkey_session=v; Path=/; HttpOnly; SameSite=Lax; Secure"
+            "__Host-latchkey_session=v; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            set(SESSION, "v", false, None).to_str().unwrap(),
+            "latchkey_session=v; Path=/; HttpOnly; SameSite=Lax"
         );
         assert!(clear(SESSION, false)
             .to_str()

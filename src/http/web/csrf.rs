@@ -3,6 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -48,16 +49,41 @@ where
     }
 }
 
+/// Whether a browser says the form was posted from one of our own pages.
+/// `Sec-Fetch-Site` is set by the browser and cannot be forged by a page;
+/// `same-site` is refused too, since a page on another port of this host,
+/// or on a sibling subdomain, is same-site. Without it (older browsers),
+/// `Origin`, when sent, must name the host the request was sent to.
+/// Neither header (curl, scripts) is not a browser being tricked.
+fn from_this_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or_default();
+            let authority = origin.split_once("://").map(|(_, rest)| rest);
+            authority.is_some_and(|authority| authority.as_bytes() == host.as_bytes())
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 /// The sign-in form, which comes before any session: its token is
 /// double-submitted, in a cookie set with the form and in the form itself,
-/// so another site cannot sign a browser in to an account of its choosing.
+/// and the browser must say the form came from one of our pages, so another
+/// site cannot sign a browser in to an account of its choosing.
 pub struct SignInForm<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for SignInForm<T> {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
-        let expected = cookie::read(req.headers(), cookie::SIGN_IN)
+        if !from_this_origin(req.headers()) {
+            return Err(WebError::forbidden_form());
+        }
+        let expected = cookie::read(req.headers(), cookie::SIGN_IN, state.web.secure_cookies)
             .and_then(|raw| CsrfSecret::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?));
         let body = Bytes::from_request(req, state)
             .await

@@ -46,7 +46,7 @@ impl FromRequestParts<AppState> for SignedIn {
             (&Method::GET, Some(asked)) => WebError::SignInToReturnTo(asked.to_string()),
             _ => WebError::SignInRequired,
         };
-        let key = cookie::read(&parts.headers, cookie::SESSION)
+        let key = cookie::read(&parts.headers, cookie::SESSION, state.web.secure_cookies)
             .and_then(|raw| SessionKey::parse(&raw))
             .ok_or_else(sign_in)?;
         let member = state

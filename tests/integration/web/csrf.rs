@@ -132,3 +132,83 @@ async fn posts_without_a_session_go_to_sign_in(#[case] backend: Backend) {
         .await;
     page.assert_redirect("/sign-in");
 }
+
+/// A sign-in POST with a good token and its cookie, plus `headers`.
+async fn sign_in_with(
+    app: &crate::helpers::TestApp,
+    cookie_header: impl Fn(&str) -> String,
+    headers: &[(&str, String)],
+) -> StatusCode {
+    let form = Visitor::new(app).get("/sign-in").await;
+    let token = form.csrf();
+    let cookie = form.cookie("latchkey_sign_in").unwrap();
+    let value = cookie.split(';').next().unwrap().to_owned();
+    let mut request = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/sign-in"))
+        .header("Cookie", cookie_header(&value))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "member@example.org"),
+            ("password", PASSWORD),
+        ]);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn a_sign_in_posted_from_another_origin_is_refused(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let own = |v: &str| format!("latchkey_sign_in={v}");
+    // Our own page, as a browser reports it.
+    assert_eq!(
+        sign_in_with(&app, own, &[("Sec-Fetch-Site", "same-origin".into())]).await,
+        StatusCode::SEE_OTHER
+    );
+    // A page on another port of this host, or a sibling subdomain, is
+    // "same-site"; another site is "cross-site".
+    for site in ["same-site", "cross-site"] {
+        assert_eq!(
+            sign_in_with(&app, own, &[("Sec-Fetch-Site", site.into())]).await,
+            StatusCode::FORBIDDEN,
+            "{site}"
+        );
+    }
+    // Without Sec-Fetch-Site, Origin must name this host and port.
+    let host = app.base_url.trim_start_matches("http://").to_owned();
+    assert_eq!(
+        sign_in_with(&app, own, &[("Origin", format!("http://{host}"))]).await,
+        StatusCode::SEE_OTHER
+    );
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    let other = format!("http://127.0.0.1:{}", port.wrapping_add(1));
+    assert_eq!(
+        sign_in_with(&app, own, &[("Origin", other)]).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn a_planted_second_sign_in_cookie_is_refused_not_chosen_from(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    // Whichever of the two a server took, one of them was planted.
+    for cookies in [
+        |v: &str| format!("latchkey_sign_in={v}; latchkey_sign_in=planted"),
+        |v: &str| format!("latchkey_sign_in=planted; latchkey_sign_in={v}"),
+    ] {
+        assert_eq!(
+            sign_in_with(&app, cookies, &[]).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+}

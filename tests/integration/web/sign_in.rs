@@ -66,13 +66,36 @@ async fn cookies_are_secure_behind_https(#[case] backend: Backend) {
     })
     .await;
     app.create_member("member@example.org").await;
-    let page = Visitor::new(&app)
-        .sign_in_as("member@example.org", PASSWORD)
-        .await;
-    assert!(page
-        .cookie("latchkey_session")
+    // A browser behind the https proxy; this test client talks plain http,
+    // so it hands the host-only cookie back by hand.
+    let form = Visitor::new(&app).get("/sign-in").await;
+    let sign_in_cookie = form.cookie("__Host-latchkey_sign_in").unwrap();
+    assert!(sign_in_cookie.contains("; Secure"));
+    let value = sign_in_cookie.split(';').next().unwrap();
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
         .unwrap()
-        .contains("; Secure"));
+        .post(app.url("/sign-in"))
+        .header("Cookie", format!("__Host-latchkey_sign_in={value}"))
+        .form(&[
+            ("csrf", form.csrf().as_str()),
+            ("email", "member@example.org"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let session = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("__Host-latchkey_session="))
+        .expect("a host-only session cookie");
+    assert!(session.contains("; Secure") && session.contains("; Path=/"));
+    assert!(!session.contains("Domain"));
 }
 
 #[rstest]

@@ -125,8 +125,8 @@ pub async fn submit(
         Ok(signed) => {
             // A new id at every sign-in: a session id planted before
             // sign-in is worth nothing after it.
-            if let Some(old) =
-                cookie::read(&headers, cookie::SESSION).and_then(|raw| SessionKey::parse(&raw))
+            if let Some(old) = cookie::read(&headers, cookie::SESSION, state.web.secure_cookies)
+                .and_then(|raw| SessionKey::parse(&raw))
             {
                 state.service.forget_session(&old).await?;
             }
