@@ -524,3 +524,27 @@ async fn no_administrator_is_created_on_a_database_with_accounts(#[case] backend
     assert_eq!(app.accounts().await.unwrap().len(), 2);
     assert!(app.account_by_email("admin@localhost").await.is_err());
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn device_list_does_not_call_a_use_not_written_yet_never(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("m@example.org").await;
+    let device = app.create_device("m@example.org", "script").await;
+    // Used just now: the server has it in memory, not in the database yet.
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    let listed = latchkey(&app, &["device", "list"], None).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let shown = stdout(&listed);
+    assert!(!shown.contains("never"), "{shown}");
+    assert!(shown.contains("none recorded"), "{shown}");
+    assert!(shown.contains("may not show yet"), "{shown}");
+
+    app.service.flush_last_used().await.unwrap();
+    let listed = stdout(&latchkey(&app, &["device", "list"], None).await);
+    let row = listed.lines().find(|l| l.contains(&device.id)).unwrap();
+    assert!(!row.contains("none recorded"), "{listed}");
+    assert!(row.contains("127.0.0.1"), "{listed}");
+}
