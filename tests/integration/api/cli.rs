@@ -548,3 +548,44 @@ async fn device_list_does_not_call_a_use_not_written_yet_never(#[case] backend: 
     assert!(!row.contains("none recorded"), "{listed}");
     assert!(row.contains("127.0.0.1"), "{listed}");
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_disabling_every_administrator_at_once_leave_one(#[case] backend: Backend) {
+    const ADMINS: usize = 4;
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    for i in 0..ADMINS {
+        app.create_account(&format!("admin{i}@example.org"), &[Permission::Admin])
+            .await;
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(ADMINS));
+    let runs: Vec<_> = (0..ADMINS)
+        .map(|i| {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let email = format!("admin{i}@example.org");
+                latchkey(&app, &["user", "disable", "--email", &email], None).await
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for run in runs {
+        let output = run.await.unwrap();
+        if !output.status.success() {
+            refused.push(stderr(&output));
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("--force"), "{}", refused[0]);
+    let left = app
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.enabled && a.permissions.contains(Permission::Admin))
+        .count();
+    assert_eq!(left, 1);
+}
