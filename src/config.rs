@@ -167,7 +167,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_DEVICE_TYPES", value_delimiter = ',', default_values = DEFAULT_DEVICE_TYPES)]
     pub device_types: Vec<String>,
 
-    /// Email of the administrator created on a database that has none.
+    /// Email of the first administrator, created on a database without any
+    /// account (never on one that has accounts, even if none is an enabled
+    /// administrator: then `serve` warns how to repair it).
     #[arg(long, env = "LATCHKEY_ADMIN_EMAIL", default_value = "admin@localhost")]
     pub admin_email: String,
 
@@ -234,7 +236,8 @@ pub enum UserCommand {
         /// Display name (default: the part of the email before '@').
         #[arg(long)]
         name: Option<String>,
-        /// Grant the admin permission.
+        /// Make it an administrator: grant admin and synchronisation, as the
+        /// first-run administrator has (so it has the Devices tab too).
         #[arg(long)]
         admin: bool,
         /// Grant a permission (synchronisation, admin); repeatable.
@@ -254,16 +257,26 @@ pub enum UserCommand {
         permission: String,
     },
     /// Revoke a permission; the account's devices stop working at once.
+    /// Refuses to revoke admin from the last enabled administrator, unless --force.
     Revoke {
         #[arg(long)]
         email: String,
         #[arg(long)]
         permission: String,
+        /// Even from the last enabled administrator, leaving nobody to
+        /// administer in the web interface (until `user grant` or `user enable`).
+        #[arg(long)]
+        force: bool,
     },
     /// Disable an account; its devices stop working at once (they are kept).
+    /// Refuses to disable the last enabled administrator, unless --force.
     Disable {
         #[arg(long)]
         email: String,
+        /// Even the last enabled administrator, leaving nobody to administer
+        /// in the web interface (until `user enable` or `user grant`).
+        #[arg(long)]
+        force: bool,
     },
     /// Enable a disabled account; its devices work again.
     Enable {

@@ -28,7 +28,9 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                             u.at.to_rfc3339(),
                             u.ip.map(|ip| ip.to_string()).unwrap_or_default(),
                         ),
-                        None => ("never".to_owned(), String::new()),
+                        // Servers write last use in batches: a device
+                        // used just now may have nothing written yet.
+                        None => ("none recorded".to_owned(), String::new()),
                     };
                     vec![
                         d.id.to_string(),
@@ -41,6 +43,7 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                     ]
                 })
                 .collect();
+            let any = !rows.is_empty();
             print_table(
                 &[
                     "ID",
@@ -53,6 +56,10 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                 ],
                 &rows,
             );
+            if any {
+                println!();
+                println!("LAST USED is what the servers have written: each writes it every --last-used-flush-secs (5 s by default), so uses in the last few seconds may not show yet.");
+            }
         }
         DeviceCommand::Revoke { id } => {
             let device = service.delete_device(&operator, &id).await?;

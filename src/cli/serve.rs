@@ -13,7 +13,7 @@ pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()
     {
         // Printed once, to the terminal only; never logged.
         println!();
-        println!("No administrator existed, so one was created:");
+        println!("The database had no account, so a first administrator was created:");
         println!("    email:    {}", account.email);
         println!("    password: {}", password.expose());
         println!("This password is shown only once. Change it now, in the web interface:");

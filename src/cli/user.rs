@@ -1,6 +1,6 @@
 use crate::config::UserCommand;
 use crate::domain::{Account, Permission};
-use crate::service::{NewAccountRequest, Operator, Service};
+use crate::service::{NewAccountRequest, Operator, Service, ServiceError};
 
 use super::{print_table, read_password_line};
 
@@ -19,7 +19,10 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 .map(|p| p.parse::<Permission>())
                 .collect::<Result<crate::domain::Permissions, _>>()?;
             if admin {
+                // As the first-run administrator: an administrator without
+                // synchronisation would have no Devices tab.
                 granted.insert(Permission::Admin);
+                granted.insert(Permission::Synchronisation);
             }
             let password = if password_stdin {
                 Some(read_password_line()?)
@@ -75,16 +78,24 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 .await?;
             println!("{}: {}", account.email, describe(&account));
         }
-        UserCommand::Revoke { email, permission } => {
+        UserCommand::Revoke {
+            email,
+            permission,
+            force,
+        } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service
-                .set_permission(&operator, target, permission.parse()?, false)
-                .await?;
+                .set_permission(&operator.forcing(force), target, permission.parse()?, false)
+                .await
+                .map_err(suggest_force)?;
             println!("{}: {}", account.email, describe(&account));
         }
-        UserCommand::Disable { email } => {
+        UserCommand::Disable { email, force } => {
             let target = service.account_by_email(&operator, &email).await?.id;
-            let account = service.set_enabled(&operator, target, false).await?;
+            let account = service
+                .set_enabled(&operator.forcing(force), target, false)
+                .await
+                .map_err(suggest_force)?;
             println!("{}: {}", account.email, describe(&account));
         }
         UserCommand::Enable { email } => {
@@ -105,6 +116,19 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+/// The last-administrator refusal, with the way past it.
+fn suggest_force(e: ServiceError) -> anyhow::Error {
+    match e {
+        ServiceError::Invalid {
+            code: "last_administrator",
+            message,
+        } => anyhow::anyhow!(
+            "{message} To do it anyway, repeat the command with --force; `latchkey user grant --email … --permission admin` or `latchkey user enable --email …` repairs it later."
+        ),
+        other => other.into(),
+    }
 }
 
 fn permissions(account: &Account) -> String {

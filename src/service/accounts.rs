@@ -45,37 +45,77 @@ impl Service {
         Ok((account, generated.then_some(password)))
     }
 
-    /// On a database without an enabled administrator, creates one with a
-    /// generated password, returned once so the operator can sign in.
+    /// On a database without any account, creates the first administrator
+    /// (admin and synchronisation) with a generated password, returned once
+    /// so the operator can sign in. Nodes starting together make exactly
+    /// one: the check and the insert share a transaction serialised with
+    /// every change of who may administer, on any node.
+    ///
+    /// On a database that has accounts it creates nothing, even when none
+    /// of them is an enabled administrator: someone disabled or demoted
+    /// them, and a new administrator whose password lands in the journal at
+    /// every such restart would be worse. It says how to repair that.
     pub async fn ensure_administrator(
         &self,
         by: &Operator,
         email: &str,
     ) -> Result<Option<(Account, MainPassword)>, ServiceError> {
-        if self.store.has_admin().await? {
+        if self.store.has_accounts().await? {
+            self.warn_without_administrator().await?;
             return Ok(None);
         }
         let email = parse_email(email)?;
-        if self.store.account_by_email(&email).await?.is_some() {
-            // Someone disabled the last administrator, or took its admin right
-            // away; taking over that account would be wrong, refusing to start
-            // would be worse.
-            tracing::warn!(
-                account = %email,
-                "no enabled administrator; enable one with `latchkey user enable` or `latchkey user grant --permission admin`"
-            );
+        // Hashed before the lock is taken, so the lock is held only for the
+        // check and the insert.
+        let password = MainPassword::generate();
+        let password_hash = self.hasher.hash(&password).await?;
+        let mut tx = self.begin_admin_change().await?;
+        if tx.has_accounts().await? {
+            // Another node made it since the look above.
             return Ok(None);
         }
-        let request = NewAccountRequest {
-            email: email.to_string(),
-            name: Some("Administrator".to_owned()),
-            password: None,
-            permissions: [Permission::Admin, Permission::Synchronisation]
-                .into_iter()
-                .collect(),
+        let account = match tx
+            .create_account(&NewAccount {
+                email: email.clone(),
+                name: "Administrator".to_owned(),
+                password_hash,
+                permissions: [Permission::Admin, Permission::Synchronisation]
+                    .into_iter()
+                    .collect(),
+                created_at: Timestamp::now(),
+            })
+            .await
+        {
+            Ok(account) => account,
+            // `latchkey user create`, which does not wait for the lock, made
+            // that account at the same moment: there is one now.
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        let (account, password) = self.create_account(by, request).await?;
-        Ok(password.map(|p| (account, p)))
+        tx.commit().await?;
+        tracing::info!(by = %by.acting(), account = %account.email, "first administrator created");
+        Ok(Some((account, password)))
+    }
+
+    /// Warns, with the command that repairs it, when no enabled account
+    /// holds `admin`.
+    async fn warn_without_administrator(&self) -> Result<(), ServiceError> {
+        if self.store.has_admin().await? {
+            return Ok(());
+        }
+        let accounts = self.store.accounts().await?;
+        let disabled = accounts
+            .iter()
+            .find(|a| !a.enabled && a.permissions.contains(Permission::Admin));
+        let fix = match disabled {
+            Some(account) => format!("latchkey user enable --email {}", account.email),
+            None => "latchkey user grant --email <EMAIL> --permission admin".to_owned(),
+        };
+        tracing::warn!(
+            fix = %fix,
+            "no enabled administrator, so nobody can administer this server in the web interface; none is created on a database that has accounts: repair it on the command line"
+        );
+        Ok(())
     }
 
     /// Any account, for whoever administers them.

@@ -129,17 +129,22 @@ pub struct AdminOver<'a> {
 
 /// The person at the command line. Whoever can run the binary against the
 /// database holds everything already, so there is nothing more to check;
-/// only the CLI makes one.
+/// only the CLI makes one. Still held to the last-administrator rule, so a
+/// slip does not lock everyone out of the web interface, unless forcing.
 #[derive(Clone, Copy, Debug)]
 pub struct Operator {
-    _made_by_the_cli: (),
+    force: bool,
 }
 
 impl Operator {
     pub const fn at_the_command_line() -> Self {
-        Self {
-            _made_by_the_cli: (),
-        }
+        Self { force: false }
+    }
+
+    /// The operator who, with `force`, may also take away the last enabled
+    /// administrator.
+    pub const fn forcing(self, force: bool) -> Self {
+        Self { force }
     }
 
     /// The operator acting on the devices of `owner`'s account.
@@ -175,8 +180,8 @@ impl fmt::Display for Acting<'_> {
 }
 
 /// An actor who administers accounts: a signed-in administrator, held to
-/// the last-administrator rule, or the operator, who is not (the command
-/// line is how a server without an administrator is repaired).
+/// the last-administrator rule, or the operator, held to it unless forcing
+/// (the command line is how a server without an administrator is repaired).
 pub trait Administrator: Sync {
     fn acting(&self) -> Acting<'_>;
     /// The administrator's own account, if they have one.
@@ -204,7 +209,7 @@ impl Administrator for Operator {
         None
     }
     fn keeps_an_administrator(&self) -> bool {
-        false
+        !self.force
     }
 }
 

@@ -1,6 +1,7 @@
 //! Administration: permissions, enabling and disabling, main-password
-//! resets. A signed-in administrator is held to the last-administrator rule,
-//! checked inside the change's own transaction; the operator is not.
+//! resets. A signed-in administrator, and the operator unless forcing, is
+//! held to the last-administrator rule, checked inside the change's own
+//! transaction.
 
 use super::actor::Administrator;
 use super::{parse_new_password, Service, ServiceError};
@@ -20,8 +21,9 @@ impl Service {
     ) -> Result<Account, ServiceError> {
         let account = self.account_unchecked(target).await?;
         let mut tx = self.begin_admin_change().await?;
+        let had = had_an_administrator(&mut tx, by).await?;
         tx.set_permission(target, permission, granted).await?;
-        let committed = commit_keeping_an_administrator(tx, by, target).await;
+        let committed = commit_keeping_an_administrator(tx, by, target, had).await;
         // Also after a failed commit: it may have happened all the same.
         self.cache.invalidate_account(target);
         committed?;
@@ -39,13 +41,14 @@ impl Service {
     ) -> Result<Account, ServiceError> {
         let account = self.account_unchecked(target).await?;
         let mut tx = self.begin_admin_change().await?;
+        let had = had_an_administrator(&mut tx, by).await?;
         if !tx.set_enabled(target, enabled).await? {
             return Err(ServiceError::AccountNotFound(account.email.to_string()));
         }
         if !enabled {
             tx.end_sessions(target, None).await?;
         }
-        let committed = commit_keeping_an_administrator(tx, by, target).await;
+        let committed = commit_keeping_an_administrator(tx, by, target, had).await;
         // Also after a failed commit: it may have happened all the same.
         self.cache.invalidate_account(target);
         committed?;
@@ -79,23 +82,36 @@ impl Service {
         Ok((account, generated.then_some(password)))
     }
 
-    /// A change of who may administer. Serialised even for the operator, who
-    /// is not held to the rule: an administrator's check that ran beside the
-    /// operator's change, unseen, could otherwise leave nobody.
-    async fn begin_admin_change(&self) -> Result<Box<dyn WriteTx>, ServiceError> {
+    /// A change of who may administer (or the first administrator's
+    /// creation). Serialised even for a forcing operator, who is not held to
+    /// the rule: an administrator's check that ran beside the operator's
+    /// change, unseen, could otherwise leave nobody.
+    pub(super) async fn begin_admin_change(&self) -> Result<Box<dyn WriteTx>, ServiceError> {
         Ok(self.store.begin_write(Serialise::Administrators).await?)
     }
 }
 
+/// Whether, before this transaction's writes, an enabled administrator
+/// existed: the rule keeps the last one, it does not refuse every change on
+/// a server that has none (which only the operator can work on). Asked only
+/// for an actor held to the rule.
+async fn had_an_administrator(
+    tx: &mut Box<dyn WriteTx>,
+    by: &impl Administrator,
+) -> Result<bool, ServiceError> {
+    Ok(by.keeps_an_administrator() && tx.has_admin().await?)
+}
+
 /// Commits, unless the actor is held to the last-administrator rule and the
-/// transaction's own writes leave no enabled administrator: then it rolls
-/// back and refuses.
+/// transaction's own writes took away the last enabled administrator there
+/// was (`had`): then it rolls back and refuses.
 async fn commit_keeping_an_administrator(
     mut tx: Box<dyn WriteTx>,
     by: &impl Administrator,
     target: AccountId,
+    had: bool,
 ) -> Result<(), ServiceError> {
-    if by.keeps_an_administrator() {
+    if had {
         rules::keeps_an_administrator(tx.has_admin().await?)
             .map_err(|refusal| in_first_person(by, target, refusal))?;
     }

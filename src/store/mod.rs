@@ -168,6 +168,8 @@ pub trait Store: Send + Sync + 'static {
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
     /// Whether any enabled account holds `admin`.
     async fn has_admin(&self) -> Result<bool, StoreError>;
+    /// Whether any account exists at all.
+    async fn has_accounts(&self) -> Result<bool, StoreError>;
 
     /// Bulk import: all or none, in one transaction. Fails with
     /// [`StoreError::Conflict`]`("device id")` if any id is taken.
@@ -251,6 +253,8 @@ pub trait WriteTx: Send {
     /// Whether any enabled account holds `admin`, counting this
     /// transaction's own writes.
     async fn has_admin(&mut self) -> Result<bool, StoreError>;
+    /// Whether any account exists, counting this transaction's own writes.
+    async fn has_accounts(&mut self) -> Result<bool, StoreError>;
 
     /// Fails with [`StoreError::Conflict`]`("device id")` when the id is taken.
     async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError>;

@@ -54,11 +54,17 @@ impl PgStore {
                     connect.get_database().unwrap_or_default()
                 )));
             }
-            match Postgres::create_database(url).await {
-                Ok(()) => {}
-                // Another node created it at the same moment.
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
-                Err(e) => return Err(Postgres::unavailable_or_internal(e)),
+            if let Err(e) = Postgres::create_database(url).await {
+                // Another node created it at the same moment: PostgreSQL says
+                // "already exists" (42P04) if that one finished first, or a
+                // duplicate key in pg_database (23505) if both were halfway.
+                // Either way, or any other way, what matters is that it is there.
+                let exists = Postgres::database_exists(url)
+                    .await
+                    .map_err(Postgres::unavailable_or_internal)?;
+                if !exists {
+                    return Err(Postgres::unavailable_or_internal(e));
+                }
             }
         }
         let pool = PgPoolOptions::new()

@@ -190,6 +190,10 @@ where
         has_admin(&self.pool).await
     }
 
+    async fn has_accounts(&self) -> Result<bool, StoreError> {
+        has_accounts(&self.pool).await
+    }
+
     async fn insert_devices(&self, devices: &[NewDevice]) -> Result<(), StoreError> {
         let mut tx = DB::begin_write(&self.pool).await?;
         DB::insert_devices(&mut tx, devices).await?;
@@ -406,6 +410,20 @@ where
     .map_err(DB::unavailable_or_internal)
 }
 
+async fn has_accounts<'e, DB, E>(executor: E) -> Result<bool, StoreError>
+where
+    DB: Backend,
+    E: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+{
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts)")
+        .fetch_one(executor)
+        .await
+        .map_err(DB::unavailable_or_internal)
+}
+
 /// One operation's write transaction on one backend.
 struct SqlTx<DB: Database> {
     tx: Transaction<'static, DB>,
@@ -523,6 +541,10 @@ where
 
     async fn has_admin(&mut self) -> Result<bool, StoreError> {
         has_admin(&mut *self.tx).await
+    }
+
+    async fn has_accounts(&mut self) -> Result<bool, StoreError> {
+        has_accounts(&mut *self.tx).await
     }
 
     async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError> {

@@ -56,10 +56,16 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(Sqlite::unavailable_or_internal)?;
+        // sqlx's migration lock does nothing on SQLite, so two processes
+        // opening a new file together would both apply the same migration.
+        // Inside one write transaction (each migration a savepoint in it),
+        // the second waits for the first, then finds them all applied.
+        let mut tx = Sqlite::begin_write(&pool).await?;
         sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
+            .run(&mut *tx)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        tx.commit().await.map_err(Sqlite::unavailable_or_internal)?;
         Ok(SqlStore::new(pool))
     }
 }

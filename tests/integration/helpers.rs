@@ -128,6 +128,30 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
+    /// Like [`TestDatabase::new`], but the database does not exist yet: a
+    /// name nobody created on PostgreSQL (dropped with this value if
+    /// something made it), a file not there yet on SQLite.
+    pub async fn unborn(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend.available() {
+            Backend::Sqlite => Self {
+                backend: Backend::Sqlite,
+                url: format!("sqlite://{}", dir.path().join("latchkey.db").display()),
+                dir,
+                postgres_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("latchkey_test_{:016x}", rand::random::<u64>());
+                Self {
+                    backend: Backend::Postgres,
+                    url: with_database(&postgres_admin_url(), &name),
+                    dir,
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+
     /// Everything the database holds, as named byte strings: its files on
     /// SQLite (WAL included); every row of every table, as text, on PostgreSQL.
     pub async fn contents(&self) -> Vec<(String, Vec<u8>)> {

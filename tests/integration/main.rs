@@ -60,5 +60,6 @@ mod browser {
 /// Several nodes on one database, which only PostgreSQL can be.
 mod nodes {
     mod api;
+    mod startup;
     mod web;
 }

@@ -3,12 +3,13 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use latchkey::domain::Permission;
 use reqwest::StatusCode;
 use rstest::rstest;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::helpers::{spawn_app, Backend, DeviceCredentials, TestApp, PASSWORD};
+use crate::helpers::{captured_logs, spawn_app, Backend, DeviceCredentials, TestApp, PASSWORD};
 
 async fn latchkey(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
@@ -364,4 +365,227 @@ async fn admin_commands_do_not_create_a_stray_database() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(data_dir.join("latchkey.db").exists());
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_keeps_the_last_administrator_unless_forced(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_account(
+        "a@example.org",
+        &[Permission::Admin, Permission::Synchronisation],
+    )
+    .await;
+    app.create_member("m@example.org").await;
+    let refused: [&[&str]; 2] = [
+        &["user", "disable", "--email", "a@example.org"],
+        &[
+            "user",
+            "revoke",
+            "--email",
+            "a@example.org",
+            "--permission",
+            "admin",
+        ],
+    ];
+    for args in refused {
+        let output = latchkey(&app, args, None).await;
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let message = stderr(&output);
+        assert!(
+            message.starts_with("error: ") && message.contains("no enabled administrator"),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("--force"), "{args:?}: {message}");
+    }
+    let kept = app.account_by_email("a@example.org").await.unwrap();
+    assert!(kept.enabled && kept.permissions.contains(Permission::Admin));
+
+    // What leaves an administrator in place is not refused.
+    for args in [
+        &["user", "disable", "--email", "m@example.org"][..],
+        &[
+            "user",
+            "revoke",
+            "--email",
+            "a@example.org",
+            "--permission",
+            "synchronisation",
+        ],
+        &[
+            "user",
+            "grant",
+            "--email",
+            "m@example.org",
+            "--permission",
+            "admin",
+        ],
+        &["user", "enable", "--email", "m@example.org"],
+        // m is an administrator now, so a may go.
+        &["user", "disable", "--email", "a@example.org"],
+    ] {
+        let output = latchkey(&app, args, None).await;
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    }
+    // The last one again, now with --force.
+    let last = [
+        "user",
+        "revoke",
+        "--email",
+        "m@example.org",
+        "--permission",
+        "admin",
+    ];
+    assert!(!latchkey(&app, &last, None).await.status.success());
+    let forced = latchkey(&app, &[&last[..], &["--force"]].concat(), None).await;
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let demoted = app.account_by_email("m@example.org").await.unwrap();
+    assert!(!demoted.permissions.contains(Permission::Admin));
+    // With nobody left to keep, changes are not refused either.
+    let output = latchkey(&app, &["user", "disable", "--email", "m@example.org"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = latchkey(
+        &app,
+        &["user", "disable", "--email", "a@example.org", "--force"],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn user_create_admin_makes_an_administrator_like_the_first_one(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let output = latchkey(
+        &app,
+        &["user", "create", "--email", "boss@example.org", "--admin"],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("permissions: synchronisation,admin"),
+        "{}",
+        stdout(&output)
+    );
+    let account = app.account_by_email("boss@example.org").await.unwrap();
+    assert!(account.permissions.contains(Permission::Admin));
+    // Without it, an administrator would have no Devices tab.
+    assert!(account.permissions.contains(Permission::Synchronisation));
+    let help = latchkey(&app, &["user", "create", "--help"], None).await;
+    assert!(
+        stdout(&help).contains("synchronisation, as the"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+/// What `serve` does at start on a database that has accounts but no
+/// enabled administrator: nothing but say how to repair it.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn no_administrator_is_created_on_a_database_with_accounts(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let member = format!("member-{:08x}@example.org", rand::random::<u32>());
+    app.create_member(&member).await;
+    let made = app
+        .service
+        .ensure_administrator(&crate::helpers::OPERATOR, "admin@localhost")
+        .await
+        .unwrap();
+    assert!(made.is_none(), "an administrator was created");
+    assert!(captured_logs().contains("latchkey user grant --email <EMAIL> --permission admin"));
+
+    // An administrator disabled by mistake: the repair names them.
+    let admin = format!("boss-{:08x}@example.org", rand::random::<u32>());
+    app.create_account(&admin, &[Permission::Admin]).await;
+    app.service
+        .set_enabled(
+            &crate::helpers::OPERATOR.forcing(true),
+            app.account_by_email(&admin).await.unwrap().id,
+            false,
+        )
+        .await
+        .unwrap();
+    let made = app
+        .service
+        .ensure_administrator(&crate::helpers::OPERATOR, "admin@localhost")
+        .await
+        .unwrap();
+    assert!(made.is_none(), "an administrator was created");
+    assert!(captured_logs().contains(&format!("latchkey user enable --email {admin}")));
+    assert_eq!(app.accounts().await.unwrap().len(), 2);
+    assert!(app.account_by_email("admin@localhost").await.is_err());
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn device_list_does_not_call_a_use_not_written_yet_never(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("m@example.org").await;
+    let device = app.create_device("m@example.org", "script").await;
+    // Used just now: the server has it in memory, not in the database yet.
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    let listed = latchkey(&app, &["device", "list"], None).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let shown = stdout(&listed);
+    assert!(!shown.contains("never"), "{shown}");
+    assert!(shown.contains("none recorded"), "{shown}");
+    assert!(shown.contains("may not show yet"), "{shown}");
+
+    app.service.flush_last_used().await.unwrap();
+    let listed = stdout(&latchkey(&app, &["device", "list"], None).await);
+    let row = listed.lines().find(|l| l.contains(&device.id)).unwrap();
+    assert!(!row.contains("none recorded"), "{listed}");
+    assert!(row.contains("127.0.0.1"), "{listed}");
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_disabling_every_administrator_at_once_leave_one(#[case] backend: Backend) {
+    const ADMINS: usize = 4;
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    for i in 0..ADMINS {
+        app.create_account(&format!("admin{i}@example.org"), &[Permission::Admin])
+            .await;
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(ADMINS));
+    let runs: Vec<_> = (0..ADMINS)
+        .map(|i| {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let email = format!("admin{i}@example.org");
+                latchkey(&app, &["user", "disable", "--email", &email], None).await
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for run in runs {
+        let output = run.await.unwrap();
+        if !output.status.success() {
+            refused.push(stderr(&output));
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("--force"), "{}", refused[0]);
+    let left = app
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.enabled && a.permissions.contains(Permission::Admin))
+        .count();
+    assert_eq!(left, 1);
 }
