@@ -283,6 +283,16 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Delete an account: its device passwords stop working everywhere at
+    /// once, its web sessions end, and it cannot be brought back. Refuses
+    /// the last enabled administrator, unless --force.
+    Delete {
+        #[arg(long)]
+        email: String,
+        /// Even the last enabled administrator.
+        #[arg(long)]
+        force: bool,
+    },
     /// Set a main password, read from the first line of standard input.
     SetPassword {
         #[arg(long)]

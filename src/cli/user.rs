@@ -98,6 +98,17 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 .map_err(suggest_force)?;
             println!("{}: {}", account.email, describe(&account));
         }
+        UserCommand::Delete { email, force } => {
+            let target = service.account_by_email(&operator, &email).await?.id;
+            let account = service
+                .delete_account(&operator.forcing(force), target)
+                .await
+                .map_err(suggest_force)?;
+            println!(
+                "Account {} deleted; its device passwords no longer work.",
+                account.email
+            );
+        }
         UserCommand::Enable { email } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service.set_enabled(&operator, target, true).await?;

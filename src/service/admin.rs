@@ -118,6 +118,33 @@ async fn commit_keeping_an_administrator(
     Ok(tx.commit().await?)
 }
 
+impl Service {
+    /// Deletes an account: every device password of it stops working on
+    /// every node, its web sessions end, and it is gone from every list.
+    /// The last enabled administrator cannot be deleted.
+    pub async fn delete_account(
+        &self,
+        by: &impl Administrator,
+        target: AccountId,
+    ) -> Result<Account, ServiceError> {
+        let account = self.account_unchecked(target).await?;
+        let devices = self.store.devices(Some(target)).await?;
+        let mut tx = self.begin_admin_change().await?;
+        let had = had_an_administrator(&mut tx, by).await?;
+        if !tx.delete_account(target).await? {
+            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+        }
+        let committed = commit_keeping_an_administrator(tx, by, target, had).await;
+        self.cache.invalidate_account(target);
+        committed?;
+        for device in &devices {
+            self.last_used.forget(&device.id);
+        }
+        tracing::info!(by = %by.acting(), account = %account.email, devices = devices.len(), "account deleted");
+        Ok(account)
+    }
+}
+
 /// The last-administrator refusal, told to the administrator who would
 /// have locked themselves out.
 fn in_first_person(

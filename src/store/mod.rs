@@ -250,6 +250,10 @@ pub trait WriteTx: Send {
     async fn set_password_hash(&mut self, id: AccountId, hash: &str) -> Result<bool, StoreError>;
     /// Returns whether the account exists.
     async fn set_account_name(&mut self, id: AccountId, name: &str) -> Result<bool, StoreError>;
+    /// Deletes the account with its permissions, devices and sessions (the
+    /// foreign keys cascade, and the triggers tell every node); returns
+    /// whether it existed.
+    async fn delete_account(&mut self, id: AccountId) -> Result<bool, StoreError>;
     /// Whether any enabled account holds `admin`, counting this
     /// transaction's own writes.
     async fn has_admin(&mut self) -> Result<bool, StoreError>;

@@ -539,6 +539,15 @@ where
         Ok(DB::rows_affected(&done) == 1)
     }
 
+    async fn delete_account(&mut self, id: AccountId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
     async fn has_admin(&mut self) -> Result<bool, StoreError> {
         has_admin(&mut *self.tx).await
     }

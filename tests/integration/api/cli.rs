@@ -379,8 +379,9 @@ async fn the_cli_keeps_the_last_administrator_unless_forced(#[case] backend: Bac
     )
     .await;
     app.create_member("m@example.org").await;
-    let refused: [&[&str]; 2] = [
+    let refused: [&[&str]; 3] = [
         &["user", "disable", "--email", "a@example.org"],
+        &["user", "delete", "--email", "a@example.org"],
         &[
             "user",
             "revoke",
@@ -588,4 +589,24 @@ async fn operators_disabling_every_administrator_at_once_leave_one(#[case] backe
         .filter(|a| a.enabled && a.permissions.contains(Permission::Admin))
         .count();
     assert_eq!(left, 1);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn user_delete_revokes_the_accounts_device_passwords(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("m@example.org").await;
+    let device = app.create_device("m@example.org", "phone").await;
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    let output = latchkey(&app, &["user", "delete", "--email", "m@example.org"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(app.account_by_email("m@example.org").await.is_err());
+    // The server hears of it through the change feed, like any CLI change.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while app.get_own_device(&device).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(tokio::time::Instant::now() < deadline, "device still works");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -1595,3 +1595,54 @@ async fn watching_again_replaces_the_sink_and_closing_stops_it(#[case] backend: 
     );
     writer.close().await;
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn deleting_an_account_takes_its_devices_sessions_and_credentials(#[case] backend: Backend) {
+    let (store, _database) = fresh(backend).await;
+    let gone = member(
+        store.as_ref(),
+        "gone@example.org",
+        &[Permission::Synchronisation],
+    )
+    .await;
+    let kept = member(
+        store.as_ref(),
+        "kept@example.org",
+        &[Permission::Synchronisation],
+    )
+    .await;
+    store
+        .insert_devices(&[new_device(gone, "phone", 1_000)])
+        .await
+        .unwrap();
+    store
+        .insert_devices(&[new_device(kept, "laptop", 1_000)])
+        .await
+        .unwrap();
+    let (gone_key, _) = session_at(store.as_ref(), gone, 1_000).await;
+    let (kept_key, _) = session_at(store.as_ref(), kept, 1_000).await;
+    let phone = device_ids(store.as_ref(), Some(gone)).await.remove(0);
+
+    let mut tx = store.begin_write(Serialise::Administrators).await.unwrap();
+    assert!(tx.delete_account(gone).await.unwrap());
+    tx.commit().await.unwrap();
+
+    assert!(store.account(gone).await.unwrap().is_none());
+    assert!(store.credential(&phone).await.unwrap().is_none());
+    assert!(device_ids(store.as_ref(), Some(gone)).await.is_empty());
+    assert!(!has_session(store.as_ref(), &gone_key).await);
+    assert!(store
+        .account_by_email(&Email::parse("gone@example.org").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    // Nobody else's.
+    assert_eq!(device_ids(store.as_ref(), Some(kept)).await.len(), 1);
+    assert!(has_session(store.as_ref(), &kept_key).await);
+    // A second time, there is nothing to delete.
+    let mut tx = store.begin_write(Serialise::Administrators).await.unwrap();
+    assert!(!tx.delete_account(gone).await.unwrap());
+}

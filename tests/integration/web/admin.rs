@@ -307,3 +307,58 @@ async fn the_account_page_states_what_the_account_may_do_in_words(#[case] backen
         .unwrap()
         .ends_with("UTC (1 web session open)"));
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn deleting_an_account_revokes_everything_it_had(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (admin, me) = Visitor::admin(&app).await;
+    let member = app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "phone").await;
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    let session = Visitor::signed_in(&app, "member@example.org").await;
+    let page = format!("/admin/accounts/{}", member.id.0);
+    let action = format!("{page}/delete");
+
+    // Without the typed confirmation nothing happens.
+    let unconfirmed = admin
+        .submit(&page, &action, &[("confirm", "someone@else.org")])
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unconfirmed
+        .field_error("delete-confirm")
+        .unwrap()
+        .contains("member@example.org"));
+    assert!(app.account(member.id).await.is_ok());
+
+    admin
+        .submit(&page, &action, &[("confirm", "Member@Example.org")])
+        .await
+        .assert_redirect("/admin/accounts");
+    assert!(app.account(member.id).await.is_err());
+    assert_eq!(
+        app.get_own_device(&device).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!session.is_signed_in().await);
+    assert!(admin
+        .get("/admin/accounts")
+        .await
+        .body
+        .contains("Account member@example.org deleted"));
+
+    // One's own account is not deleted from here.
+    let own = format!("/admin/accounts/{}", me.id.0);
+    assert!(!admin.get(&own).await.body.contains("id=\"delete-account\""));
+    admin
+        .submit(
+            &own,
+            &format!("{own}/delete"),
+            &[("confirm", "admin@example.org")],
+        )
+        .await
+        .assert_redirect(&own);
+    assert!(app.account(me.id).await.is_ok());
+}

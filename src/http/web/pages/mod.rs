@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/accounts/{id}/enabled", post(admin::set_enabled))
         .route("/admin/accounts/{id}/password", post(admin::reset_password))
+        .route("/admin/accounts/{id}/delete", post(admin::delete_account))
         .route(
             "/admin/accounts/{id}/devices/{device}/delete",
             post(admin::revoke_device),

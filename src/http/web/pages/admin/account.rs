@@ -240,3 +240,54 @@ fn allows(account: &Account) -> String {
     }
     .to_owned()
 }
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn delete_account(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<i64>,
+    Form(user, form): Form<AsAdmin, DeleteForm>,
+) -> Result<Response, WebError> {
+    if user.account().id.0 == id {
+        let flash = "To delete your own account, ask another administrator.";
+        return user.done(&state, flash, None, &here(id)).await;
+    }
+    let account = state.service.account(user.actor(), AccountId(id)).await?;
+    if !form
+        .confirm
+        .trim()
+        .eq_ignore_ascii_case(account.email.as_str())
+    {
+        let mut page =
+            account_page(&state, &user, AccountId(id), user.layout_without_notice()).await?;
+        page.errors.add(
+            "confirm",
+            format!(
+                "Type {} to confirm that this account is to be deleted.",
+                account.email
+            ),
+        );
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    match state
+        .service
+        .delete_account(user.actor(), AccountId(id))
+        .await
+    {
+        Ok(account) => {
+            let flash = format!(
+                "Account {} deleted; its device passwords no longer work.",
+                account.email
+            );
+            user.done(&state, flash, None, "/admin/accounts").await
+        }
+        Err(ServiceError::Invalid { message, .. }) => {
+            user.done(&state, message, None, &here(id)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -5,7 +5,9 @@
 mod account;
 mod accounts;
 
-pub use account::{reset_password, revoke_device, set_enabled, set_permission, show};
+pub use account::{
+    delete_account, reset_password, revoke_device, set_enabled, set_permission, show,
+};
 pub use accounts::{create, list, new_account};
 
 use crate::credential::MainPassword;
