@@ -181,6 +181,16 @@ impl Browser {
         self.arrived().await;
     }
 
+    /// Runs a script in the page and returns what it returns.
+    pub async fn script(&self, js: &str) -> serde_json::Value {
+        self.client.execute(js, vec![]).await.unwrap()
+    }
+
+    /// Resizes the window, e.g. to a phone's width.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
     /// Marks the current page, so [`Browser::arrived`] can tell it is gone.
     pub async fn leaving(&self) {
         self.client

@@ -54,6 +54,7 @@ mod web {
 /// only: pages do not depend on the backend. Without Chromium or
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
 mod browser {
+    mod layout;
     mod scenarios;
 }
 
