@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use rstest::rstest;
 use serde_json::json;
 
-use crate::helpers::{expect_error, spawn_app, Backend, PASSWORD};
+use crate::helpers::{expect_error, spawn_app, spawn_node, Backend, PASSWORD};
 
 async fn post_raw(
     app: &crate::helpers::TestApp,
@@ -132,6 +132,26 @@ async fn bad_fields_are_refused_before_anything_is_written(#[case] backend: Back
         ("member@example.org", "line\nbreak", "invalid_device_name"),
         ("member@example.org", "nul\u{0}byte", "invalid_device_name"),
         ("member@example.org", "esc\u{1b}[31m", "invalid_device_name"),
+        // Invisible names, and invisible characters in visible ones.
+        ("member@example.org", "\u{200B}", "invalid_device_name"),
+        ("member@example.org", "\u{200D}", "invalid_device_name"),
+        (
+            "member@example.org",
+            "\u{FEFF}\u{2060}",
+            "invalid_device_name",
+        ),
+        ("member@example.org", "\u{3164}", "invalid_device_name"),
+        ("member@example.org", "phone\u{200B}", "invalid_device_name"),
+        (
+            "member@example.org",
+            "line\u{2028}break",
+            "invalid_device_name",
+        ),
+        (
+            "member@example.org",
+            "para\u{2029}graph",
+            "invalid_device_name",
+        ),
         (
             "member@example.org",
             long_name.as_str(),
@@ -165,6 +185,9 @@ async fn names_may_hold_any_printable_text(#[case] backend: Backend) {
         "<script>alert(1)</script>",
         "Kalender – Büro 📅",
         "\"quoted\" & 'single'",
+        // Emoji sequences keep their joiners and tags.
+        "Laptop 👩\u{200D}💻",
+        "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} Phone",
     ] {
         let device = app.create_device("member@example.org", name).await;
         let body: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
@@ -184,6 +207,7 @@ async fn rename_validates_like_create(#[case] backend: Backend) {
     for (body, code) in [
         (json!({"deviceName": "tab\there"}), "invalid_device_name"),
         (json!({"deviceName": ""}), "invalid_device_name"),
+        (json!({"deviceName": "\u{200B}"}), "invalid_device_name"),
         (json!({"deviceName": 12}), "invalid_request"),
         (json!({}), "invalid_request"),
     ] {
@@ -197,6 +221,44 @@ async fn rename_validates_like_create(#[case] backend: Backend) {
     }
     let body: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
     assert_eq!(body["deviceName"], "old");
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn names_stored_under_older_rules_still_load(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "old name").await;
+    // What a server from before the rule against invisible characters kept.
+    let old = "old\u{200B}name";
+    let update = "UPDATE devices SET name = $1 WHERE id = $2";
+    if app.backend == Backend::Postgres {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        sqlx::query(update)
+            .bind(old)
+            .bind(&device.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        sqlx::query(update)
+            .bind(old)
+            .bind(&device.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    // A node with nothing cached reads it from the database.
+    let fresh = spawn_node(&app, |_| {}).await;
+    let response = fresh.get_own_device(&device).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["deviceName"], old);
 }
 
 /// A random JSON value of bounded depth, biased towards the fields the API reads.
