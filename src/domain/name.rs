@@ -19,9 +19,9 @@ pub struct NameError(String);
 ///   word joiner, byte order mark, soft hyphen, invisible operators, …),
 ///   except the few that visible text needs: the zero-width joiner and
 ///   non-joiner between two visible characters (emoji sequences such as
-///   👩‍💻, Persian and Indic spelling), the tag characters of a flag such as
-///   🏴󠁧󠁢󠁳󠁣󠁴󠁿 (after U+1F3F4, ending in U+E007F), and the Arabic signs that
-///   are drawn (U+0600–U+0605 and the like);
+///   👩‍💻, Persian and Indic spelling), the tag characters of a subdivision
+///   flag such as Scotland's (after U+1F3F4, ending in U+E007F), and the
+///   Arabic signs that are drawn (U+0600–U+0605 and the like);
 /// - and a name made only of white space, format characters and other
 ///   default-ignorable characters (variation selectors, Hangul fillers) is
 ///   refused as having nothing visible.
