@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use axum::BoxError;
 use axum::Router;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -44,7 +46,7 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
 }
 
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
-    let mut router = Router::new()
+    let router = Router::new()
         .merge(api::router())
         .merge(web::router())
         .route("/healthz", get(|| async { "ok" }))
@@ -69,16 +71,30 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
             HeaderValue::from_static("nosniff"),
         ))
         .layer(TraceLayer::new_for_http());
-    if !cors_origins.is_empty() {
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
-                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-                // So browser apps can read where a new device lives and when to retry.
-                .expose_headers([header::LOCATION, header::RETRY_AFTER])
-                .max_age(Duration::from_secs(600)),
-        );
+    if cors_origins.is_empty() {
+        return router.with_state(state);
     }
-    router.with_state(state)
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // So browser apps can read where a new device lives and when to retry.
+        .expose_headers([header::LOCATION, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
+    router
+        .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
+        .with_state(state)
+}
+
+/// CORS for the API only: pages, their assets and the health checks answer
+/// no other origin. Outermost, so that every answer under the API's base
+/// path carries it, a timeout's or an unknown address's too.
+async fn cors_on_the_api(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
+    if !api::is_api_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match cors.layer(next).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }

@@ -67,7 +67,7 @@ async fn browsers_on_allowed_origins_may_call_the_api(#[case] backend: Backend) 
     );
     let actual = app
         .http
-        .get(app.url("/healthz"))
+        .get(app.url("/server/api/user"))
         .header("Origin", "https://app.example.org")
         .send()
         .await
@@ -85,6 +85,83 @@ async fn browsers_on_allowed_origins_may_call_the_api(#[case] backend: Backend) 
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn cors_headers_are_on_the_api_only(#[case] backend: Backend) {
+    let origin = "https://app.example.org";
+    let app = spawn_app_with(backend, |c| {
+        c.cors_origins = vec![origin.parse().unwrap()];
+    })
+    .await;
+    let allowed = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // The API, unknown addresses under it included, answers the browser app.
+    for path in [
+        "/server/api/device",
+        "/server/api/user",
+        "/server/api/nothing",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed(&response).as_deref(), Some(origin), "{path}");
+    }
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/server/api/device"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed(&preflight).as_deref(), Some(origin));
+    // Pages, their assets and the health checks are not the API.
+    for path in [
+        "/sign-in",
+        "/",
+        "/no-such-page",
+        "/healthz",
+        "/readyz",
+        "/static/app.css",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed(&response), None, "{path}");
+        assert!(
+            response
+                .headers()
+                .get("access-control-expose-headers")
+                .is_none(),
+            "{path}"
+        );
+    }
+    let page_preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/sign-in"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed(&page_preflight), None);
 }
 
 #[rstest]
@@ -134,7 +211,8 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected(#[case] backen
 async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app_with(backend, |c| {
-        c.request_timeout = std::time::Duration::from_secs(1)
+        c.request_timeout = std::time::Duration::from_secs(1);
+        c.cors_origins = vec!["https://app.example.org".parse().unwrap()];
     })
     .await;
     let mut stream = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
@@ -142,7 +220,7 @@ async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
         .unwrap();
     stream
         .write_all(
-            b"POST /server/api/device HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+            b"POST /server/api/device HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.org\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
         )
         .await
         .unwrap();
@@ -154,4 +232,11 @@ async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""error":"request_timeout""#), "{answer}");
+    // A browser app can read it too.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example.org"),
+        "{answer}"
+    );
 }
