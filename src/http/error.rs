@@ -59,6 +59,17 @@ impl ApiError {
         )
     }
 
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "The request body is too large: at most {} KiB are accepted.",
+                super::MAX_BODY_BYTES / 1024
+            ),
+        )
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -40,11 +40,7 @@ where
         }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "The request body is too large.",
-                )
+                ApiError::payload_too_large()
             } else {
                 ApiError::bad_request("invalid_request", "The request body could not be read.")
             }

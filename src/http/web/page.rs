@@ -138,6 +138,14 @@ impl WebError {
         )
     }
 
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Too large",
+            "What was sent is larger than this site accepts. Go back and send less.",
+        )
+    }
+
     pub fn bad_form() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

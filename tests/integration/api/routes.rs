@@ -240,3 +240,123 @@ async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
         "{answer}"
     );
 }
+
+/// Sends `request` as it is on a new connection and reads one answer: until
+/// its body is complete by its `Content-Length`, or the server closes.
+/// Returns it with how long it took; gives up after `limit`.
+async fn raw_exchange(
+    app: &crate::helpers::TestApp,
+    request: &[u8],
+    limit: std::time::Duration,
+) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        body.len() >= length
+    };
+    while !complete(&answer) {
+        let mut chunk = vec![0; 4096];
+        let n = tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut chunk),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no whole answer within {limit:?}: {:?}",
+                String::from_utf8_lossy(&answer)
+            )
+        })
+        .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_at_once(#[case] backend: Backend) {
+    use std::time::Duration;
+    // A timeout the answers must come well before.
+    let app = spawn_app_with(backend, |c| c.request_timeout = Duration::from_secs(60)).await;
+    let head = "Host: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n";
+    for (what, request) in [
+        (
+            "a partial body",
+            format!("POST /server/api/device HTTP/1.1\r\n{head}\r\n{{\"email\":"),
+        ),
+        (
+            "Expect: 100-continue",
+            format!("POST /server/api/device HTTP/1.1\r\n{head}Expect: 100-continue\r\n\r\n"),
+        ),
+        (
+            "a device-authenticated route",
+            format!("PATCH /server/api/device/100012345678 HTTP/1.1\r\n{head}\r\n"),
+        ),
+        (
+            "just over the limit",
+            "POST /server/api/device HTTP/1.1\r\nHost: x\r\nContent-Length: 16385\r\n\r\n"
+                .to_owned(),
+        ),
+    ] {
+        let (answer, took) = raw_exchange(&app, request.as_bytes(), Duration::from_secs(10)).await;
+        assert!(took < Duration::from_secs(2), "{what}: took {took:?}");
+        // No invitation to send it first.
+        assert!(answer.starts_with("HTTP/1.1 413"), "{what}: {answer}");
+        assert!(
+            answer.contains(r#""error":"payload_too_large""#),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {answer}"
+        );
+    }
+    // A web form gets a page.
+    let (answer, took) = raw_exchange(
+        &app,
+        b"POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\ncsrf=",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("text/html"), "{answer}");
+    // A body at the limit is still read.
+    let exact = app
+        .http
+        .post(app.url("/server/api/device"))
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; 16 * 1024])
+        .send()
+        .await
+        .unwrap();
+    expect_error(exact, StatusCode::BAD_REQUEST, "malformed_json").await;
+}
