@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use super::client_addr::client_ip;
 use super::error::ApiError;
+use super::limits::TooLarge;
 use super::AppState;
 use crate::service::Client;
 
@@ -40,7 +41,7 @@ where
         }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large()
+                ApiError::too_large(TooLarge::Body)
             } else {
                 ApiError::bad_request("invalid_request", "The request body could not be read.")
             }

@@ -9,10 +9,12 @@ pub mod basic;
 mod client_addr;
 pub mod error;
 pub mod extract;
+pub mod limits;
 mod serve;
 mod state;
 pub mod web;
 
+pub use limits::MAX_BODY_BYTES;
 pub use serve::serve;
 pub use state::{AppState, WebSettings};
 
@@ -34,17 +36,15 @@ use tower_http::trace::TraceLayer;
 
 use error::ApiError;
 
-/// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// The whole HTTP surface. No request may take longer than `request_timeout`,
-/// whatever it waits for (a slow body, a password-hashing slot, the database).
 /// Readiness for load balancers: 200 while the database answers, 503 otherwise.
 async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.service.ready().await?;
     Ok("ready")
 }
 
+/// The whole HTTP surface. No request may take longer than `request_timeout`,
+/// whatever it waits for (a slow body, a password-hashing slot, the database),
+/// and none larger than [`limits`] allow is read.
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let router = Router::new()
         .merge(api::router())
@@ -54,7 +54,7 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(refuse_declared_oversized_bodies))
+        .layer(middleware::from_fn(limits::refuse_too_large))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
@@ -85,23 +85,6 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
     router
         .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
         .with_state(state)
-}
-
-/// Answers 413 at once when a request declares a body larger than
-/// [`MAX_BODY_BYTES`], instead of reading (or, after `Expect: 100-continue`,
-/// inviting) the first 16 KiB of it, or waiting for the request timeout
-/// while a client sends it slowly or not at all. Bodies sent without a length
-/// (chunked) are still cut off by [`DefaultBodyLimit`] as they arrive.
-async fn refuse_declared_oversized_bodies(request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return web::payload_too_large(request.uri()).await;
-    }
-    next.run(request).await
 }
 
 /// CORS for the API only: pages, their assets and the health checks answer

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::http::error::ApiError;
+use crate::http::limits::TooLarge;
 use crate::http::AppState;
 
 /// No inline script or style anywhere, so this can be strict.
@@ -51,12 +52,12 @@ pub async fn fallback(uri: Uri) -> Response {
     api_error_or_page(&uri, ApiError::not_found(), page::WebError::not_found()).await
 }
 
-/// A body too large to read, in the same two shapes.
-pub async fn payload_too_large(uri: &Uri) -> Response {
+/// A request too large to read, in the same two shapes.
+pub async fn too_large(uri: &Uri, what: TooLarge) -> Response {
     api_error_or_page(
         uri,
-        ApiError::payload_too_large(),
-        page::WebError::payload_too_large(),
+        ApiError::too_large(what),
+        page::WebError::too_large(what),
     )
     .await
 }

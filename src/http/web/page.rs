@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::reveal::Reveal;
 use crate::domain::Timestamp;
+use crate::http::limits::TooLarge;
 use crate::service::ServiceError;
 
 /// What every signed-in page shows around its content.
@@ -138,12 +139,22 @@ impl WebError {
         )
     }
 
-    pub fn payload_too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Too large",
-            "What was sent is larger than this site accepts. Go back and send less.",
-        )
+    pub fn too_large(what: TooLarge) -> Self {
+        let (status, message) = match what {
+            TooLarge::Body => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "What was sent is larger than this site accepts. Go back and send less.",
+            ),
+            TooLarge::Uri => (
+                StatusCode::URI_TOO_LONG,
+                "This address is longer than this site accepts.",
+            ),
+            TooLarge::Headers => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Your browser sent more headers or cookies than this site accepts. Clearing this site's cookies may help.",
+            ),
+        };
+        Self::new(status, "Too large", message)
     }
 
     pub fn bad_form() -> Self {
