@@ -102,6 +102,10 @@ impl ApiError {
         self.code
     }
 
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self

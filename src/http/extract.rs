@@ -8,24 +8,25 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_TYPE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
 
 use ipnet::IpNet;
 
 use super::client_addr::client_ip;
 use super::error::ApiError;
+use super::json_body::{self, JsonBody};
 use super::limits::TooLarge;
 use super::AppState;
 use crate::service::Client;
 
 /// A JSON body: missing or JSON content type, size-limited, and every way
-/// it can be wrong answered with its own code.
+/// it can be wrong answered with its own code and a sentence that says
+/// what is wrong in the API's terms (see [`json_body`]).
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: JsonBody,
 {
     type Rejection = ApiError;
 
@@ -46,19 +47,7 @@ where
                 ApiError::bad_request("invalid_request", "The request body could not be read.")
             }
         })?;
-        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ApiError::bad_request(
-                    "invalid_request",
-                    format!("The request body does not have the expected fields: {e}."),
-                ),
-                Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
-                    "malformed_json",
-                    format!("The request body is not valid JSON: {e}."),
-                ),
-            }
-        })
+        json_body::parse(&body).map(ApiJson)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod basic;
 mod client_addr;
 pub mod error;
 pub mod extract;
+pub mod json_body;
 pub mod limits;
 mod serve;
 mod state;

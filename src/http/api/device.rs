@@ -12,6 +12,7 @@ use crate::domain::{Device, Timestamp};
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ClientInfo, PathId};
+use crate::http::json_body::{Field, JsonBody, OtherFields};
 use crate::http::AppState;
 use crate::service::PasswordDeviceRequest;
 
@@ -59,10 +60,26 @@ pub struct CreateBody {
     device_type: Option<String>,
 }
 
+impl JsonBody for CreateBody {
+    const FIELDS: &'static [Field] = &[
+        Field::string("email"),
+        Field::string("password"),
+        Field::string("deviceName"),
+        Field::optional_string("deviceType"),
+    ];
+    // Clients of the original API may send more; nothing here depends on it.
+    const OTHER_FIELDS: OtherFields = OtherFields::Ignore;
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenameBody {
     device_name: String,
+}
+
+impl JsonBody for RenameBody {
+    const FIELDS: &'static [Field] = &[Field::string("deviceName")];
+    const OTHER_FIELDS: OtherFields = OtherFields::Ignore;
 }
 
 /// `POST /server/api/device`: email + main password → a new device and its token.

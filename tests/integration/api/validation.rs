@@ -122,6 +122,105 @@ async fn malformed_bodies_are_refused_with_clear_codes(#[case] backend: Backend)
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
+async fn refusals_say_what_is_wrong_in_the_apis_words(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let shape = "The request body must be a JSON object with the fields email, password and deviceName, and optionally deviceType.";
+    let cases: Vec<(&[u8], &str, String)> = vec![
+        (b"null", "invalid_request", format!("{shape} It is null.")),
+        (b"[]", "invalid_request", format!("{shape} It is an array.")),
+        (b"42", "invalid_request", format!("{shape} It is a number.")),
+        (
+            b"{}",
+            "invalid_request",
+            format!("Field email is missing. {shape}"),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x"}"#,
+            "invalid_request",
+            format!("Field deviceName is missing. {shape}"),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x","deviceName":null}"#,
+            "invalid_request",
+            "Field deviceName must be a string, not null.".into(),
+        ),
+        (
+            br#"{"email":5,"password":"x","deviceName":"d"}"#,
+            "invalid_request",
+            "Field email must be a string, not a number.".into(),
+        ),
+        (
+            br#"{"email":"member@example.org","password":["x"],"deviceName":"d"}"#,
+            "invalid_request",
+            "Field password must be a string, not an array.".into(),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x","deviceName":"d","deviceType":7}"#,
+            "invalid_request",
+            "Field deviceType must be a string or null, not a number.".into(),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x","deviceName":"a","deviceName":"b"}"#,
+            "invalid_request",
+            r#"Field "deviceName" appears more than once."#.into(),
+        ),
+        (
+            b"",
+            "malformed_json",
+            format!("The request body is empty. {shape}"),
+        ),
+        (
+            br#"{"email": }"#,
+            "malformed_json",
+            "The request body is not valid JSON (line 1, column 11).".into(),
+        ),
+    ];
+    for (body, code, message) in cases {
+        let shown = String::from_utf8_lossy(body).into_owned();
+        let response = post_raw(&app, "application/json", body.to_vec()).await;
+        let answer = expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(answer["message"], message.as_str(), "{shown}");
+    }
+    // Renaming says the same in its own terms.
+    let device = app.create_device("member@example.org", "d").await;
+    for (body, message) in [
+        (
+            json!(null),
+            "The request body must be a JSON object with the field deviceName. It is null.",
+        ),
+        (
+            json!({"deviceName": 12}),
+            "Field deviceName must be a string, not a number.",
+        ),
+    ] {
+        let response = app
+            .on_device(reqwest::Method::PATCH, &device.id, &device)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answer = expect_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    // Nothing of serde's own wording anywhere.
+    for leak in [
+        "expected struct",
+        "invalid type",
+        "CreateBody",
+        "RenameBody",
+        "`",
+    ] {
+        let response = post_raw(&app, "application/json", b"null".to_vec()).await;
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(leak), "{text}");
+    }
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
 async fn bad_fields_are_refused_before_anything_is_written(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.create_member("member@example.org").await;
