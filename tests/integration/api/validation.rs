@@ -221,6 +221,67 @@ async fn refusals_say_what_is_wrong_in_the_apis_words(#[case] backend: Backend) 
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
+async fn rename_refuses_fields_it_would_not_change(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "old").await;
+    let before: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
+    for (body, code, message) in [
+        (
+            json!({"deviceName": "new", "deviceType": "ios"}),
+            "read_only_field",
+            "Field deviceType cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"deviceName": "new", "createdAt": "2020-01-01T00:00:00Z"}),
+            "read_only_field",
+            "Field createdAt cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"_id": "100012345678", "deviceName": "new"}),
+            "read_only_field",
+            "Field _id cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"deviceName": "new", "token": "lkd_x"}),
+            "read_only_field",
+            "Field token cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"deviceName": "new", "colour": "red"}),
+            "unknown_field",
+            r#"Field "colour" is not known here: this request takes only the field deviceName."#,
+        ),
+        (
+            json!({"device_name": "new"}),
+            "unknown_field",
+            r#"Field "device_name" is not known here: this request takes only the field deviceName."#,
+        ),
+    ] {
+        let response = app
+            .on_device(reqwest::Method::PATCH, &device.id, &device)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answer = expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    let after: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
+    assert_eq!(after["deviceName"], "old");
+    assert_eq!(after["deviceType"], before["deviceType"]);
+    assert_eq!(after["createdAt"], before["createdAt"]);
+    // Creating a device still takes more than it reads, as the original API's clients send.
+    let response = app
+        .post_device(&json!({"email": "member@example.org", "password": PASSWORD, "deviceName": "extra", "appVersion": "2.1"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
 async fn bad_fields_are_refused_before_anything_is_written(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.create_member("member@example.org").await;
