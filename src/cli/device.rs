@@ -52,14 +52,14 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                     "FROM",
                 ],
                 &rows,
-            );
+            )?;
         }
         DeviceCommand::Revoke { id } => {
             let device = service.delete_device(&operator, &id).await?;
-            println!(
+            say!(
                 "Device {} deleted; its password no longer works.",
                 device.id
-            );
+            )?;
         }
     }
     Ok(())

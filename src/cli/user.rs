@@ -37,13 +37,13 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                     },
                 )
                 .await?;
-            println!(
+            say!(
                 "Created account {} ({}).",
                 account.email,
                 describe(&account)
-            );
+            )?;
             if let Some(password) = generated {
-                println!("Main password (shown only once): {}", password.expose());
+                say!("Main password (shown only once): {}", password.expose())?;
             }
         }
         UserCommand::List => {
@@ -66,31 +66,31 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             print_table(
                 &["EMAIL", "NAME", "PERMISSIONS", "2FA", "STATE", "DEVICES"],
                 &rows,
-            );
+            )?;
         }
         UserCommand::Grant { email, permission } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service
                 .set_permission(&operator, target, permission.parse()?, true)
                 .await?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::Revoke { email, permission } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service
                 .set_permission(&operator, target, permission.parse()?, false)
                 .await?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::Disable { email } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service.set_enabled(&operator, target, false).await?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::Enable { email } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service.set_enabled(&operator, target, true).await?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::SetPassword { email, .. } => {
             let password = read_password_line()?;
@@ -98,10 +98,10 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             let (account, _) = service
                 .reset_password(&operator, target, Some(password))
                 .await?;
-            println!(
+            say!(
                 "Main password of {} changed; its device passwords are unchanged.",
                 account.email
-            );
+            )?;
         }
     }
     Ok(())
