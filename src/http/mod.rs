@@ -19,6 +19,7 @@ pub use limits::MAX_BODY_BYTES;
 pub use serve::serve;
 pub use state::{AppState, WebSettings};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -33,9 +34,11 @@ use axum::Router;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{MakeSpan, TraceLayer};
+use tracing::{Level, Span};
 
 use error::ApiError;
+use ipnet::IpNet;
 
 /// Readiness for load balancers: 200 while the database answers, 503 otherwise.
 async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
@@ -72,7 +75,9 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan {
+            trusted_proxies: state.trusted_proxies.clone(),
+        }));
     if cors_origins.is_empty() {
         return router.with_state(state);
     }
@@ -86,6 +91,35 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
     router
         .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
         .with_state(state)
+}
+
+/// The span of each request's log lines (`tower_http=debug` shows them):
+/// tower-http's own fields and the client's address, as throttling and
+/// "last used" see it, or nothing when unknown.
+#[derive(Clone)]
+struct RequestSpan {
+    trusted_proxies: Arc<[IpNet]>,
+}
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &axum::http::Request<B>) -> Span {
+        let client = client_addr::of_request(
+            request.extensions(),
+            request.headers(),
+            &self.trusted_proxies,
+        );
+        // The target and level of tower-http's default span, so that the
+        // documented filter still shows the access log.
+        tracing::span!(
+            target: "tower_http::trace::make_span",
+            Level::DEBUG,
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
+            client = client.map(tracing::field::display),
+        )
+    }
 }
 
 /// CORS for the API only: pages, their assets and the health checks answer
