@@ -3,6 +3,7 @@
 //! must be a string") rather than serde's ("invalid type: null, expected
 //! struct CreateBody").
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -260,8 +261,9 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
         let mut fields: Vec<(String, Value)> = Vec::new();
+        let mut seen = HashSet::new();
         while let Some(name) = map.next_key::<String>()? {
-            if fields.iter().any(|(seen, _)| *seen == name) {
+            if !seen.insert(name.clone()) {
                 return Err(de::Error::custom(Duplicate(name)));
             }
             let value = map.next_value::<Value>()?;
