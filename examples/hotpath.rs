@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let service = latchkey::app::build(config).await?.service();
     let client = Client {
         ip: Some("127.0.0.1".parse()?),
-        user_agent: Some("hotpath/1.0"),
+        user_agent: Some("hotpath/1.0".into()),
     };
     service
         .create_account(

@@ -55,18 +55,18 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                     "FROM",
                 ],
                 &rows,
-            );
+            )?;
             if any {
-                println!();
-                println!("LAST USED is what the servers have written: each writes it every --last-used-flush-secs (5 s by default), so uses in the last few seconds may not show yet.");
+                say!()?;
+                say!("LAST USED is what the servers have written: each writes it every --last-used-flush-secs (5 s by default), so uses in the last few seconds may not show yet.")?;
             }
         }
         DeviceCommand::Revoke { id } => {
             let device = service.delete_device(&operator, &id).await?;
-            println!(
+            say!(
                 "Device {} deleted; its password no longer works.",
                 device.id
-            );
+            )?;
         }
     }
     Ok(())

@@ -2,11 +2,21 @@
 //! the same database directly, and a running server notices their changes
 //! within a second.
 
+/// `println!` that returns an error when standard output cannot be written
+/// (a closed pipe, a full disk) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))
+    }};
+}
+
 mod device;
 mod serve;
 mod user;
 
-use std::io::BufRead;
+use std::io::{BufRead, ErrorKind, Write};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -67,24 +77,33 @@ fn read_password_line() -> anyhow::Result<Secret> {
     Ok(password)
 }
 
-/// Prints rows as aligned columns.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
+/// Prints rows as aligned columns. A reader that stops early, as `| head`
+/// does, closing the pipe, is no error: the listing just ends there.
+fn print_table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    match write_table(&mut std::io::stdout().lock(), header, rows) {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("cannot write to standard output"),
+    }
+}
+
+fn write_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        writeln!(out, "{}", padded.join("  ").trim_end())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect())?;
     }
+    out.flush()
 }

@@ -12,23 +12,23 @@ pub async fn run(database: &DatabaseArgs, args: &ServeArgs) -> anyhow::Result<()
         .await?
     {
         // Printed once, to the terminal only; never logged.
-        println!();
-        println!("The database had no account, so a first administrator was created:");
-        println!("    email:    {}", account.email);
-        println!("    password: {}", password.expose());
-        println!("This password is shown only once. Change it now, in the web interface:");
-        println!("    {base_url}/sign-in  (Personal settings, Profile)");
-        println!("or on the command line:");
-        println!(
+        say!()?;
+        say!("The database had no account, so a first administrator was created:")?;
+        say!("    email:    {}", account.email)?;
+        say!("    password: {}", password.expose())?;
+        say!("This password is shown only once. Change it now, in the web interface:")?;
+        say!("    {base_url}/sign-in  (Personal settings, Profile)")?;
+        say!("or on the command line:")?;
+        say!(
             "    latchkey user set-password --email {} --password-stdin",
             account.email
-        );
-        println!("Create a device password for an app or script with it:");
-        println!(
+        )?;
+        say!("Create a device password for an app or script with it:")?;
+        say!(
             "    curl -X POST {base_url}/server/api/device -H 'Content-Type: application/json' \\\n      -d '{{\"email\":\"{}\",\"password\":\"…\",\"deviceName\":\"My script\"}}'",
             account.email
-        );
-        println!();
+        )?;
+        say!()?;
     }
     tracing::info!(address = %application.local_addr(), url = %base_url, "latchkey is listening");
     if config.public_url.is_none() && application.local_addr().ip().is_unspecified() {

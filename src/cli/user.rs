@@ -40,13 +40,13 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                     },
                 )
                 .await?;
-            println!(
+            say!(
                 "Created account {} ({}).",
                 account.email,
                 describe(&account)
-            );
+            )?;
             if let Some(password) = generated {
-                println!("Main password (shown only once): {}", password.expose());
+                say!("Main password (shown only once): {}", password.expose())?;
             }
         }
         UserCommand::List => {
@@ -69,14 +69,14 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             print_table(
                 &["EMAIL", "NAME", "PERMISSIONS", "2FA", "STATE", "DEVICES"],
                 &rows,
-            );
+            )?;
         }
         UserCommand::Grant { email, permission } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service
                 .set_permission(&operator, target, permission.parse()?, true)
                 .await?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::Revoke {
             email,
@@ -88,7 +88,7 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 .set_permission(&operator.forcing(force), target, permission.parse()?, false)
                 .await
                 .map_err(suggest_force)?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::Disable { email, force } => {
             let target = service.account_by_email(&operator, &email).await?.id;
@@ -96,7 +96,7 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 .set_enabled(&operator.forcing(force), target, false)
                 .await
                 .map_err(suggest_force)?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::Delete { email, force } => {
             let target = service.account_by_email(&operator, &email).await?.id;
@@ -104,15 +104,15 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
                 .delete_account(&operator.forcing(force), target)
                 .await
                 .map_err(suggest_force)?;
-            println!(
+            say!(
                 "Account {} deleted; its device passwords no longer work.",
                 account.email
-            );
+            )?;
         }
         UserCommand::Enable { email } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let account = service.set_enabled(&operator, target, true).await?;
-            println!("{}: {}", account.email, describe(&account));
+            say!("{}: {}", account.email, describe(&account))?;
         }
         UserCommand::SetPassword { email, .. } => {
             let password = read_password_line()?;
@@ -120,10 +120,10 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             let (account, _) = service
                 .reset_password(&operator, target, Some(password))
                 .await?;
-            println!(
+            say!(
                 "Main password of {} changed; its device passwords are unchanged.",
                 account.email
-            );
+            )?;
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use super::{AccountId, DeviceName, Timestamp};
 use crate::credential::DeviceId;
 
@@ -37,11 +39,18 @@ pub struct LastUse {
 pub const MAX_USER_AGENT_CHARS: usize = 256;
 
 impl LastUse {
-    /// Keeps a user agent only as printable text of bounded length.
+    /// Keeps a user agent only as printable text of bounded length: without
+    /// control characters, line separators or invisible format characters
+    /// (bidirectional overrides among them), which could disguise it where
+    /// it is shown. Bytes that were not UTF-8 arrive as U+FFFD and stay.
     pub fn clean_user_agent(raw: &str) -> Option<String> {
         let cleaned: String = raw
             .chars()
-            .filter(|c| !c.is_control())
+            .filter(|&c| {
+                !c.is_control()
+                    && !matches!(c, '\u{2028}' | '\u{2029}')
+                    && c.general_category() != GeneralCategory::Format
+            })
             .take(MAX_USER_AGENT_CHARS)
             .collect();
         let trimmed = cleaned.trim();
@@ -115,6 +124,15 @@ mod tests {
             Some("curl/8.0".into())
         );
         assert_eq!(LastUse::clean_user_agent(" \t "), None);
+        // Text beyond ASCII stays; what is not UTF-8 was replaced on the way in.
+        assert_eq!(
+            LastUse::clean_user_agent("Kalender/2.0 (Büro; 日本語) \u{FFFD}"),
+            Some("Kalender/2.0 (Büro; 日本語) \u{FFFD}".into())
+        );
+        assert_eq!(
+            LastUse::clean_user_agent("evil\u{202E}gnp.exe\u{200B}\u{2028}x"),
+            Some("evilgnp.exex".into())
+        );
         let long = "a".repeat(1000);
         assert_eq!(
             LastUse::clean_user_agent(&long).unwrap().len(),

@@ -2,10 +2,28 @@
 //! proxy, in which case the nearest untrusted address in `X-Forwarded-For`.
 //! Throttling and "last used" depend on it, so untrusted peers can never set it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use axum::http::HeaderValue;
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap, HeaderValue};
 use ipnet::IpNet;
+
+/// The client's address of a request, if its connection's is known.
+pub fn of_request(
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| {
+            client_ip(
+                peer.ip(),
+                headers.get_all("x-forwarded-for").iter(),
+                trusted,
+            )
+        })
+}
 
 pub fn client_ip<'a>(
     peer: IpAddr,

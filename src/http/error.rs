@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use super::limits::{self, TooLarge};
 use crate::service::ServiceError;
 
 #[derive(Debug)]
@@ -59,6 +60,36 @@ impl ApiError {
         )
     }
 
+    pub fn too_large(what: TooLarge) -> Self {
+        match what {
+            TooLarge::Body => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "The request body is too large: at most {} KiB are accepted.",
+                    limits::MAX_BODY_BYTES / 1024
+                ),
+            ),
+            TooLarge::Uri => Self::new(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!(
+                    "The address is too long: at most {} KiB are accepted.",
+                    limits::MAX_URI_BYTES / 1024
+                ),
+            ),
+            TooLarge::Headers => Self::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "The request headers are too large: at most {} fields and {} KiB are accepted.",
+                    limits::MAX_HEADERS,
+                    limits::MAX_HEADER_BYTES / 1024
+                ),
+            ),
+        }
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -69,6 +100,10 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     fn with_retry_after(mut self, after: Duration) -> Self {

@@ -1,30 +1,33 @@
 //! Extractors whose rejections are API errors with stable codes, not axum's
 //! plain-text defaults.
 
-use std::net::{IpAddr, SocketAddr};
+use std::borrow::Cow;
+use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{CONTENT_TYPE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
 
 use ipnet::IpNet;
 
-use super::client_addr::client_ip;
+use super::client_addr;
 use super::error::ApiError;
+use super::json_body::{self, JsonBody};
+use super::limits::TooLarge;
 use super::AppState;
 use crate::service::Client;
 
 /// A JSON body: missing or JSON content type, size-limited, and every way
-/// it can be wrong answered with its own code.
+/// it can be wrong answered with its own code and a sentence that says
+/// what is wrong in the API's terms (see [`json_body`]).
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: JsonBody,
 {
     type Rejection = ApiError;
 
@@ -40,28 +43,12 @@ where
         }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "The request body is too large.",
-                )
+                ApiError::too_large(TooLarge::Body)
             } else {
                 ApiError::bad_request("invalid_request", "The request body could not be read.")
             }
         })?;
-        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ApiError::bad_request(
-                    "invalid_request",
-                    format!("The request body does not have the expected fields: {e}."),
-                ),
-                Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
-                    "malformed_json",
-                    format!("The request body is not valid JSON: {e}."),
-                ),
-            }
-        })
+        json_body::parse(&body).map(ApiJson)
     }
 }
 
@@ -96,17 +83,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 /// The client's address (see [`client_ip`]) and user agent.
 pub fn client<'a>(parts: &'a Parts, trusted_proxies: &[IpNet]) -> Client<'a> {
     Client {
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| {
-                client_ip(
-                    peer.ip(),
-                    parts.headers.get_all("x-forwarded-for").iter(),
-                    trusted_proxies,
-                )
-            }),
-        user_agent: parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
+        ip: client_addr::of_request(&parts.extensions, &parts.headers, trusted_proxies),
+        // Not `to_str`, which gives up on any byte outside ASCII.
+        user_agent: parts
+            .headers
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes())),
     }
 }
 
@@ -120,7 +102,7 @@ impl ClientInfo {
     pub fn as_client(&self) -> Client<'_> {
         Client {
             ip: self.ip,
-            user_agent: self.user_agent.as_deref(),
+            user_agent: self.user_agent.as_deref().map(Cow::Borrowed),
         }
     }
 }
@@ -135,7 +117,7 @@ impl FromRequestParts<AppState> for ClientInfo {
         let c = client(parts, &state.trusted_proxies);
         Ok(ClientInfo {
             ip: c.ip,
-            user_agent: c.user_agent.map(str::to_owned),
+            user_agent: c.user_agent.map(Cow::into_owned),
         })
     }
 }

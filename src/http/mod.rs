@@ -9,42 +9,48 @@ pub mod basic;
 mod client_addr;
 pub mod error;
 pub mod extract;
+pub mod json_body;
+pub mod limits;
 mod serve;
 mod state;
 pub mod web;
 
+pub use limits::MAX_BODY_BYTES;
 pub use serve::serve;
 pub use state::{AppState, WebSettings};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use axum::BoxError;
 use axum::Router;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{MakeSpan, TraceLayer};
+use tracing::{Level, Span};
 
 use error::ApiError;
+use ipnet::IpNet;
 
-/// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// The whole HTTP surface. No request may take longer than `request_timeout`,
-/// whatever it waits for (a slow body, a password-hashing slot, the database).
 /// Readiness for load balancers: 200 while the database answers, 503 otherwise.
 async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.service.ready().await?;
     Ok("ready")
 }
 
+/// The whole HTTP surface. No request may take longer than `request_timeout`,
+/// whatever it waits for (a slow body, a password-hashing slot, the database),
+/// and none larger than [`limits`] allow is read.
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
-    let mut router = Router::new()
+    let router = Router::new()
         .merge(api::router())
         .merge(web::router())
         .route("/healthz", get(|| async { "ok" }))
@@ -52,6 +58,7 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limits::refuse_too_large))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
@@ -69,17 +76,62 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http());
-    if !cors_origins.is_empty() {
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
-                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-                // So browser apps can read where a new device lives and when to retry.
-                .expose_headers([header::LOCATION, header::RETRY_AFTER])
-                .max_age(Duration::from_secs(600)),
-        );
+        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan {
+            trusted_proxies: state.trusted_proxies.clone(),
+        }));
+    if cors_origins.is_empty() {
+        return router.with_state(state);
     }
-    router.with_state(state)
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // So browser apps can read where a new device lives and when to retry.
+        .expose_headers([header::LOCATION, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
+    router
+        .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
+        .with_state(state)
+}
+
+/// The span of each request's log lines (`tower_http=debug` shows them):
+/// tower-http's own fields and the client's address, as throttling and
+/// "last used" see it, or nothing when unknown.
+#[derive(Clone)]
+struct RequestSpan {
+    trusted_proxies: Arc<[IpNet]>,
+}
+
+impl<B> MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &axum::http::Request<B>) -> Span {
+        let client = client_addr::of_request(
+            request.extensions(),
+            request.headers(),
+            &self.trusted_proxies,
+        );
+        // The target and level of tower-http's default span, so that the
+        // documented filter still shows the access log.
+        tracing::span!(
+            target: "tower_http::trace::make_span",
+            Level::DEBUG,
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
+            client = client.map(tracing::field::display),
+        )
+    }
+}
+
+/// CORS for the API only: pages, their assets and the health checks answer
+/// no other origin. Outermost, so that every answer under the API's base
+/// path carries it, a timeout's or an unknown address's too.
+async fn cors_on_the_api(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
+    if !api::is_api_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match cors.layer(next).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }

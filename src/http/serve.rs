@@ -15,6 +15,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use super::limits::{HYPER_MAX_HEADERS, HYPER_MAX_HEAD_BYTES};
+
 /// A client must send a request's headers within this long.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,11 +29,19 @@ pub async fn serve(
     grace: Duration,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
+    // hyper's limits on a request head stay above the application's (see
+    // `limits`), so that the application answers most heads too large, with
+    // a body: hyper's own answers have none.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(HYPER_MAX_HEAD_BYTES)
+        .max_headers(HYPER_MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(HYPER_MAX_HEAD_BYTES as u32);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

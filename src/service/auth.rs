@@ -59,9 +59,11 @@ impl Service {
             return Err(ServiceError::AccountDisabled);
         }
         rules::may_use_device_passwords(&credential.permissions)?;
-        let used = self
-            .last_used
-            .record(&credential.device.id, client.ip, client.user_agent);
+        let used = self.last_used.record(
+            &credential.device.id,
+            client.ip,
+            client.user_agent.as_deref(),
+        );
         Ok(DeviceCaller::new(credential.device, used, digest))
     }
 
@@ -88,7 +90,9 @@ impl Service {
                 Ok(account)
             }
             Ok(None) => {
-                tracing::info!(account = %email, client = ?client.ip, "wrong email or password");
+                // The address as itself, or no field at all when unknown.
+                let address = client.ip.map(tracing::field::display);
+                tracing::info!(account = %email, client = address, "wrong email or password");
                 Err(ServiceError::InvalidCredentials)
             }
             // Our failure, not a guess: it must not count against anyone.

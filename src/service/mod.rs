@@ -4,6 +4,7 @@
 //! writes in one [`WriteTx`](crate::store::WriteTx). Beside it: the
 //! verification cache, the guessing throttle and the last-use recorder.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,9 @@ pub use sessions::SignIn;
 #[derive(Clone, Debug)]
 pub struct Client<'a> {
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<&'a str>,
+    /// As sent, with bytes that are not UTF-8 replaced by U+FFFD; not yet
+    /// cleaned (see [`LastUse::clean_user_agent`](crate::domain::LastUse::clean_user_agent)).
+    pub user_agent: Option<Cow<'a, str>>,
 }
 
 /// The article's `POST /server/api/device` body, unparsed.

@@ -42,7 +42,10 @@ impl Service {
                 csrf: CsrfSecret::generate(),
                 created_at: now,
                 ip: client.ip,
-                user_agent: client.user_agent.and_then(LastUse::clean_user_agent),
+                user_agent: client
+                    .user_agent
+                    .as_deref()
+                    .and_then(LastUse::clean_user_agent),
             })
             .await?;
         tx.commit().await?;

@@ -93,7 +93,7 @@ where
     Ok(Device {
         id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
         account_id: AccountId(row.decoded("account_id")?),
-        name: DeviceName::parse(&name).map_err(|e| StoreError::Internal(e.to_string()))?,
+        name: DeviceName::from_stored(name),
         device_type: row.decoded("device_type")?,
         created_at: Timestamp::from_millis(row.decoded("created_at")?),
         last_used: match last_used_at {

@@ -12,6 +12,7 @@ use crate::domain::{Device, Timestamp};
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ClientInfo, PathId};
+use crate::http::json_body::{Field, JsonBody, OtherFields};
 use crate::http::AppState;
 use crate::service::PasswordDeviceRequest;
 
@@ -32,6 +33,18 @@ pub struct DeviceResource {
 }
 
 impl DeviceResource {
+    /// Its fields as sent, `token` included.
+    const FIELDS: &'static [&'static str] = &[
+        "_id",
+        "token",
+        "deviceName",
+        "deviceType",
+        "createdAt",
+        "lastUsedAt",
+        "lastUsedIp",
+        "lastUsedUserAgent",
+    ];
+
     pub fn new(device: Device, token: Option<&Token>) -> Self {
         let last_used = device.last_used;
         Self {
@@ -59,10 +72,30 @@ pub struct CreateBody {
     device_type: Option<String>,
 }
 
+impl JsonBody for CreateBody {
+    const FIELDS: &'static [Field] = &[
+        Field::string("email"),
+        Field::string("password"),
+        Field::string("deviceName"),
+        Field::optional_string("deviceType"),
+    ];
+    // Clients of the original API may send more; nothing here depends on it.
+    const OTHER_FIELDS: OtherFields = OtherFields::Ignore;
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenameBody {
     device_name: String,
+}
+
+impl JsonBody for RenameBody {
+    const FIELDS: &'static [Field] = &[Field::string("deviceName")];
+    // A client that sends more means to change more, and nothing else can
+    // be changed: say so instead of answering 200 with it unchanged.
+    const OTHER_FIELDS: OtherFields = OtherFields::Refuse {
+        read_only: DeviceResource::FIELDS,
+    };
 }
 
 /// `POST /server/api/device`: email + main password → a new device and its token.
@@ -145,4 +178,39 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_device(&who, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::DeviceId;
+    use crate::domain::{AccountId, DeviceName, LastUse};
+
+    #[test]
+    fn the_read_only_fields_are_the_resources() {
+        let device = Device {
+            id: DeviceId::generate(),
+            account_id: AccountId(1),
+            name: DeviceName::parse("d").unwrap(),
+            device_type: "unknown".into(),
+            created_at: Timestamp::from_millis(0),
+            last_used: Some(LastUse {
+                at: Timestamp::from_millis(0),
+                ip: None,
+                user_agent: None,
+            }),
+        };
+        let shown =
+            serde_json::to_value(DeviceResource::new(device, Some(&Token::generate()))).unwrap();
+        let mut fields: Vec<&str> = shown
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut declared = DeviceResource::FIELDS.to_vec();
+        fields.sort_unstable();
+        declared.sort_unstable();
+        assert_eq!(fields, declared);
+    }
 }

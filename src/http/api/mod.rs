@@ -8,6 +8,15 @@ use axum::Router;
 
 use super::AppState;
 
+/// Where the API lives.
+pub const BASE_PATH: &str = "/server/api";
+
+/// Whether `path` is the API's: its base path or anything under it.
+pub fn is_api_path(path: &str) -> bool {
+    path.strip_prefix(BASE_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/server/api/device", post(device::create).get(device::list))
@@ -19,4 +28,26 @@ pub fn router() -> Router<AppState> {
         )
         .route("/server/api/device/{id}/password", post(device::regenerate))
         .route("/server/api/user", get(user::show))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_api_path;
+
+    #[test]
+    fn api_paths_are_those_under_the_base_path() {
+        for path in ["/server/api", "/server/api/", "/server/api/device/1"] {
+            assert!(is_api_path(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/sign-in",
+            "/server",
+            "/server/",
+            "/server/apix",
+            "/healthz",
+        ] {
+            assert!(!is_api_path(path), "{path}");
+        }
+    }
 }

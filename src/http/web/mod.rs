@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::http::error::ApiError;
+use crate::http::limits::TooLarge;
 use crate::http::AppState;
 
 /// No inline script or style anywhere, so this can be strict.
@@ -49,9 +50,23 @@ async fn with_security_headers(mut response: Response) -> Response {
 /// Unknown addresses: the API's JSON error under `/server/`, where programs
 /// call, and a page everywhere else, where people type.
 pub async fn fallback(uri: Uri) -> Response {
+    api_error_or_page(&uri, ApiError::not_found(), page::WebError::not_found()).await
+}
+
+/// A request too large to read, in the same two shapes.
+pub async fn too_large(uri: &Uri, what: TooLarge) -> Response {
+    api_error_or_page(
+        uri,
+        ApiError::too_large(what),
+        page::WebError::too_large(what),
+    )
+    .await
+}
+
+async fn api_error_or_page(uri: &Uri, api: ApiError, page: page::WebError) -> Response {
     if uri.path().starts_with("/server/") {
-        ApiError::not_found().into_response()
+        api.into_response()
     } else {
-        with_security_headers(page::WebError::not_found().into_response()).await
+        with_security_headers(page.into_response()).await
     }
 }

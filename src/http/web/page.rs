@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::reveal::Reveal;
 use crate::domain::Timestamp;
+use crate::http::limits::TooLarge;
 use crate::service::ServiceError;
 
 /// What every signed-in page shows around its content.
@@ -138,6 +139,24 @@ impl WebError {
             "Administrators only",
             "This page is for administrators. Ask your administrator if you need something changed.",
         )
+    }
+
+    pub fn too_large(what: TooLarge) -> Self {
+        let (status, message) = match what {
+            TooLarge::Body => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "What was sent is larger than this site accepts. Go back and send less.",
+            ),
+            TooLarge::Uri => (
+                StatusCode::URI_TOO_LONG,
+                "This address is longer than this site accepts.",
+            ),
+            TooLarge::Headers => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Your browser sent more headers or cookies than this site accepts. Clearing this site's cookies may help.",
+            ),
+        };
+        Self::new(status, "Too large", message)
     }
 
     pub fn bad_form() -> Self {

@@ -610,3 +610,54 @@ async fn user_delete_revokes_the_accounts_device_passwords(#[case] backend: Back
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Runs the CLI with its standard output already closed at the reading end,
+/// as `| head` leaves it.
+async fn latchkey_into_a_closed_pipe(app: &TestApp, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env("LATCHKEY_DATABASE_URL", &app.database_url)
+        .env_remove("LATCHKEY_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("latchkey binary runs");
+    // Gone before the CLI has opened the database, let alone printed.
+    drop(child.stdout.take());
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("CLI finishes")
+        .unwrap()
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_end_quietly_when_the_reader_stops(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    app.create_device("member@example.org", "phone").await;
+    for args in [&["user", "list"][..], &["device", "list"][..]] {
+        let output = latchkey_into_a_closed_pipe(&app, args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+    // What must reach the reader is an error, not a panic: this password
+    // was to be shown once.
+    let output =
+        latchkey_into_a_closed_pipe(&app, &["user", "create", "--email", "new@example.org"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).starts_with("error: cannot write to standard output"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}

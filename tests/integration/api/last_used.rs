@@ -67,3 +67,34 @@ async fn last_use_is_flushed_periodically(#[case] backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn user_agents_beyond_ascii_are_kept(#[case] backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    app.create_member("a@example.org").await;
+    let device = app.create_device("a@example.org", "script").await;
+    for (sent, shown) in [
+        // UTF-8, as most clients send it.
+        ("Kalender/2.0 (Büro)".as_bytes(), "Kalender/2.0 (Büro)"),
+        // Latin-1: the byte that is not UTF-8 is replaced, the rest kept.
+        (
+            b"Kalender/2.0 (B\xfcro)".as_slice(),
+            "Kalender/2.0 (B\u{FFFD}ro)",
+        ),
+    ] {
+        let response = app
+            .on_device(reqwest::Method::GET, &device.id, &device)
+            .header(
+                reqwest::header::USER_AGENT,
+                reqwest::header::HeaderValue::from_bytes(sent).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["lastUsedUserAgent"], shown);
+    }
+}

@@ -67,7 +67,7 @@ async fn browsers_on_allowed_origins_may_call_the_api(#[case] backend: Backend) 
     );
     let actual = app
         .http
-        .get(app.url("/healthz"))
+        .get(app.url("/server/api/user"))
         .header("Origin", "https://app.example.org")
         .send()
         .await
@@ -85,6 +85,83 @@ async fn browsers_on_allowed_origins_may_call_the_api(#[case] backend: Backend) 
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn cors_headers_are_on_the_api_only(#[case] backend: Backend) {
+    let origin = "https://app.example.org";
+    let app = spawn_app_with(backend, |c| {
+        c.cors_origins = vec![origin.parse().unwrap()];
+    })
+    .await;
+    let allowed = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // The API, unknown addresses under it included, answers the browser app.
+    for path in [
+        "/server/api/device",
+        "/server/api/user",
+        "/server/api/nothing",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed(&response).as_deref(), Some(origin), "{path}");
+    }
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/server/api/device"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed(&preflight).as_deref(), Some(origin));
+    // Pages, their assets and the health checks are not the API.
+    for path in [
+        "/sign-in",
+        "/",
+        "/no-such-page",
+        "/healthz",
+        "/readyz",
+        "/static/app.css",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed(&response), None, "{path}");
+        assert!(
+            response
+                .headers()
+                .get("access-control-expose-headers")
+                .is_none(),
+            "{path}"
+        );
+    }
+    let page_preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/sign-in"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed(&page_preflight), None);
 }
 
 #[rstest]
@@ -134,7 +211,8 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected(#[case] backen
 async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app_with(backend, |c| {
-        c.request_timeout = std::time::Duration::from_secs(1)
+        c.request_timeout = std::time::Duration::from_secs(1);
+        c.cors_origins = vec!["https://app.example.org".parse().unwrap()];
     })
     .await;
     let mut stream = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
@@ -142,7 +220,7 @@ async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
         .unwrap();
     stream
         .write_all(
-            b"POST /server/api/device HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+            b"POST /server/api/device HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.org\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
         )
         .await
         .unwrap();
@@ -154,4 +232,239 @@ async fn a_body_that_never_arrives_gets_a_json_408(#[case] backend: Backend) {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""error":"request_timeout""#), "{answer}");
+    // A browser app can read it too.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://app.example.org"),
+        "{answer}"
+    );
+}
+
+/// Sends `request` as it is on a new connection and reads one answer: until
+/// its body is complete by its `Content-Length`, or the server closes.
+/// Returns it with how long it took; gives up after `limit`.
+async fn raw_exchange(
+    app: &crate::helpers::TestApp,
+    request: &[u8],
+    limit: std::time::Duration,
+) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        body.len() >= length
+    };
+    while !complete(&answer) {
+        let mut chunk = vec![0; 4096];
+        let n = tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut chunk),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no whole answer within {limit:?}: {:?}",
+                String::from_utf8_lossy(&answer)
+            )
+        })
+        .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_body_declared_too_large_is_refused_at_once(#[case] backend: Backend) {
+    use std::time::Duration;
+    // A timeout the answers must come well before.
+    let app = spawn_app_with(backend, |c| c.request_timeout = Duration::from_secs(60)).await;
+    let head = "Host: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n";
+    for (what, request) in [
+        (
+            "a partial body",
+            format!("POST /server/api/device HTTP/1.1\r\n{head}\r\n{{\"email\":"),
+        ),
+        (
+            "Expect: 100-continue",
+            format!("POST /server/api/device HTTP/1.1\r\n{head}Expect: 100-continue\r\n\r\n"),
+        ),
+        (
+            "a device-authenticated route",
+            format!("PATCH /server/api/device/100012345678 HTTP/1.1\r\n{head}\r\n"),
+        ),
+        (
+            "just over the limit",
+            "POST /server/api/device HTTP/1.1\r\nHost: x\r\nContent-Length: 16385\r\n\r\n"
+                .to_owned(),
+        ),
+    ] {
+        let (answer, took) = raw_exchange(&app, request.as_bytes(), Duration::from_secs(10)).await;
+        assert!(took < Duration::from_secs(2), "{what}: took {took:?}");
+        // No invitation to send it first.
+        assert!(answer.starts_with("HTTP/1.1 413"), "{what}: {answer}");
+        assert!(
+            answer.contains(r#""error":"payload_too_large""#),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {answer}"
+        );
+    }
+    // A web form gets a page.
+    let (answer, took) = raw_exchange(
+        &app,
+        b"POST /sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\ncsrf=",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("text/html"), "{answer}");
+    // A body at the limit is still read.
+    let exact = app
+        .http
+        .post(app.url("/server/api/device"))
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; 16 * 1024])
+        .send()
+        .await
+        .unwrap();
+    expect_error(exact, StatusCode::BAD_REQUEST, "malformed_json").await;
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn heads_too_large_get_a_json_answer(#[case] backend: Backend) {
+    use std::time::Duration;
+    let app = spawn_app(backend).await;
+    let exchange = |request: String| {
+        let app = &app;
+        async move {
+            raw_exchange(app, request.as_bytes(), Duration::from_secs(10))
+                .await
+                .0
+        }
+    };
+    let many: String = (0..150).map(|i| format!("X-Field-{i}: {i}\r\n")).collect();
+    let cookie = format!("Cookie: other-app={}\r\n", "c".repeat(70 * 1024));
+    for (what, request, status, code) in [
+        (
+            "too many header fields",
+            format!("GET /server/api/user HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            "too large a header section",
+            format!("GET /server/api/device HTTP/1.1\r\nHost: x\r\n{cookie}\r\n"),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            "too long an address",
+            format!(
+                "GET /server/api/device/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "1".repeat(10 * 1024)
+            ),
+            "414",
+            "uri_too_long",
+        ),
+    ] {
+        let answer = exchange(request).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer.contains(&format!(r#""error":"{code}""#)),
+            "{what}: {answer}"
+        );
+    }
+    // A page gets a page.
+    let answer = exchange(format!("GET /sign-in HTTP/1.1\r\nHost: x\r\n{cookie}\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains("text/html"), "{answer}");
+    // Within the limits all is well.
+    let some: String = (0..90).map(|i| format!("X-Field-{i}: {i}\r\n")).collect();
+    let answer = exchange(format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{some}\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A body whose chunked framing is broken is read as far as it goes.
+    let answer = exchange(
+        "POST /server/api/device HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+}
+
+/// What docs/api.md says hyper still answers itself, without a body: a
+/// head it cannot parse, and one beyond its own limits. If hyper ever lets the
+/// application answer these, this fails, and the docs should change.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn hyper_answers_unparseable_and_huge_heads_itself(#[case] backend: Backend) {
+    use std::time::Duration;
+    let app = spawn_app(backend).await;
+    // More fields than hyper parses; small, so that hyper reads all of it
+    // (a head too large for its buffer is refused the same way, unread).
+    let huge: String = (0..250).map(|i| format!("X-Field-{i}: {i}\r\n")).collect();
+    for (request, status) in [
+        (
+            "GET /server/api/user HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n".to_owned(),
+            "400",
+        ),
+        (
+            "POST /server/api/device HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n".to_owned(),
+            "400",
+        ),
+        (
+            format!("GET /server/api/user HTTP/1.1\r\nHost: x\r\n{huge}\r\n"),
+            "431",
+        ),
+    ] {
+        let (answer, _) = raw_exchange(&app, request.as_bytes(), Duration::from_secs(10)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-length: 0\r\n"),
+            "{answer}"
+        );
+    }
 }

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use rstest::rstest;
 use serde_json::json;
 
-use crate::helpers::{expect_error, spawn_app, Backend, PASSWORD};
+use crate::helpers::{expect_error, spawn_app, spawn_node, Backend, PASSWORD};
 
 async fn post_raw(
     app: &crate::helpers::TestApp,
@@ -122,6 +122,166 @@ async fn malformed_bodies_are_refused_with_clear_codes(#[case] backend: Backend)
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
+async fn refusals_say_what_is_wrong_in_the_apis_words(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let shape = "The request body must be a JSON object with the fields email, password and deviceName, and optionally deviceType.";
+    let cases: Vec<(&[u8], &str, String)> = vec![
+        (b"null", "invalid_request", format!("{shape} It is null.")),
+        (b"[]", "invalid_request", format!("{shape} It is an array.")),
+        (b"42", "invalid_request", format!("{shape} It is a number.")),
+        (
+            b"{}",
+            "invalid_request",
+            format!("Field email is missing. {shape}"),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x"}"#,
+            "invalid_request",
+            format!("Field deviceName is missing. {shape}"),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x","deviceName":null}"#,
+            "invalid_request",
+            "Field deviceName must be a string, not null.".into(),
+        ),
+        (
+            br#"{"email":5,"password":"x","deviceName":"d"}"#,
+            "invalid_request",
+            "Field email must be a string, not a number.".into(),
+        ),
+        (
+            br#"{"email":"member@example.org","password":["x"],"deviceName":"d"}"#,
+            "invalid_request",
+            "Field password must be a string, not an array.".into(),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x","deviceName":"d","deviceType":7}"#,
+            "invalid_request",
+            "Field deviceType must be a string or null, not a number.".into(),
+        ),
+        (
+            br#"{"email":"member@example.org","password":"x","deviceName":"a","deviceName":"b"}"#,
+            "invalid_request",
+            r#"Field "deviceName" appears more than once."#.into(),
+        ),
+        (
+            b"",
+            "malformed_json",
+            format!("The request body is empty. {shape}"),
+        ),
+        (
+            br#"{"email": }"#,
+            "malformed_json",
+            "The request body is not valid JSON (line 1, column 11).".into(),
+        ),
+    ];
+    for (body, code, message) in cases {
+        let shown = String::from_utf8_lossy(body).into_owned();
+        let response = post_raw(&app, "application/json", body.to_vec()).await;
+        let answer = expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(answer["message"], message.as_str(), "{shown}");
+    }
+    // Renaming says the same in its own terms.
+    let device = app.create_device("member@example.org", "d").await;
+    for (body, message) in [
+        (
+            json!(null),
+            "The request body must be a JSON object with the field deviceName. It is null.",
+        ),
+        (
+            json!({"deviceName": 12}),
+            "Field deviceName must be a string, not a number.",
+        ),
+    ] {
+        let response = app
+            .on_device(reqwest::Method::PATCH, &device.id, &device)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answer = expect_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    // Nothing of serde's own wording anywhere.
+    for leak in [
+        "expected struct",
+        "invalid type",
+        "CreateBody",
+        "RenameBody",
+        "`",
+    ] {
+        let response = post_raw(&app, "application/json", b"null".to_vec()).await;
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(leak), "{text}");
+    }
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn rename_refuses_fields_it_would_not_change(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "old").await;
+    let before: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
+    for (body, code, message) in [
+        (
+            json!({"deviceName": "new", "deviceType": "ios"}),
+            "read_only_field",
+            "Field deviceType cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"deviceName": "new", "createdAt": "2020-01-01T00:00:00Z"}),
+            "read_only_field",
+            "Field createdAt cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"_id": "100012345678", "deviceName": "new"}),
+            "read_only_field",
+            "Field _id cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"deviceName": "new", "token": "lkd_x"}),
+            "read_only_field",
+            "Field token cannot be changed: this request takes only the field deviceName.",
+        ),
+        (
+            json!({"deviceName": "new", "colour": "red"}),
+            "unknown_field",
+            r#"Field "colour" is not known here: this request takes only the field deviceName."#,
+        ),
+        (
+            json!({"device_name": "new"}),
+            "unknown_field",
+            r#"Field "device_name" is not known here: this request takes only the field deviceName."#,
+        ),
+    ] {
+        let response = app
+            .on_device(reqwest::Method::PATCH, &device.id, &device)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answer = expect_error(response, StatusCode::BAD_REQUEST, code).await;
+        assert_eq!(answer["message"], message, "{body}");
+    }
+    let after: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
+    assert_eq!(after["deviceName"], "old");
+    assert_eq!(after["deviceType"], before["deviceType"]);
+    assert_eq!(after["createdAt"], before["createdAt"]);
+    // Creating a device still takes more than it reads, as the original API's clients send.
+    let response = app
+        .post_device(&json!({"email": "member@example.org", "password": PASSWORD, "deviceName": "extra", "appVersion": "2.1"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
 async fn bad_fields_are_refused_before_anything_is_written(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let account = app.create_member("member@example.org").await;
@@ -132,6 +292,26 @@ async fn bad_fields_are_refused_before_anything_is_written(#[case] backend: Back
         ("member@example.org", "line\nbreak", "invalid_device_name"),
         ("member@example.org", "nul\u{0}byte", "invalid_device_name"),
         ("member@example.org", "esc\u{1b}[31m", "invalid_device_name"),
+        // Invisible names, and invisible characters in visible ones.
+        ("member@example.org", "\u{200B}", "invalid_device_name"),
+        ("member@example.org", "\u{200D}", "invalid_device_name"),
+        (
+            "member@example.org",
+            "\u{FEFF}\u{2060}",
+            "invalid_device_name",
+        ),
+        ("member@example.org", "\u{3164}", "invalid_device_name"),
+        ("member@example.org", "phone\u{200B}", "invalid_device_name"),
+        (
+            "member@example.org",
+            "line\u{2028}break",
+            "invalid_device_name",
+        ),
+        (
+            "member@example.org",
+            "para\u{2029}graph",
+            "invalid_device_name",
+        ),
         (
             "member@example.org",
             long_name.as_str(),
@@ -165,6 +345,9 @@ async fn names_may_hold_any_printable_text(#[case] backend: Backend) {
         "<script>alert(1)</script>",
         "Kalender – Büro 📅",
         "\"quoted\" & 'single'",
+        // Emoji sequences keep their joiners and tags.
+        "Laptop 👩\u{200D}💻",
+        "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} Phone",
     ] {
         let device = app.create_device("member@example.org", name).await;
         let body: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
@@ -184,6 +367,7 @@ async fn rename_validates_like_create(#[case] backend: Backend) {
     for (body, code) in [
         (json!({"deviceName": "tab\there"}), "invalid_device_name"),
         (json!({"deviceName": ""}), "invalid_device_name"),
+        (json!({"deviceName": "\u{200B}"}), "invalid_device_name"),
         (json!({"deviceName": 12}), "invalid_request"),
         (json!({}), "invalid_request"),
     ] {
@@ -197,6 +381,44 @@ async fn rename_validates_like_create(#[case] backend: Backend) {
     }
     let body: serde_json::Value = app.get_own_device(&device).await.json().await.unwrap();
     assert_eq!(body["deviceName"], "old");
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn names_stored_under_older_rules_still_load(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let device = app.create_device("member@example.org", "old name").await;
+    // What a server from before the rule against invisible characters kept.
+    let old = "old\u{200B}name";
+    let update = "UPDATE devices SET name = $1 WHERE id = $2";
+    if app.backend == Backend::Postgres {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        sqlx::query(update)
+            .bind(old)
+            .bind(&device.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        sqlx::query(update)
+            .bind(old)
+            .bind(&device.id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    // A node with nothing cached reads it from the database.
+    let fresh = spawn_node(&app, |_| {}).await;
+    let response = fresh.get_own_device(&device).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["deviceName"], old);
 }
 
 /// A random JSON value of bounded depth, biased towards the fields the API reads.
