@@ -1,7 +1,7 @@
 use crate::config::DeviceCommand;
 use crate::service::{Operator, Service};
 
-use super::print_table;
+use super::print_table_with_note;
 
 pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()> {
     let operator = Operator::at_the_command_line();
@@ -44,7 +44,7 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                 })
                 .collect();
             let any = !rows.is_empty();
-            print_table(
+            print_table_with_note(
                 &[
                     "ID",
                     "ACCOUNT",
@@ -55,11 +55,8 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                     "FROM",
                 ],
                 &rows,
+                any.then_some("LAST USED is what the servers have written: each writes it every --last-used-flush-secs (5 s by default), so uses in the last few seconds may not show yet."),
             )?;
-            if any {
-                say!()?;
-                say!("LAST USED is what the servers have written: each writes it every --last-used-flush-secs (5 s by default), so uses in the last few seconds may not show yet.")?;
-            }
         }
         DeviceCommand::Revoke { id } => {
             let device = service.delete_device(&operator, &id).await?;

@@ -80,7 +80,22 @@ fn read_password_line() -> anyhow::Result<Secret> {
 /// Prints rows as aligned columns. A reader that stops early, as `| head`
 /// does, closing the pipe, is no error: the listing just ends there.
 fn print_table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
-    match write_table(&mut std::io::stdout().lock(), header, rows) {
+    print_table_with_note(header, rows, None)
+}
+
+/// A listing, then a paragraph about it; a reader who stopped reading
+/// (`| head`) ends it quietly, as with any listing.
+fn print_table_with_note(
+    header: &[&str],
+    rows: &[Vec<String>],
+    note: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = write_table(&mut out, header, rows).and_then(|()| match note {
+        Some(note) => writeln!(out, "\n{note}").and_then(|()| out.flush()),
+        None => Ok(()),
+    });
+    match written {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         written => written.context("cannot write to standard output"),
     }
