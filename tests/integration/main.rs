@@ -56,6 +56,7 @@ mod web {
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
 mod browser {
     mod layout;
+    mod login_forgery;
     mod scenarios;
 }
 
