@@ -53,7 +53,7 @@ async fn enabled_administrators(app: &TestApp) -> usize {
 async fn all_at_once(
     admins: Vec<(Visitor, i64)>,
     ids: Arc<Vec<i64>>,
-    form: impl Fn(usize, &[i64]) -> (String, String, Vec<(&'static str, &'static str)>)
+    form: impl Fn(usize, &[i64]) -> (String, String, Vec<(&'static str, String)>)
         + Send
         + Sync
         + 'static,
@@ -67,7 +67,7 @@ async fn all_at_once(
             let (page, action, fields) = form(i, &ids);
             let csrf = visitor.get(&page).await.csrf();
             let mut all = vec![("csrf", csrf.as_str())];
-            all.extend_from_slice(&fields);
+            all.extend(fields.iter().map(|(name, value)| (*name, value.as_str())));
             barrier.wait().await;
             let answer = visitor.post(&action, &all).await;
             (answer.status, answer.location().map(str::to_owned))
@@ -96,7 +96,7 @@ async fn administrators_all_giving_up_their_admin_right_at_once_leave_one(
         (
             page,
             action,
-            vec![("permission", "admin"), ("granted", "false")],
+            vec![("permission", "admin".into()), ("granted", "false".into())],
         )
     })
     .await;
@@ -130,7 +130,7 @@ async fn administrators_all_disabling_each_other_at_once_leave_one(#[case] backe
     let answers = all_at_once(admins, ids, |i, ids| {
         let page = format!("/admin/accounts/{}", ids[(i + 1) % ids.len()]);
         let action = format!("{page}/enabled");
-        (page, action, vec![("enabled", "false")])
+        (page, action, vec![("enabled", "false".into())])
     })
     .await;
 
@@ -156,5 +156,37 @@ async fn administrators_all_disabling_each_other_at_once_leave_one(#[case] backe
     for node in &nodes {
         let visitor = Visitor::signed_in(node, left.email.as_str()).await;
         assert_eq!(visitor.get("/admin/accounts").await.status, StatusCode::OK);
+    }
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn administrators_all_deleting_each_other_at_once_leave_one(#[case] backend: Backend) {
+    let nodes = nodes(backend).await;
+    let admins = signed_in_admins(&nodes).await;
+    let ids = Arc::new(admins.iter().map(|(_, id)| *id).collect::<Vec<_>>());
+    // A ring: each deletes the next one, typing its email to confirm.
+    let answers = all_at_once(admins, ids, |i, ids| {
+        let next = (i + 1) % ids.len();
+        let page = format!("/admin/accounts/{}", ids[next]);
+        let action = format!("{page}/delete");
+        (
+            page,
+            action,
+            vec![("confirm", format!("admin{next}@example.org"))],
+        )
+    })
+    .await;
+
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| *status == StatusCode::SEE_OTHER),
+        "{answers:?}"
+    );
+    for node in &nodes {
+        assert!(enabled_administrators(node).await >= 1, "{answers:?}");
     }
 }
