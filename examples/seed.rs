@@ -36,7 +36,12 @@ async fn main() -> anyhow::Result<()> {
     .min(count);
 
     let store = latchkey::store::open(url, &Default::default()).await?;
-    let service = Service::new(store.clone(), Settings::default());
+    // Writes through the database only; it signs nothing.
+    let service = Service::new(
+        store.clone(),
+        Settings::default(),
+        &latchkey::credential::ServerKey::generate(),
+    );
     let (account, _) = service
         .create_account(
             &Operator::at_the_command_line(),

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::credential::{readable_by_others, Created, ServerKey};
 use crate::http::{self, AppState};
 use crate::service::{Service, Settings};
 use crate::store::{self, ChangeSink};
@@ -24,6 +25,12 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let store = store::open(&config.database_url, &config.store)
         .await
         .context("cannot open the database")?;
+    let (key, created) = ServerKey::load_or_create(&config.secret_key_file)?;
+    if created == Created::Yes {
+        tracing::info!(path = %config.secret_key_file.display(), key_id = key.id(), "created the server's secret key; back it up with the database");
+    } else if readable_by_others(&config.secret_key_file) {
+        tracing::warn!(path = %config.secret_key_file.display(), "the secret key file can be read by other users; chmod 600 it");
+    }
     let service = Arc::new(Service::new(
         store.clone(),
         Settings {
@@ -32,7 +39,13 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             cache_capacity: config.cache_capacity,
             max_staleness: config.max_staleness,
         },
+        &key,
     ));
+    drop(key);
+    service
+        .check_server_key()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     service.warm_up().await?;
     let weak = Arc::downgrade(&service);
     let sink: ChangeSink = Arc::new(move |change| {

@@ -167,6 +167,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_DEVICE_TYPES", value_delimiter = ',', default_values = DEFAULT_DEVICE_TYPES)]
     pub device_types: Vec<String>,
 
+    /// The server's secret key (signs sign-in forms and trusted-browser
+    /// cookies); created with mode 0600 when missing. Every node sharing a
+    /// database must use the same file; back it up with the database.
+    /// [default: <data-dir>/secret.key]
+    #[arg(long, env = "LATCHKEY_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
     /// Email of the first administrator, created on a database without any
     /// account (never on one that has accounts, even if none is an enabled
     /// administrator: then `serve` warns how to repair it).
@@ -293,6 +300,13 @@ pub enum UserCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Clear an account's failed password attempts: after 100 in a row from
+    /// browsers and apps it never signed in from, only browsers that signed
+    /// in to it before may try, until this (or such a sign-in) clears them.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
     /// Set a main password, read from the first line of standard input.
     SetPassword {
         #[arg(long)]
@@ -329,6 +343,7 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    pub secret_key_file: PathBuf,
     pub public_url: Option<String>,
     pub device_types: DeviceTypes,
     pub admin_email: String,
@@ -350,6 +365,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field("secret_key_file", &self.secret_key_file)
             .field("public_url", &self.public_url)
             .field("device_types", &self.device_types)
             .field("admin_email", &self.admin_email)
@@ -373,6 +389,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
+            secret_key_file: PathBuf::from(DEFAULT_DATA_DIR).join("secret.key"),
             public_url: None,
             device_types: DeviceTypes::default(),
             admin_email: "admin@localhost".to_owned(),
@@ -419,6 +436,10 @@ impl Config {
         Ok(Self {
             listen: serve.listen,
             database_url: database.url(),
+            secret_key_file: serve
+                .secret_key_file
+                .clone()
+                .unwrap_or_else(|| database.data_dir().join("secret.key")),
             public_url,
             device_types: DeviceTypes::new(&serve.device_types),
             admin_email: serve.admin_email.clone(),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs, UserCommand};
-use crate::credential::Secret;
+use crate::credential::{Secret, ServerKey};
 use crate::service::{Service, Settings};
 use crate::store::{self, StoreOptions};
 use zeroize::Zeroizing;
@@ -56,12 +56,15 @@ async fn open(database: &DatabaseArgs, create: bool) -> anyhow::Result<Service> 
         store::open_existing(&url).await
     }
     .context("cannot open the database")?;
+    // The command line signs and verifies nothing, so it needs no access
+    // to the server's key file: a throwaway key stands in for it.
     Ok(Service::new(
         Arc::clone(&store),
         Settings {
             cache_capacity: 1,
             ..Settings::default()
         },
+        &ServerKey::generate(),
     ))
 }
 

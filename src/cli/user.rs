@@ -114,6 +114,14 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             let account = service.set_enabled(&operator, target, true).await?;
             say!("{}: {}", account.email, describe(&account))?;
         }
+        UserCommand::Unlock { email } => {
+            let target = service.account_by_email(&operator, &email).await?.id;
+            let (failures, _) = service.failed_sign_ins(&operator, target).await?;
+            service.clear_failed_sign_ins(&operator, target).await?;
+            say!(
+                "Failed sign-in attempts of {email} cleared ({failures} in a row before); new browsers and apps may sign in again."
+            )?;
+        }
         UserCommand::SetPassword { email, .. } => {
             let password = read_password_line()?;
             let target = service.account_by_email(&operator, &email).await?.id;

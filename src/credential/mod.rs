@@ -4,7 +4,9 @@
 mod device_id;
 mod password;
 mod secret;
+mod server_key;
 mod session;
+mod signed;
 mod token;
 
 pub use device_id::{DeviceId, DeviceIdError};
@@ -13,5 +15,10 @@ pub use password::{
     MIN_PASSWORD_CHARS,
 };
 pub use secret::Secret;
+pub use server_key::{readable_by_others, Created, KeyFileError, ServerKey, Subkey};
 pub use session::{CsrfSecret, SessionDigest, SessionKey};
+pub use signed::{
+    FormToken, SignInForms, TrustedBrowsers, TrustedEntry, SIGN_IN_FORM_LIFETIME,
+    TRUSTED_BROWSER_LIFETIME,
+};
 pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};

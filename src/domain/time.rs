@@ -21,6 +21,11 @@ impl Timestamp {
         self.0
     }
 
+    /// Whole seconds since the Unix epoch.
+    pub fn seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-28T12:00:00.123Z`.
     pub fn to_rfc3339(self) -> String {
         match self.rfc3339_bytes() {

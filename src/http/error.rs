@@ -144,6 +144,9 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .with_retry_after(retry_after)
             }
+            ServiceError::SignInStopped => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "sign_in_stopped", message)
+            }
             ServiceError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
                 .with_retry_after(Duration::from_secs(5)),
             ServiceError::Unavailable(cause) => {

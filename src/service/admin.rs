@@ -89,6 +89,35 @@ impl Service {
     pub(super) async fn begin_admin_change(&self) -> Result<Box<dyn WriteTx>, ServiceError> {
         Ok(self.store.begin_write(Serialise::Administrators).await?)
     }
+
+    /// Consecutive failed password attempts at the account from clients it
+    /// has not signed in from before, and the cap at which they are stopped.
+    pub async fn failed_sign_ins(
+        &self,
+        _by: &impl Administrator,
+        target: AccountId,
+    ) -> Result<(u32, u32), ServiceError> {
+        let account = self.account_unchecked(target).await?;
+        let failures = self
+            .throttle
+            .consecutive_failures(account.email.as_str())
+            .await?;
+        Ok((failures, self.throttle.config().consecutive_failures))
+    }
+
+    /// Forgets the account's failed password attempts, so that new browsers
+    /// and apps may try again: an administrator's answer to an account whose
+    /// consecutive-failure cap was reached.
+    pub async fn clear_failed_sign_ins(
+        &self,
+        by: &impl Administrator,
+        target: AccountId,
+    ) -> Result<(), ServiceError> {
+        let account = self.account_unchecked(target).await?;
+        self.throttle.clear(account.email.as_str()).await?;
+        tracing::info!(by = %by.acting(), account = %account.email, "failed sign-in attempts cleared");
+        Ok(())
+    }
 }
 
 /// Whether, before this transaction's writes, an enabled administrator

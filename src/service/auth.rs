@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::cache::{CachedCredential, Lookup};
+use super::throttle::{Refused, Source};
 use super::{Client, DeviceCaller, Service, ServiceError};
-use crate::credential::{DeviceId, MainPassword, Secret, Token};
+use crate::credential::{DeviceId, MainPassword, Secret, Token, TrustedEntry};
 use crate::domain::{rules, Account, Email};
 
 impl Service {
@@ -71,33 +72,45 @@ impl Service {
     /// whether the password alone may act for the account: only failures
     /// count, and an unknown email answers exactly like a wrong password.
     /// Every main-password check made for someone who is not yet signed in
-    /// goes through here.
+    /// goes through here; `trusted` is the caller's trusted-browser entry
+    /// for this account, if it sent one.
     pub(super) async fn check_main_password_throttled(
         &self,
         email: &Email,
         password: &MainPassword,
         client: &Client<'_>,
+        trusted: Option<&TrustedEntry>,
     ) -> Result<Account, ServiceError> {
-        let address = client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let reservation = self
-            .throttle
-            .reserve(email.as_str(), address)
-            .await?
-            .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+        let source = match trusted.filter(|entry| entry.account == email.as_str()) {
+            Some(entry) => Source::Trusted(entry),
+            None => Source::Network(client.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+        };
+        let reservation = match self.throttle.reserve(email.as_str(), source).await? {
+            Ok(reservation) => reservation,
+            Err(Refused::Wait(retry_after)) => {
+                return Err(ServiceError::RateLimited { retry_after })
+            }
+            Err(Refused::Stopped) => {
+                tracing::warn!(account = %email, client = client.ip.map(tracing::field::display), "attempt refused: too many consecutive failures for this account");
+                return Err(ServiceError::SignInStopped);
+            }
+        };
         match self.check_main_password(email, password).await {
             Ok(Some(account)) => {
-                self.throttle.release(reservation).await;
+                self.throttle.succeeded(reservation).await;
                 Ok(account)
             }
             Ok(None) => {
+                drop(reservation);
                 // The address as itself, or no field at all when unknown.
                 let address = client.ip.map(tracing::field::display);
-                tracing::info!(account = %email, client = address, "wrong email or password");
+                let trusted = matches!(source, Source::Trusted(_));
+                tracing::info!(account = %email, client = address, trusted, "wrong email or password");
                 Err(ServiceError::InvalidCredentials)
             }
             // Our failure, not a guess: it must not count against anyone.
             Err(e) => {
-                self.throttle.release(reservation).await;
+                self.throttle.give_back(reservation).await;
                 Err(e)
             }
         }

@@ -2,6 +2,7 @@
 //! data, forgetting refilled throttle buckets.
 
 use super::Service;
+use crate::domain::Timestamp;
 use crate::store::{CredentialChange, StoreError};
 
 impl Service {
@@ -22,9 +23,14 @@ impl Service {
         self.last_used.flush(self.store.as_ref()).await
     }
 
-    /// Forgets throttle buckets that have refilled.
+    /// Forgets throttle buckets that have refilled, and used sign-in form
+    /// tokens that have expired anyway.
     pub async fn prune_throttle(&self) -> Result<u64, StoreError> {
-        self.throttle.prune().await
+        let forms = self
+            .store
+            .prune_spent_sign_in_forms(Timestamp::now().seconds())
+            .await?;
+        Ok(self.throttle.prune().await? + forms)
     }
 
     pub fn cached_credentials(&self) -> usize {

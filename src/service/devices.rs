@@ -24,7 +24,7 @@ impl Service {
             .map_err(|e| ServiceError::invalid("invalid_password", e))?;
         let name = parse_device_name(&request.device_name)?;
         let account = self
-            .check_main_password_throttled(&email, &password, client)
+            .check_main_password_throttled(&email, &password, client, None)
             .await?;
         rules::password_alone_may_act_for(&account)?;
         rules::may_use_device_passwords(&account.permissions)?;

@@ -32,8 +32,14 @@ pub enum ServiceError {
     DeviceNotFound,
     #[error("An account with the email address {0} already exists.")]
     EmailTaken(String),
-    #[error("Too many attempts. Try again in {} seconds.", .retry_after.as_secs().max(1))]
+    /// A guessing budget is spent: the attempt was not checked at all, so
+    /// the message must not suggest the password was wrong.
+    #[error("Too many failed attempts from your network, so this attempt was not checked. Try again in {} seconds.", .retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
+    /// The account's consecutive-failure cap is reached: only browsers that
+    /// signed in to it before may try until it is cleared.
+    #[error("This account has had too many failed sign-in attempts in a row, so your password was not checked. Sign in from a browser you have signed in with before, or ask an administrator to clear the failed attempts.")]
+    SignInStopped,
     #[error("The server is busy checking passwords. Try again in a few seconds.")]
     Busy,
     #[error("The database is unavailable: {0}")]

@@ -9,9 +9,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::credential::{MainPassword, PasswordHasher, Secret};
-use crate::domain::{DeviceName, DeviceTypes, Email, Permissions};
-use crate::store::{Serialise, Store, WriteTx};
+use crate::credential::{
+    MainPassword, PasswordHasher, Secret, ServerKey, SignInForms, TrustedBrowsers,
+};
+use crate::domain::{DeviceName, DeviceTypes, Email, Permissions, Timestamp};
+use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
 use last_used::LastUsedRecorder;
 use throttle::{LookupLimiter, Throttle, ThrottleConfig};
@@ -83,8 +85,28 @@ impl Default for Settings {
     }
 }
 
+/// What the service signs with, each under its own subkey of the server key.
+struct Keys {
+    id: String,
+    check_value: [u8; 32],
+    sign_in_forms: SignInForms,
+    trusted_browsers: TrustedBrowsers,
+}
+
+impl Keys {
+    fn new(key: &ServerKey) -> Self {
+        Self {
+            id: key.id().to_owned(),
+            check_value: key.check_value(),
+            sign_in_forms: SignInForms::new(key),
+            trusted_browsers: TrustedBrowsers::new(key),
+        }
+    }
+}
+
 pub struct Service {
     store: Arc<dyn Store>,
+    keys: Keys,
     hasher: PasswordHasher,
     device_types: DeviceTypes,
     cache: CredentialCache,
@@ -94,8 +116,9 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: Settings, key: &ServerKey) -> Self {
         Self {
+            keys: Keys::new(key),
             hasher: PasswordHasher::new(),
             device_types: settings.device_types,
             cache: CredentialCache::new(settings.cache_capacity, settings.max_staleness),
@@ -109,6 +132,31 @@ impl Service {
     /// Prepares what the first password check would otherwise pay for.
     pub async fn warm_up(&self) -> Result<(), ServiceError> {
         Ok(self.hasher.warm_up().await?)
+    }
+
+    /// Makes sure the database was written under this node's server key, or
+    /// records the key on a new database. A node with another key must not
+    /// start: every form, cookie and secret another node signed or
+    /// encrypted would look forged to it, and the other way round.
+    pub async fn check_server_key(&self) -> Result<(), ServiceError> {
+        let registration = self
+            .store
+            .register_server_key(&self.keys.id, &self.keys.check_value, Timestamp::now())
+            .await?;
+        match registration {
+            KeyRegistration::Matches => Ok(()),
+            KeyRegistration::Registered => {
+                tracing::info!(key_id = %self.keys.id, "the database now belongs to this server key");
+                Ok(())
+            }
+            KeyRegistration::Differs { stored_id } => Err(ServiceError::invalid(
+                "wrong_server_key",
+                format!(
+                    "this node's secret key (id {}) is not the one this database was set up with (id {stored_id}); every node sharing a database must use the same key file, so copy it from a node that runs, or restore it from the backup",
+                    self.keys.id
+                ),
+            )),
+        }
     }
 
     /// Whether the service can do its work: the database answers.

@@ -31,7 +31,7 @@ impl Service {
         let current =
             MainPassword::candidate(current).map_err(|_| ServiceError::InvalidCredentials)?;
         let account = by.account();
-        self.check_main_password_throttled(&account.email, &current, client)
+        self.check_main_password_throttled(&account.email, &current, client, None)
             .await?;
         let hash = self.hasher.hash(&new).await?;
         let mut tx = self.begin_write().await?;

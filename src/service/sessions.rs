@@ -9,6 +9,9 @@ use crate::store::NewSession;
 pub struct SignIn {
     pub member: Member,
     pub key: SessionKey,
+    /// The trusted-browser cookie's new value: this browser is now trusted
+    /// for this account (and still for the others it was).
+    pub trusted_browser: String,
 }
 
 impl Service {
@@ -20,15 +23,20 @@ impl Service {
         password: Secret,
         client: &Client<'_>,
         policy: &SessionPolicy,
+        trusted_browser: Option<&str>,
     ) -> Result<SignIn, ServiceError> {
         let email = parse_email(email)?;
         let password =
             MainPassword::candidate(password).map_err(|_| ServiceError::InvalidCredentials)?;
+        let now = Timestamp::now();
+        let trusted = trusted_browser
+            .map(|cookie| self.keys.trusted_browsers.read(cookie, now.seconds()))
+            .unwrap_or_default();
+        let entry = trusted.iter().find(|entry| entry.account == email.as_str());
         let account = self
-            .check_main_password_throttled(&email, &password, client)
+            .check_main_password_throttled(&email, &password, client, entry)
             .await?;
         rules::password_alone_may_act_for(&account)?;
-        let now = Timestamp::now();
         let (idle_before, created_before) = policy.cutoffs(now);
         self.store
             .delete_expired_sessions(idle_before, created_before)
@@ -50,10 +58,36 @@ impl Service {
             .await?;
         tx.commit().await?;
         tracing::info!(account = %account.email, session = session.id.0, "signed in");
+        let trusted_browser =
+            self.keys
+                .trusted_browsers
+                .after_sign_in(&trusted, email.as_str(), now.seconds());
         Ok(SignIn {
             member: Member::new(account, session, key.digest()),
             key,
+            trusted_browser,
         })
+    }
+
+    /// A token for a fresh sign-in form.
+    pub fn issue_sign_in_form(&self) -> String {
+        self.keys.sign_in_forms.issue(Timestamp::now().seconds())
+    }
+
+    /// Whether a sign-in form's token is one this server issued, has not
+    /// expired and was not used before; it is used up either way.
+    pub async fn spend_sign_in_form(&self, token: &str) -> Result<bool, ServiceError> {
+        let Some(form) = self
+            .keys
+            .sign_in_forms
+            .check(token, Timestamp::now().seconds())
+        else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .spend_sign_in_form(&form.nonce, form.expires_at)
+            .await?)
     }
 
     /// The member whose session a cookie names, if it is still good: not

@@ -98,9 +98,23 @@ impl Default for StoreOptions {
 /// Throttle buckets by key: tokens left and when they were counted (Unix ms).
 pub type Buckets = HashMap<String, (f64, i64)>;
 
+/// Buckets to write: `None` deletes one (it is as good as full).
+pub type BucketWrites = HashMap<String, Option<(f64, i64)>>;
+
 /// Given the stored buckets (missing ones absent), returns the buckets to
 /// write, or `None` to change nothing.
-pub type BucketUpdate<'a> = &'a mut (dyn FnMut(Buckets) -> Option<Buckets> + Send);
+pub type BucketUpdate<'a> = &'a mut (dyn FnMut(Buckets) -> Option<BucketWrites> + Send);
+
+/// What the database says about the server key a node started with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyRegistration {
+    /// The database was written under this key.
+    Matches,
+    /// The database had no key yet; from now on it has this one.
+    Registered,
+    /// The database was written under another key, with this id.
+    Differs { stored_id: String },
+}
 
 pub struct NewSession {
     pub digest: SessionDigest,
@@ -188,8 +202,37 @@ pub trait Store: Send + Sync + 'static {
         keys: &[String],
         update: BucketUpdate<'_>,
     ) -> Result<bool, StoreError>;
-    /// Deletes buckets last counted before the given time (Unix ms).
-    async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError>;
+    /// The buckets under `keys` as they are now (missing ones absent).
+    async fn buckets(&self, keys: &[String]) -> Result<Buckets, StoreError>;
+    /// Deletes buckets last counted before the given time (Unix ms), except
+    /// those whose key starts with `keep_prefix` (they never refill).
+    async fn prune_buckets(
+        &self,
+        updated_before: i64,
+        keep_prefix: &str,
+    ) -> Result<u64, StoreError>;
+    /// Deletes every bucket whose key starts with `prefix`; returns how many.
+    async fn delete_buckets_with_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
+
+    // ----- the server key and what it signs -----
+
+    /// Records the key id and check value on a database that has none, in
+    /// one conditional statement, so of nodes starting at once with
+    /// different keys exactly one registers its key.
+    async fn register_server_key(
+        &self,
+        key_id: &str,
+        check_value: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<KeyRegistration, StoreError>;
+    /// Marks a sign-in form token used; false if it was used already.
+    async fn spend_sign_in_form(
+        &self,
+        nonce: &[u8; 16],
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Forgets used sign-in form tokens that have expired anyway (Unix s).
+    async fn prune_spent_sign_in_forms(&self, now: i64) -> Result<u64, StoreError>;
 
     // ----- web sessions -----
 

@@ -178,21 +178,28 @@ impl Backend for Postgres {
         sorted.dedup();
         let mut found = Buckets::new();
         for key in sorted {
-            sqlx::query(
-                "INSERT INTO throttle_buckets (key, tokens, updated_at) VALUES ($1, 'NaN', 0)
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key)
-            .execute(&mut *conn)
-            .await
-            .map_err(Postgres::unavailable_or_internal)?;
-            let row = sqlx::query(
-                "SELECT tokens, updated_at FROM throttle_buckets WHERE key = $1 FOR UPDATE",
-            )
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(Postgres::unavailable_or_internal)?;
+            // A row deleted by another transaction between the two
+            // statements (a reset, a prune) is simply made again.
+            let row = loop {
+                sqlx::query(
+                    "INSERT INTO throttle_buckets (key, tokens, updated_at) VALUES ($1, 'NaN', 0)
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .execute(&mut *conn)
+                .await
+                .map_err(Postgres::unavailable_or_internal)?;
+                let row = sqlx::query(
+                    "SELECT tokens, updated_at FROM throttle_buckets WHERE key = $1 FOR UPDATE",
+                )
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(Postgres::unavailable_or_internal)?;
+                if let Some(row) = row {
+                    break row;
+                }
+            };
             let tokens: f64 = row.try_get("tokens").map_err(internal)?;
             let updated_at: i64 = row.try_get("updated_at").map_err(internal)?;
             // NaN marks a row made just now: no bucket yet.

@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, internal};
 use super::{
-    BucketUpdate, Buckets, ChangeSink, CredentialRecord, NewAccount, NewDevice, NewSession,
-    Serialise, Store, StoreError, WriteTx,
+    BucketUpdate, Buckets, ChangeSink, CredentialRecord, KeyRegistration, NewAccount, NewDevice,
+    NewSession, Serialise, Store, StoreError, WriteTx,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
@@ -129,7 +129,7 @@ where
     for<'a> &'a str: ColumnIndex<DB::Row>,
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -260,7 +260,15 @@ where
             tx.rollback().await.map_err(DB::unavailable_or_internal)?;
             return Ok(false);
         };
-        for (key, (tokens, updated_at)) in changed {
+        for (key, bucket) in changed {
+            let Some((tokens, updated_at)) = bucket else {
+                sqlx::query("DELETE FROM throttle_buckets WHERE key = $1")
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DB::unavailable_or_internal)?;
+                continue;
+            };
             sqlx::query(
                 "INSERT INTO throttle_buckets (key, tokens, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
@@ -277,9 +285,120 @@ where
         Ok(true)
     }
 
-    async fn prune_buckets(&self, updated_before: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM throttle_buckets WHERE updated_at < $1")
-            .bind(updated_before)
+    async fn buckets(&self, keys: &[String]) -> Result<Buckets, StoreError> {
+        let mut found = Buckets::new();
+        for key in keys {
+            let row = sqlx::query("SELECT tokens, updated_at FROM throttle_buckets WHERE key = $1")
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+            if let Some(row) = row {
+                let tokens: f64 = row.try_get("tokens").map_err(internal)?;
+                // NaN marks a row another node is creating: no bucket yet.
+                if !tokens.is_nan() {
+                    found.insert(
+                        key.clone(),
+                        (tokens, row.try_get("updated_at").map_err(internal)?),
+                    );
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn prune_buckets(
+        &self,
+        updated_before: i64,
+        keep_prefix: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM throttle_buckets
+             WHERE updated_at < $1 AND substr(key, 1, length($2)) <> $2",
+        )
+        .bind(updated_before)
+        .bind(keep_prefix)
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn delete_buckets_with_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM throttle_buckets WHERE substr(key, 1, length($1)) = $1")
+                .bind(prefix)
+                .execute(&self.pool)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn register_server_key(
+        &self,
+        key_id: &str,
+        check_value: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<KeyRegistration, StoreError> {
+        // Read first: a node on a read-only database must still start (and
+        // report itself not ready) when the key is already recorded.
+        let select = "SELECT key_id, check_value FROM server_key WHERE slot = 1";
+        let found = sqlx::query(select)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        let row = match found {
+            Some(row) => row,
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO server_key (slot, key_id, check_value, created_at)
+                     VALUES (1, $1, $2, $3) ON CONFLICT (slot) DO NOTHING",
+                )
+                .bind(key_id)
+                .bind(check_value.as_slice())
+                .bind(now.millis())
+                .execute(&self.pool)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+                if DB::rows_affected(&inserted) == 1 {
+                    return Ok(KeyRegistration::Registered);
+                }
+                sqlx::query(select)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(DB::unavailable_or_internal)?
+            }
+        };
+        let stored_id: String = row.try_get("key_id").map_err(internal)?;
+        let stored_check: Vec<u8> = row.try_get("check_value").map_err(internal)?;
+        let same = subtle::ConstantTimeEq::ct_eq(stored_check.as_slice(), check_value.as_slice());
+        Ok(if bool::from(same) && stored_id == key_id {
+            KeyRegistration::Matches
+        } else {
+            KeyRegistration::Differs { stored_id }
+        })
+    }
+
+    async fn spend_sign_in_form(
+        &self,
+        nonce: &[u8; 16],
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO spent_sign_in_forms (nonce, expires_at) VALUES ($1, $2)
+             ON CONFLICT (nonce) DO NOTHING",
+        )
+        .bind(nonce.as_slice())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn prune_spent_sign_in_forms(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM spent_sign_in_forms WHERE expires_at <= $1")
+            .bind(now)
             .execute(&self.pool)
             .await
             .map_err(DB::unavailable_or_internal)?;

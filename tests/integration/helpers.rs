@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -253,6 +254,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub base_url: String,
     pub database_url: String,
+    /// Shared by every node of one test, as a deployment's nodes share it.
+    pub secret_key_file: PathBuf,
     database: Option<TestDatabase>,
     pub service: Arc<Service>,
     pub http: reqwest::Client,
@@ -267,24 +270,35 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database = TestDatabase::new(backend).await;
     let (backend, url) = (database.backend, database.url.clone());
-    spawn_on(backend, Some(database), &url, adjust).await
+    let key = database.dir.path().join("secret.key");
+    spawn_on(backend, Some(database), &url, key, adjust).await
 }
 
 /// Another node on `first`'s database, as a second server behind the same
 /// load balancer would be.
 pub async fn spawn_node(first: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_on(first.backend, None, &first.database_url, adjust).await
+    spawn_on(
+        first.backend,
+        None,
+        &first.database_url,
+        first.secret_key_file.clone(),
+        adjust,
+    )
+    .await
 }
 
 async fn spawn_on(
     backend: Backend,
     database: Option<TestDatabase>,
     database_url: &str,
+    secret_key_file: PathBuf,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
     log_buffer();
     let mut config = Config::new(database_url.to_owned());
+    config.secret_key_file = secret_key_file;
     adjust(&mut config);
+    let secret_key_file = config.secret_key_file.clone();
     let application = app::build(config).await.expect("app builds");
     let base_url = format!("http://{}", application.local_addr());
     let service = application.service();
@@ -296,6 +310,7 @@ async fn spawn_on(
         backend,
         base_url,
         database_url: database_url.to_owned(),
+        secret_key_file,
         database,
         service,
         http: reqwest::Client::builder()

@@ -88,6 +88,22 @@ impl Visitor {
         }
     }
 
+    /// A browser at `address`, as a proxy in `--trusted-proxies` reports it.
+    pub fn from_address(app: &TestApp, address: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        Self {
+            base: app.base_url.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(redirect::Policy::none())
+                .user_agent("latchkey-web-tests/1.0")
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+        }
+    }
+
     /// The same browser (cookies and all) talking to another node.
     pub fn on(&self, app: &TestApp) -> Self {
         Self {

@@ -1,4 +1,4 @@
-//! Reading and writing the two cookies the web interface uses.
+//! Reading and writing the cookies the web interface uses.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
@@ -6,8 +6,11 @@ use axum::http::{header, HeaderMap, HeaderValue};
 /// navigation from other sites (so links into the app work) but not on
 /// their POSTs.
 pub const SESSION: &str = "latchkey_session";
-/// Holds the sign-in form's CSRF value until a session exists.
+/// Holds the sign-in form's token until a session exists.
 pub const SIGN_IN: &str = "latchkey_sign_in";
+/// Says, signed, which accounts this browser has signed in to before (see
+/// `service::throttle`); outlives sessions.
+pub const TRUSTED_BROWSER: &str = "latchkey_trusted";
 
 /// The name a cookie goes by: over https with the `__Host-` prefix, which
 /// browsers accept only from this very host, with `Secure`, `Path=/` and no

@@ -7,13 +7,11 @@ use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use subtle::ConstantTimeEq;
 
 use super::cookie;
 use super::page::WebError;
 use super::session::HasCsrf;
-use crate::credential::CsrfSecret;
 use crate::http::AppState;
 
 #[derive(Deserialize)]
@@ -83,15 +81,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SignInForm<T> {
         if !from_this_origin(req.headers()) {
             return Err(WebError::forbidden_form());
         }
-        let expected = cookie::read(req.headers(), cookie::SIGN_IN, state.web.secure_cookies)
-            .and_then(|raw| CsrfSecret::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?));
+        let expected = cookie::read(req.headers(), cookie::SIGN_IN, state.web.secure_cookies);
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| WebError::bad_form())?;
         let token: Token = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::bad_form())?;
-        match (expected, token.csrf) {
-            (Some(expected), Some(token)) if expected.matches(&token) => {}
+        let token = match (expected, token.csrf) {
+            (Some(expected), Some(token))
+                if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) =>
+            {
+                token
+            }
             _ => return Err(WebError::forbidden_form()),
+        };
+        // The cookie could have been planted by a sibling host with a token
+        // it fetched from us: it must at least be fresh and unused.
+        if !state.service.spend_sign_in_form(&token).await? {
+            return Err(WebError::forbidden_form());
         }
         let form = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::bad_form())?;
         Ok(SignInForm(form))

@@ -56,11 +56,7 @@ async fn forwarded_clients_are_throttled_separately(#[case] backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         c.throttle = ThrottleConfig {
-            per_account: Rate {
-                burst: 100,
-                refill_every: Duration::from_secs(60),
-            },
-            per_address: Rate {
+            per_network: Rate {
                 burst: 2,
                 refill_every: Duration::from_secs(60),
             },

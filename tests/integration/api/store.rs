@@ -11,8 +11,8 @@ use latchkey::domain::{
     SessionId, Timestamp, UNKNOWN_DEVICE_TYPE,
 };
 use latchkey::store::{
-    self, Buckets, CredentialChange, NewAccount, NewDevice, NewSession, Serialise, Store,
-    StoreError,
+    self, BucketWrites, Buckets, CredentialChange, KeyRegistration, NewAccount, NewDevice,
+    NewSession, Serialise, Store, StoreError,
 };
 use rstest::rstest;
 
@@ -1188,9 +1188,9 @@ async fn buckets_are_written_only_when_the_update_says_so_and_pruned_by_age(
         .update_buckets(&keys(&["a", "b", "a"]), &mut |found: Buckets| {
             calls += 1;
             assert!(found.is_empty());
-            Some(Buckets::from([
-                ("a".to_owned(), (4.0, 1_000)),
-                ("b".to_owned(), (0.5, 2_000)),
+            Some(BucketWrites::from([
+                ("a".to_owned(), Some((4.0, 1_000))),
+                ("b".to_owned(), Some((0.5, 2_000))),
             ]))
         })
         .await
@@ -1219,10 +1219,10 @@ async fn buckets_are_written_only_when_the_update_says_so_and_pruned_by_age(
     assert!(store
         .update_buckets(&keys(&["a", "b"]), &mut |found: Buckets| {
             let (tokens, _) = found["a"];
-            Some(Buckets::from([
-                ("a".to_owned(), (tokens - 1.0, 3_000)),
-                ("b".to_owned(), (1.5, 5_000)),
-                ("c".to_owned(), (2.0, 6_000)),
+            Some(BucketWrites::from([
+                ("a".to_owned(), Some((tokens - 1.0, 3_000))),
+                ("b".to_owned(), Some((1.5, 5_000))),
+                ("c".to_owned(), Some((2.0, 6_000))),
             ]))
         })
         .await
@@ -1236,8 +1236,14 @@ async fn buckets_are_written_only_when_the_update_says_so_and_pruned_by_age(
         ])
     );
 
+    // Reading without a transaction sees the same.
+    assert_eq!(
+        store.buckets(&keys(&["a", "b", "c", "d"])).await.unwrap(),
+        read(&["a", "b", "c"]).await
+    );
+
     // Strictly before the cutoff.
-    assert_eq!(store.prune_buckets(5_000).await.unwrap(), 1);
+    assert_eq!(store.prune_buckets(5_000, "keep ").await.unwrap(), 1);
     assert_eq!(
         read(&["a", "b", "c"])
             .await
@@ -1245,9 +1251,138 @@ async fn buckets_are_written_only_when_the_update_says_so_and_pruned_by_age(
             .collect::<std::collections::BTreeSet<_>>(),
         ["b".to_owned(), "c".to_owned()].into()
     );
-    assert_eq!(store.prune_buckets(5_000).await.unwrap(), 0);
-    assert_eq!(store.prune_buckets(i64::MAX).await.unwrap(), 2);
+    assert_eq!(store.prune_buckets(5_000, "keep ").await.unwrap(), 0);
+    assert_eq!(store.prune_buckets(i64::MAX, "keep ").await.unwrap(), 2);
     assert!(read(&["b", "c"]).await.is_empty());
+
+    // Kept prefixes survive pruning; `None` deletes; prefixes delete exactly.
+    let written = BucketWrites::from([
+        ("keep x".to_owned(), Some((1.0, 0))),
+        ("pair a@x.org 1".to_owned(), Some((1.0, 0))),
+        ("pair a@x.org 2".to_owned(), Some((1.0, 0))),
+        ("pair a@x.org.uk 1".to_owned(), Some((1.0, 0))),
+        ("gone".to_owned(), Some((1.0, 0))),
+    ]);
+    let all: Vec<String> = written.keys().cloned().collect();
+    assert!(store
+        .update_buckets(&all, &mut |_| Some(written.clone()))
+        .await
+        .unwrap());
+    assert!(store
+        .update_buckets(&keys(&["gone"]), &mut |_| Some(BucketWrites::from([(
+            "gone".to_owned(),
+            None
+        )])))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .delete_buckets_with_prefix("pair a@x.org ")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.prune_buckets(1, "keep ").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .buckets(&all)
+            .await
+            .unwrap()
+            .into_keys()
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["keep x".to_owned()].into()
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn of_nodes_starting_with_different_keys_exactly_one_registers(#[case] backend: Backend) {
+    let (store, database) = fresh(backend).await;
+    let other = store::open(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20u8 {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let outcome = store
+                .register_server_key(&format!("key{i}"), &[i; 32], Timestamp::now())
+                .await
+                .unwrap();
+            (i, outcome)
+        }));
+    }
+    let mut registered = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (i, KeyRegistration::Registered) => registered.push(i),
+            (_, KeyRegistration::Differs { .. }) => {}
+            (_, KeyRegistration::Matches) => panic!("no two nodes had the same key"),
+        }
+    }
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    let winner = registered[0];
+    assert_eq!(
+        store
+            .register_server_key(&format!("key{winner}"), &[winner; 32], Timestamp::now())
+            .await
+            .unwrap(),
+        KeyRegistration::Matches
+    );
+    // The right id with the wrong check value is another key too.
+    assert_eq!(
+        store
+            .register_server_key(&format!("key{winner}"), &[99; 32], Timestamp::now())
+            .await
+            .unwrap(),
+        KeyRegistration::Differs {
+            stored_id: format!("key{winner}")
+        }
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_form_is_spent_once_however_many_try(#[case] backend: Backend) {
+    let (store, database) = fresh(backend).await;
+    let other = store::open(&database.url, &Default::default())
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.spend_sign_in_form(&[7; 16], 1_000).await.unwrap()
+        }));
+    }
+    let mut spent = 0;
+    for task in tasks {
+        spent += usize::from(task.await.unwrap());
+    }
+    assert_eq!(spent, 1);
+    assert!(store.spend_sign_in_form(&[8; 16], 2_000).await.unwrap());
+    // Forgotten once expired, and not before.
+    assert_eq!(store.prune_spent_sign_in_forms(1_000).await.unwrap(), 1);
+    assert!(!store.spend_sign_in_form(&[8; 16], 2_000).await.unwrap());
+    assert!(store.spend_sign_in_form(&[7; 16], 3_000).await.unwrap());
 }
 
 #[rstest]
@@ -1275,9 +1410,9 @@ async fn concurrent_bucket_updates_lose_no_count(#[case] backend: Backend) {
             store
                 .update_buckets(&keys, &mut |found: Buckets| {
                     let count = found.get("shared").map_or(0.0, |(n, _)| *n);
-                    let mut changed = Buckets::new();
-                    changed.insert("shared".to_owned(), (count + 1.0, i));
-                    changed.insert(format!("own {i}"), (1.0, i));
+                    let mut changed = BucketWrites::new();
+                    changed.insert("shared".to_owned(), Some((count + 1.0, i)));
+                    changed.insert(format!("own {i}"), Some((1.0, i)));
                     Some(changed)
                 })
                 .await

@@ -472,8 +472,9 @@ async fn random_bodies_never_get_a_server_error(#[case] backend: Backend) {
     use rand::SeedableRng;
     let app = crate::helpers::spawn_app_with(backend, |c| {
         // Room for every guess: this test is about input handling, not throttling.
-        c.throttle.per_account.burst = 10_000;
-        c.throttle.per_address.burst = 10_000;
+        c.throttle.per_account_and_network.burst = 10_000;
+        c.throttle.per_network.burst = 10_000;
+        c.throttle.consecutive_failures = 10_000;
     })
     .await;
     app.create_member("member@example.org").await;

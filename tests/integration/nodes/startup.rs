@@ -17,16 +17,18 @@ const NODES: usize = 4;
 
 /// Starts `latchkey serve` once per node, all at the same moment, and
 /// waits until each listens; panics with its output if one exits instead.
-async fn start_together(database_url: &str) -> Vec<Child> {
+async fn start_together(database_url: &str, key_file: &str) -> Vec<Child> {
     let barrier = Arc::new(Barrier::new(NODES));
     let starting: Vec<_> = (0..NODES)
         .map(|node| {
             let barrier = barrier.clone();
             let url = database_url.to_owned();
+            let key_file = key_file.to_owned();
             tokio::spawn(async move {
                 barrier.wait().await;
                 let mut server = Command::new(env!("CARGO_BIN_EXE_latchkey"))
                     .args(["--database-url", &url, "serve", "--listen", "127.0.0.1:0"])
+                    .args(["--secret-key-file", &key_file])
                     .env("LATCHKEY_LOG", "info")
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -97,9 +99,35 @@ async fn assert_one_administrator(database_url: &str) {
 }
 
 async fn all_come_up_with_one_administrator(database: &TestDatabase) {
-    let servers = start_together(&database.url).await;
+    // One key file for all, as a deployment shares it; the first to start
+    // creates it.
+    let key_file = database.dir.path().join("shared/secret.key");
+    let servers = start_together(&database.url, key_file.to_str().unwrap()).await;
     assert_eq!(passwords_printed(servers).await, 1);
     assert_one_administrator(&database.url).await;
+    // A node with a key of its own refuses to start, and says why.
+    let other_key = database.dir.path().join("other/secret.key");
+    let refused = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args([
+            "--database-url",
+            &database.url,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--secret-key-file", other_key.to_str().unwrap()])
+        .kill_on_drop(true)
+        .output();
+    let refused = tokio::time::timeout(Duration::from_secs(30), refused)
+        .await
+        .expect("the node exits")
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("secret key") && stderr.contains("same key file"),
+        "{stderr}"
+    );
 }
 
 #[rstest]

@@ -64,7 +64,7 @@ async fn sign_in_guesses_count_across_nodes(#[case] backend: Backend) {
         return;
     }
     let strict = ThrottleConfig {
-        per_account: Rate {
+        per_account_and_network: Rate {
             burst: 4,
             refill_every: Duration::from_secs(60),
         },

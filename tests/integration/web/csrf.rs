@@ -125,6 +125,54 @@ async fn the_sign_in_form_needs_its_own_token(#[case] backend: Backend) {
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
+async fn a_sign_in_token_is_the_servers_own_and_good_once(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let fields = |token: &str| {
+        [
+            ("csrf", token.to_owned()),
+            ("email", "member@example.org".to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ]
+    };
+    let post = |token: String, cookie: String| {
+        let app = &app;
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(app.url("/sign-in"))
+                .header("cookie", format!("latchkey_sign_in={cookie}"))
+                .form(&fields(&token))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Any well-formed value in both places, as a page on a sibling host
+    // could plant it, is not one this server issued.
+    let planted = "A".repeat(54);
+    assert_eq!(post(planted.clone(), planted).await, StatusCode::FORBIDDEN);
+    // One it issued works once; sent again (replayed, or planted after
+    // being fetched), it is refused.
+    let token = Visitor::new(&app).get("/sign-in").await.csrf();
+    assert_eq!(
+        post(token.clone(), token.clone()).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(post(token.clone(), token).await, StatusCode::FORBIDDEN);
+    // Another server's token (another key) is refused too.
+    let other = spawn_app(backend).await;
+    let foreign = Visitor::new(&other).get("/sign-in").await.csrf();
+    assert_eq!(post(foreign.clone(), foreign).await, StatusCode::FORBIDDEN);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
 async fn posts_without_a_session_go_to_sign_in(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let page = Visitor::new(&app)

@@ -55,6 +55,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/accounts/{id}/password", post(admin::reset_password))
         .route("/admin/accounts/{id}/delete", post(admin::delete_account))
         .route(
+            "/admin/accounts/{id}/failed-sign-ins/clear",
+            post(admin::clear_failed_sign_ins),
+        )
+        .route(
             "/admin/accounts/{id}/devices/{device}/delete",
             post(admin::revoke_device),
         )

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::NoFields;
-use crate::credential::{CsrfSecret, Secret, SessionKey};
+use crate::credential::{Secret, SessionKey, SIGN_IN_FORM_LIFETIME, TRUSTED_BROWSER_LIFETIME};
 use crate::http::extract::ClientInfo;
 use crate::http::web::cookie;
 use crate::http::web::csrf::{Form, SignInForm};
@@ -74,16 +74,15 @@ pub async fn show(
 
 /// Renders the form with a fresh double-submit token.
 fn form_page(state: &AppState, status: StatusCode, mut page: SignInPage) -> Response {
-    let secret = CsrfSecret::generate();
-    page.csrf = secret.token();
+    page.csrf = state.service.issue_sign_in_form();
     let mut response = render(status, &page);
     response.headers_mut().append(
         header::SET_COOKIE,
         cookie::set(
             cookie::SIGN_IN,
-            &secret.token(),
+            &page.csrf,
             state.web.secure_cookies,
-            Some(3600),
+            Some(SIGN_IN_FORM_LIFETIME as u64),
         ),
     );
     response
@@ -112,6 +111,7 @@ pub async fn submit(
     if !page.errors.is_empty() {
         return Ok(form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, page));
     }
+    let trusted = cookie::read(&headers, cookie::TRUSTED_BROWSER, state.web.secure_cookies);
     let signed = state
         .service
         .sign_in(
@@ -119,6 +119,7 @@ pub async fn submit(
             form.password,
             &info.as_client(),
             &state.web.sessions,
+            trusted.as_deref(),
         )
         .await;
     let status = match signed {
@@ -140,6 +141,15 @@ pub async fn submit(
                     None,
                 ),
             );
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                cookie::set(
+                    cookie::TRUSTED_BROWSER,
+                    &signed.trusted_browser,
+                    state.web.secure_cookies,
+                    Some(TRUSTED_BROWSER_LIFETIME as u64),
+                ),
+            );
             return Ok(response);
         }
         Err(ServiceError::Invalid { message, .. }) => {
@@ -158,6 +168,10 @@ pub async fn submit(
                 HeaderValue::from(retry_after.as_secs().max(1)),
             );
             return Ok(response);
+        }
+        Err(e @ ServiceError::SignInStopped) => {
+            page.error = Some(e.to_string());
+            StatusCode::TOO_MANY_REQUESTS
         }
         Err(e @ ServiceError::AccountDisabled) => {
             page.error = Some(e.to_string());

@@ -28,6 +28,10 @@ struct AccountPage {
     allows: String,
     /// The newest live session's sign-in, in words.
     last_sign_in: String,
+    /// Consecutive failed password attempts from unknown clients.
+    failed_sign_ins: u32,
+    /// At which those are stopped.
+    failure_cap: u32,
     is_self: bool,
     devices: Vec<DeviceRow>,
     may_regenerate: bool,
@@ -66,6 +70,7 @@ async fn account_page(
         ),
         None => "not signed in now (sign-ins are kept only while their session lasts)".to_owned(),
     };
+    let (failed_sign_ins, failure_cap) = state.service.failed_sign_ins(user.actor(), id).await?;
     let toggles = Permission::ALL
         .into_iter()
         .map(|permission| Toggle {
@@ -83,6 +88,8 @@ async fn account_page(
         toggles,
         allows: allows(&account),
         last_sign_in,
+        failed_sign_ins,
+        failure_cap,
         is_self: account.id == user.account().id,
         devices,
         may_regenerate: false,
@@ -168,6 +175,21 @@ pub async fn set_enabled(
         Err(ServiceError::Invalid { message, .. }) => message,
         Err(e) => return Err(e.into()),
     };
+    user.done(&state, flash, None, &here(id)).await
+}
+
+pub async fn clear_failed_sign_ins(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<i64>,
+    Form(user, NoFields {}): Form<AsAdmin, NoFields>,
+) -> Result<Response, WebError> {
+    state
+        .service
+        .clear_failed_sign_ins(user.actor(), AccountId(id))
+        .await?;
+    let flash =
+        "Failed sign-in attempts cleared: new browsers and apps may sign in to this account again."
+            .to_owned();
     user.done(&state, flash, None, &here(id)).await
 }
 
