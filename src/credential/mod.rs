@@ -8,10 +8,7 @@ mod session;
 mod token;
 
 pub use device_id::{DeviceId, DeviceIdError};
-pub use password::{
-    HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,
-    MIN_PASSWORD_CHARS,
-};
+pub use password::{HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES};
 pub use secret::Secret;
 pub use session::{CsrfSecret, SessionDigest, SessionKey};
 pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};
