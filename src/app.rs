@@ -38,6 +38,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             throttle: config.throttle,
             cache_capacity: config.cache_capacity,
             max_staleness: config.max_staleness,
+            password_policy: config.password_policy,
         },
         &key,
     ));

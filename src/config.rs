@@ -11,7 +11,10 @@ use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::domain::{DeviceTypes, SessionPolicy, DEFAULT_DEVICE_TYPES};
+use crate::domain::{
+    DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES, MAX_MIN_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+};
 use crate::service::throttle::ThrottleConfig;
 use crate::store::StoreOptions;
 use crate::telemetry::LogFormat;
@@ -152,6 +155,24 @@ impl DatabaseArgs {
     }
 }
 
+/// For every command that sets main passwords.
+#[derive(Args, Debug, Clone)]
+pub struct PasswordPolicyArgs {
+    /// Fewest characters (Unicode scalar values, spaces included) a new main
+    /// password may have, 12 to 256. Existing shorter passwords keep working.
+    #[arg(long, env = "LATCHKEY_MIN_PASSWORD_LENGTH", default_value_t = MIN_PASSWORD_CHARS as u16,
+          value_parser = clap::value_parser!(u16).range(MIN_PASSWORD_CHARS as i64..=MAX_MIN_PASSWORD_CHARS as i64))]
+    pub min_password_length: u16,
+}
+
+impl PasswordPolicyArgs {
+    pub fn policy(&self) -> anyhow::Result<PasswordPolicy> {
+        Ok(PasswordPolicy::with_min_chars(usize::from(
+            self.min_password_length,
+        ))?)
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address (IP or host name) and port to listen on, e.g. 0.0.0.0:8080 or localhost:8080.
@@ -232,6 +253,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_SESSION_LIFETIME_HOURS", default_value_t = 12,
           value_parser = clap::value_parser!(u64).range(1..=24 * 30))]
     pub session_lifetime_hours: u64,
+
+    #[command(flatten)]
+    pub passwords: PasswordPolicyArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -253,6 +277,8 @@ pub enum UserCommand {
         /// Read the main password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        passwords: PasswordPolicyArgs,
     },
     /// List accounts.
     List,
@@ -313,6 +339,8 @@ pub enum UserCommand {
         email: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        passwords: PasswordPolicyArgs,
     },
 }
 
@@ -358,6 +386,8 @@ pub struct Config {
     pub store: StoreOptions,
     /// How long web interface sessions last.
     pub sessions: SessionPolicy,
+    /// What new main passwords must be.
+    pub password_policy: PasswordPolicy,
 }
 
 impl fmt::Debug for Config {
@@ -379,6 +409,7 @@ impl fmt::Debug for Config {
             .field("max_staleness", &self.max_staleness)
             .field("store", &self.store)
             .field("sessions", &self.sessions)
+            .field("password_policy", &self.password_policy)
             .finish()
     }
 }
@@ -403,6 +434,7 @@ impl Config {
             max_staleness: Duration::from_secs(5),
             store: StoreOptions::default(),
             sessions: SessionPolicy::default(),
+            password_policy: PasswordPolicy::default(),
         }
     }
 
@@ -459,6 +491,7 @@ impl Config {
                 idle: Duration::from_secs(serve.session_idle_minutes * 60),
                 absolute: Duration::from_secs(serve.session_lifetime_hours * 3600),
             },
+            password_policy: serve.passwords.policy()?,
         })
     }
 
@@ -561,6 +594,59 @@ mod tests {
         assert_eq!(config.sessions.absolute, Duration::from_secs(3600));
         assert!(config.https());
         assert!(Cli::try_parse_from(["latchkey", "serve", "--session-idle-minutes", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_minimum_password_length_is_12_to_256() {
+        let serve = |extra: &[&str]| {
+            let cli = Cli::try_parse_from([&["latchkey", "serve"], extra].concat())?;
+            let Command::Serve(serve) = cli.command else {
+                panic!()
+            };
+            Ok::<_, clap::Error>(Config::from_args(&cli.database, &serve).unwrap())
+        };
+        assert_eq!(serve(&[]).unwrap().password_policy.min_chars(), 12);
+        assert_eq!(
+            serve(&["--min-password-length", "16"])
+                .unwrap()
+                .password_policy
+                .min_chars(),
+            16
+        );
+        assert_eq!(
+            serve(&["--min-password-length", "256"])
+                .unwrap()
+                .password_policy
+                .min_chars(),
+            256
+        );
+        for bad in ["11", "257", "0", "twelve"] {
+            let err = serve(&["--min-password-length", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("--min-password-length"),
+                "{bad}: {err}"
+            );
+        }
+        // The commands that set passwords take it too; the others do not.
+        for command in [
+            &["user", "create", "--email", "a@b.org"][..],
+            &[
+                "user",
+                "set-password",
+                "--email",
+                "a@b.org",
+                "--password-stdin",
+            ],
+        ] {
+            let args = [&["latchkey"], command, &["--min-password-length", "20"]].concat();
+            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
+            let args = [&["latchkey"], command, &["--min-password-length", "8"]].concat();
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["latchkey", "user", "list", "--min-password-length", "20"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use anyhow::Context;
 
 use crate::config::{Cli, Command, DatabaseArgs, UserCommand};
 use crate::credential::{Secret, ServerKey};
+use crate::domain::PasswordPolicy;
 use crate::service::{Service, Settings};
 use crate::store::{self, StoreOptions};
 use zeroize::Zeroizing;
@@ -34,13 +35,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // Creating an account may also create the database, so the first
             // administrator can exist before the first start; nothing else may.
             let create = matches!(command, UserCommand::Create { .. });
-            let service = open(&cli.database, create).await?;
+            let policy = match &command {
+                UserCommand::Create { passwords, .. }
+                | UserCommand::SetPassword { passwords, .. } => passwords.policy()?,
+                _ => PasswordPolicy::default(),
+            };
+            let service = open(&cli.database, create, policy).await?;
             let result = user::run(&service, command).await;
             service.store().close().await;
             result
         }
         Command::Device(command) => {
-            let service = open(&cli.database, false).await?;
+            let service = open(&cli.database, false, PasswordPolicy::default()).await?;
             let result = device::run(&service, command).await;
             service.store().close().await;
             result
@@ -48,7 +54,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn open(database: &DatabaseArgs, create: bool) -> anyhow::Result<Service> {
+async fn open(
+    database: &DatabaseArgs,
+    create: bool,
+    password_policy: PasswordPolicy,
+) -> anyhow::Result<Service> {
     let url = database.url();
     let store = if create {
         store::open(&url, &StoreOptions::default()).await
@@ -62,6 +72,7 @@ async fn open(database: &DatabaseArgs, create: bool) -> anyhow::Result<Service> 
         Arc::clone(&store),
         Settings {
             cache_capacity: 1,
+            password_policy,
             ..Settings::default()
         },
         &ServerKey::generate(),

@@ -13,6 +13,7 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             admin,
             permissions,
             password_stdin,
+            ..
         } => {
             let mut granted = permissions
                 .iter()

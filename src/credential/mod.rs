@@ -10,10 +10,7 @@ mod signed;
 mod token;
 
 pub use device_id::{DeviceId, DeviceIdError};
-pub use password::{
-    HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES,
-    MIN_PASSWORD_CHARS,
-};
+pub use password::{HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES};
 pub use secret::Secret;
 pub use server_key::{readable_by_others, Created, KeyFileError, ServerKey, Subkey};
 pub use session::{CsrfSecret, SessionDigest, SessionKey};

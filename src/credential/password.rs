@@ -13,11 +13,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::Secret;
 
-/// Shortest main password that may be set.
-pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest main password accepted at all, so nobody can make us hash megabytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-const GENERATED_CHARS: usize = 20;
 
 /// argon2id with OWASP's recommended parameters: 19 MiB, 2 passes, 1 lane.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -34,26 +31,14 @@ pub struct MainPassword(Zeroizing<String>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
-    #[error("The password must have at least 8 characters.")]
-    TooShort,
     #[error("The password must not be longer than 1024 bytes.")]
     TooLong,
 }
 
 impl MainPassword {
-    /// A password someone wants to set: length rules apply.
-    pub fn new_checked(raw: Secret) -> Result<Self, PasswordError> {
-        let raw = raw.into_inner();
-        if raw.len() > MAX_PASSWORD_BYTES {
-            return Err(PasswordError::TooLong);
-        }
-        if raw.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(PasswordError::TooShort);
-        }
-        Ok(Self(raw))
-    }
-
-    /// A password someone signs in with: anything is tried, except absurd lengths.
+    /// A password someone signs in with: anything is tried, except absurd
+    /// lengths (no password that may be set is longer). What a new password
+    /// must be is [`PasswordPolicy`](crate::domain::PasswordPolicy)'s to say.
     pub fn candidate(raw: Secret) -> Result<Self, PasswordError> {
         if raw.expose().len() > MAX_PASSWORD_BYTES {
             return Err(PasswordError::TooLong);
@@ -61,10 +46,10 @@ impl MainPassword {
         Ok(Self(raw.into_inner()))
     }
 
-    /// 20 random letters and digits (about 119 bits).
-    pub fn generate() -> Self {
+    /// `chars` random letters and digits (about 5.95 bits each).
+    pub fn generate(chars: usize) -> Self {
         Self(Zeroizing::new(
-            Alphanumeric.sample_string(&mut OsRng, GENERATED_CHARS),
+            Alphanumeric.sample_string(&mut OsRng, chars),
         ))
     }
 
@@ -298,7 +283,7 @@ fn dummy_hash(slot: &mut Slot) -> Result<&'static str, HashingError> {
     if let Some(hash) = DUMMY_HASH.get() {
         return Ok(hash);
     }
-    let hash = hash_now(slot, &MainPassword::generate())?;
+    let hash = hash_now(slot, &MainPassword::generate(20))?;
     // Two slots may race to make it; either hash will do.
     Ok(DUMMY_HASH.get_or_init(|| hash))
 }
@@ -383,7 +368,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_and_verifies() {
         let hasher = PasswordHasher::new();
-        let password = MainPassword::new_checked("correct horse".into()).unwrap();
+        let password = MainPassword::candidate("correct horse".into()).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(!hash.contains("correct horse"));
@@ -615,18 +600,15 @@ mod tests {
 
     #[test]
     fn length_rules() {
-        assert_eq!(
-            MainPassword::new_checked("short".into()).unwrap_err(),
-            PasswordError::TooShort
-        );
+        assert!(MainPassword::candidate("x".repeat(MAX_PASSWORD_BYTES).into()).is_ok());
         assert_eq!(
             MainPassword::candidate("x".repeat(MAX_PASSWORD_BYTES + 1).into()).unwrap_err(),
             PasswordError::TooLong
         );
         assert!(MainPassword::candidate(Secret::default()).is_ok());
-        assert_eq!(MainPassword::generate().expose().len(), GENERATED_CHARS);
+        assert_eq!(MainPassword::generate(20).expose().len(), 20);
         assert_eq!(
-            format!("{:?}", MainPassword::generate()),
+            format!("{:?}", MainPassword::generate(20)),
             "MainPassword(<redacted>)"
         );
     }

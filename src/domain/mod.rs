@@ -5,6 +5,7 @@ mod account;
 mod device;
 mod email;
 mod name;
+mod password_policy;
 mod permission;
 pub mod rules;
 mod session;
@@ -16,6 +17,10 @@ pub use device::{
 };
 pub use email::{Email, EmailError};
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
+pub use password_policy::{
+    MinLengthOutOfRange, PasswordPolicy, PasswordRejection, MAX_MIN_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+};
 pub use permission::{Permission, Permissions, UnknownPermission};
 pub use rules::Refusal;
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};

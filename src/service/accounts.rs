@@ -1,7 +1,7 @@
 //! Accounts: creating them, the first administrator, and looking them up.
 
 use super::actor::Administrator;
-use super::{parse_email, parse_new_password, DeviceCaller, NewAccountRequest, Operator};
+use super::{parse_email, DeviceCaller, NewAccountRequest, Operator};
 use super::{Service, ServiceError};
 use crate::credential::MainPassword;
 use crate::domain::{Account, AccountId, DisplayName, Permission, Timestamp, WebSession};
@@ -21,10 +21,7 @@ impl Service {
                 .to_string(),
             None => email.local_part().to_owned(),
         };
-        let (password, generated) = match request.password {
-            Some(raw) => (parse_new_password(raw)?, false),
-            None => (MainPassword::generate(), true),
-        };
+        let (password, generated) = self.new_password(request.password, &email)?;
         let password_hash = self.hasher.hash(&password).await?;
         let mut tx = self.begin_write().await?;
         let account = tx
@@ -67,7 +64,7 @@ impl Service {
         let email = parse_email(email)?;
         // Hashed before the lock is taken, so the lock is held only for the
         // check and the insert.
-        let password = MainPassword::generate();
+        let password = self.password_policy.generate(&email);
         let password_hash = self.hasher.hash(&password).await?;
         let mut tx = self.begin_admin_change().await?;
         if tx.has_accounts().await? {

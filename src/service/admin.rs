@@ -4,7 +4,7 @@
 //! transaction.
 
 use super::actor::Administrator;
-use super::{parse_new_password, Service, ServiceError};
+use super::{Service, ServiceError};
 use crate::credential::{MainPassword, Secret};
 use crate::domain::{rules, Account, AccountId, Permission};
 use crate::store::{Serialise, WriteTx};
@@ -67,10 +67,7 @@ impl Service {
         password: Option<Secret>,
     ) -> Result<(Account, Option<MainPassword>), ServiceError> {
         let account = self.account_unchecked(target).await?;
-        let (password, generated) = match password {
-            Some(raw) => (parse_new_password(raw)?, false),
-            None => (MainPassword::generate(), true),
-        };
+        let (password, generated) = self.new_password(password, &account.email)?;
         let hash = self.hasher.hash(&password).await?;
         let mut tx = self.begin_write().await?;
         if !tx.set_password_hash(target, &hash).await? {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::credential::{
     MainPassword, PasswordHasher, Secret, ServerKey, SignInForms, TrustedBrowsers,
 };
-use crate::domain::{DeviceName, DeviceTypes, Email, Permissions, Timestamp};
+use crate::domain::{DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Timestamp};
 use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
 use last_used::LastUsedRecorder;
@@ -72,6 +72,8 @@ pub struct Settings {
     /// How long cached credentials are still served once changes can no
     /// longer be seen (the database is unreachable).
     pub max_staleness: Duration,
+    /// What new main passwords must be.
+    pub password_policy: PasswordPolicy,
 }
 
 impl Default for Settings {
@@ -81,6 +83,7 @@ impl Default for Settings {
             throttle: ThrottleConfig::default(),
             cache_capacity: 100_000,
             max_staleness: Duration::from_secs(5),
+            password_policy: PasswordPolicy::default(),
         }
     }
 }
@@ -113,6 +116,7 @@ pub struct Service {
     last_used: LastUsedRecorder,
     throttle: Throttle,
     lookups: LookupLimiter,
+    password_policy: PasswordPolicy,
 }
 
 impl Service {
@@ -125,6 +129,7 @@ impl Service {
             last_used: LastUsedRecorder::default(),
             throttle: Throttle::new(settings.throttle, store.clone()),
             lookups: LookupLimiter::new(settings.throttle.lookup_failures),
+            password_policy: settings.password_policy,
             store,
         }
     }
@@ -172,6 +177,26 @@ impl Service {
         &self.device_types
     }
 
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.password_policy
+    }
+
+    /// A main password someone wants to set for the account with `email`,
+    /// or `None` for one to be generated: every path that sets one comes here.
+    fn new_password(
+        &self,
+        raw: Option<Secret>,
+        email: &Email,
+    ) -> Result<(MainPassword, bool), ServiceError> {
+        match raw {
+            Some(raw) => match self.password_policy.check(raw, email) {
+                Ok(password) => Ok((password, false)),
+                Err(rejection) => Err(ServiceError::invalid(rejection.code(), rejection)),
+            },
+            None => Ok((self.password_policy.generate(email), true)),
+        }
+    }
+
     /// The transaction an operation makes all its writes in.
     async fn begin_write(&self) -> Result<Box<dyn WriteTx>, ServiceError> {
         Ok(self.store.begin_write(Serialise::Ordinary).await?)
@@ -184,8 +209,4 @@ fn parse_email(raw: &str) -> Result<Email, ServiceError> {
 
 fn parse_device_name(raw: &str) -> Result<DeviceName, ServiceError> {
     DeviceName::parse(raw).map_err(|e| ServiceError::invalid("invalid_device_name", e))
-}
-
-fn parse_new_password(raw: Secret) -> Result<MainPassword, ServiceError> {
-    MainPassword::new_checked(raw).map_err(|e| ServiceError::invalid("invalid_password", e))
 }

@@ -1,6 +1,6 @@
 //! What members change about their own account.
 
-use super::{parse_new_password, Client, Member, Service, ServiceError};
+use super::{Client, Member, Service, ServiceError};
 use crate::credential::{MainPassword, Secret};
 use crate::domain::DisplayName;
 
@@ -27,10 +27,10 @@ impl Service {
         new: Secret,
         client: &Client<'_>,
     ) -> Result<(), ServiceError> {
-        let new = parse_new_password(new)?;
+        let account = by.account();
+        let (new, _) = self.new_password(Some(new), &account.email)?;
         let current =
             MainPassword::candidate(current).map_err(|_| ServiceError::InvalidCredentials)?;
-        let account = by.account();
         self.check_main_password_throttled(&account.email, &current, client, None)
             .await?;
         let hash = self.hasher.hash(&new).await?;

@@ -12,9 +12,10 @@ use std::time::Duration;
 use base64::Engine;
 use latchkey::app;
 use latchkey::config::Config;
+use latchkey::credential::{MainPassword, PasswordHasher};
 use latchkey::domain::{Account, AccountId, Device, Permission, Permissions, WebSession};
 use latchkey::service::{NewAccountRequest, Operator, Service, ServiceError};
-use latchkey::store::StoreError;
+use latchkey::store::{Serialise, StoreError};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -25,6 +26,28 @@ use tokio::task::JoinHandle;
 pub const OPERATOR: Operator = Operator::at_the_command_line();
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+// What each main-password rule says when it refuses.
+pub const TOO_SHORT: &str = "The password must have at least 12 characters.";
+pub const TOO_LONG: &str = "The password must not be longer than 1024 bytes.";
+pub const TOO_COMMON: &str =
+    "This password is on a list of commonly used passwords. Choose another one.";
+pub const CONTAINS_EMAIL: &str =
+    "The password must not contain the part of the email address before '@'.";
+
+/// A password breaking each rule, for an account whose email starts with
+/// `local@`, and the message that names the rule.
+pub fn breaking_each_rule(local: &str) -> Vec<(String, &'static str)> {
+    vec![
+        ("elevenchars".to_owned(), TOO_SHORT),
+        ("x".repeat(1025), TOO_LONG),
+        ("QwertyuiopAsdfg".to_owned(), TOO_COMMON),
+        (
+            format!("it is {} here", local.to_uppercase()),
+            CONTAINS_EMAIL,
+        ),
+    ]
+}
 
 /// The database a test runs on; each test names its own (its `#[case]`s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,6 +428,23 @@ impl TestApp {
             .reset_password(&OPERATOR, id, Some(password.into()))
             .await?;
         Ok(account)
+    }
+
+    /// Gives the account a main password set before today's rules (too
+    /// short, common, ...), written straight to the store as an old server
+    /// would have: no path that sets a password today takes it.
+    pub async fn set_legacy_password(&self, email: &str, password: &str) {
+        let id = self.account_by_email(email).await.unwrap().id;
+        let password = MainPassword::candidate(password.into()).unwrap();
+        let hash = PasswordHasher::new().hash(&password).await.unwrap();
+        let mut tx = self
+            .service
+            .store()
+            .begin_write(Serialise::Ordinary)
+            .await
+            .unwrap();
+        assert!(tx.set_password_hash(id, &hash).await.unwrap());
+        tx.commit().await.unwrap();
     }
 
     pub async fn sessions_of(&self, id: AccountId) -> Result<Vec<WebSession>, StoreError> {

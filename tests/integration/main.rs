@@ -44,6 +44,7 @@ mod web {
     mod csrf;
     mod devices;
     mod forms;
+    mod password_policy;
     mod races;
     mod secrets;
     mod session_store;

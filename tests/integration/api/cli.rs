@@ -9,11 +9,23 @@ use rstest::rstest;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::helpers::{captured_logs, spawn_app, Backend, DeviceCredentials, TestApp, PASSWORD};
+use crate::helpers::{
+    breaking_each_rule, captured_logs, spawn_app, Backend, DeviceCredentials, TestApp, PASSWORD,
+};
 
 async fn latchkey(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    latchkey_with_env(app, args, stdin, &[]).await
+}
+
+async fn latchkey_with_env(
+    app: &TestApp,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(args)
+        .envs(env.iter().copied())
         .env("LATCHKEY_DATABASE_URL", &app.database_url)
         .env_remove("LATCHKEY_LOG")
         .stdin(std::process::Stdio::piped())
@@ -218,6 +230,112 @@ async fn password_from_stdin_and_set_password(#[case] backend: Backend) {
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test(flavor = "multi_thread")]
+async fn the_cli_holds_new_passwords_to_the_rules(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let create = [
+        "user",
+        "create",
+        "--email",
+        "newbie@example.org",
+        "--password-stdin",
+    ];
+    let set = [
+        "user",
+        "set-password",
+        "--email",
+        "member@example.org",
+        "--password-stdin",
+    ];
+    for (args, local) in [(&create, "newbie"), (&set, "member")] {
+        for (password, message) in breaking_each_rule(local) {
+            let out = latchkey(&app, args, Some(&format!("{password}\n"))).await;
+            assert!(!out.status.success(), "{args:?} {message}");
+            let err = stderr(&out);
+            assert!(err.contains(message), "{args:?}: {err}");
+            assert!(!err.contains(&password) && !stdout(&out).contains(&password));
+        }
+    }
+    assert!(app.account_by_email("newbie@example.org").await.is_err());
+
+    // A higher minimum, by flag or environment variable.
+    let fifteen = Some("fifteen letters\n");
+    let flag = [&set[..], &["--min-password-length", "16"]].concat();
+    let out = latchkey(&app, &flag, fifteen).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at least 16 characters"),
+        "{}",
+        stderr(&out)
+    );
+    let env = [("LATCHKEY_MIN_PASSWORD_LENGTH", "16")];
+    let out = latchkey_with_env(&app, &create, fifteen, &env).await;
+    assert!(
+        stderr(&out).contains("at least 16 characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = latchkey(&app, &set, fifteen).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = latchkey_with_env(&app, &create, Some("sixteen letters!\n"), &env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Generated ones are as long as the minimum asks.
+    let out = latchkey(
+        &app,
+        &[
+            "user",
+            "create",
+            "--email",
+            "generated@example.org",
+            "--min-password-length",
+            "40",
+        ],
+        None,
+    )
+    .await;
+    let printed = stdout(&out);
+    let generated = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("Main password (shown only once): "))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert_eq!(generated.chars().count(), 40);
+
+    // Below 12 or above 256: refused before anything happens.
+    for bad in ["11", "257"] {
+        let out = latchkey(
+            &app,
+            &[&set[..], &["--min-password-length", bad]].concat(),
+            // Nothing is read: it may be gone before anything is written.
+            None,
+        )
+        .await;
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("--min-password-length"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("12..=256"), "{}", stderr(&out));
+    }
+    let out = latchkey_with_env(
+        &app,
+        &["serve"],
+        None,
+        &[("LATCHKEY_MIN_PASSWORD_LENGTH", "8")],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--min-password-length"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
 async fn cli_errors_are_clear_and_exit_non_zero(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_member("taken@example.org").await;
@@ -249,7 +367,7 @@ async fn cli_errors_are_clear_and_exit_non_zero(#[case] backend: Backend) {
                 "--password-stdin",
             ],
             Some("short\n"),
-            "at least 8",
+            "at least 12",
         ),
         (
             &[

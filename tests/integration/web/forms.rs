@@ -82,7 +82,7 @@ async fn profile_password(#[case] backend: Backend) {
             "short",
             "short",
             "new",
-            "The password must have at least 8 characters.",
+            "The password must have at least 12 characters.",
         ),
     ];
     for (current, new, confirm, field, message) in cases {
@@ -184,7 +184,7 @@ async fn new_account(#[case] backend: Backend) {
             "",
             "short",
             "password",
-            "The password must have at least 8 characters.",
+            "The password must have at least 12 characters.",
         ),
     ];
     for (email, name, password, field, message) in cases {
@@ -233,7 +233,7 @@ async fn admin_reset_password(#[case] backend: Backend) {
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         answer.field_error("reset-password").as_deref(),
-        Some("The password must have at least 8 characters.")
+        Some("The password must have at least 12 characters.")
     );
     Visitor::signed_in(&app, "member@example.org").await;
 }

@@ -23,16 +23,18 @@ struct ProfilePage {
     tab: &'static str,
     name: String,
     email: String,
+    password_rules: String,
     errors: FieldErrors,
 }
 
 impl ProfilePage {
-    fn new(user: &SignedIn, layout: Layout) -> Self {
+    fn new(state: &AppState, user: &SignedIn, layout: Layout) -> Self {
         Self {
             layout,
             tab: "profile",
             name: user.account().name.clone(),
             email: user.account().email.to_string(),
+            password_rules: state.service.password_policy().describe(),
             errors: FieldErrors::default(),
         }
     }
@@ -40,7 +42,10 @@ impl ProfilePage {
 
 pub async fn show(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
     let layout = user.layout(&state).await?;
-    Ok(render(StatusCode::OK, &ProfilePage::new(&user, layout)))
+    Ok(render(
+        StatusCode::OK,
+        &ProfilePage::new(&state, &user, layout),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -59,7 +64,7 @@ pub async fn rename(
                 .await
         }
         Err(ServiceError::Invalid { message, .. }) => {
-            let mut page = ProfilePage::new(&user, user.layout_without_notice());
+            let mut page = ProfilePage::new(&state, &user, user.layout_without_notice());
             page.name = form.name;
             page.errors.add("name", message);
             Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
@@ -83,7 +88,7 @@ pub async fn change_password(
     info: ClientInfo,
     Form(user, form): Form<SignedIn, PasswordForm>,
 ) -> Result<Response, WebError> {
-    let mut page = ProfilePage::new(&user, user.layout_without_notice());
+    let mut page = ProfilePage::new(&state, &user, user.layout_without_notice());
     if form.current.is_empty() {
         page.errors
             .add("current", "Enter your current main password.");

@@ -36,6 +36,7 @@ struct AccountPage {
     devices: Vec<DeviceRow>,
     may_regenerate: bool,
     action_base: String,
+    password_rules: String,
     errors: FieldErrors,
 }
 
@@ -94,6 +95,7 @@ async fn account_page(
         devices,
         may_regenerate: false,
         action_base: format!("/admin/accounts/{}/devices", id.0),
+        password_rules: state.service.password_policy().describe(),
         errors: FieldErrors::default(),
     })
 }

@@ -64,6 +64,7 @@ struct NewAccountPage {
     name: String,
     synchronisation: bool,
     admin: bool,
+    password_rules: String,
     errors: FieldErrors,
 }
 
@@ -77,6 +78,7 @@ pub async fn new_account(
         name: String::new(),
         synchronisation: true,
         admin: false,
+        password_rules: state.service.password_policy().describe(),
         errors: FieldErrors::default(),
     };
     Ok(render(StatusCode::OK, &page))
@@ -126,7 +128,7 @@ pub async fn create(
         Err(ServiceError::Invalid { code, message }) => {
             let field = match code {
                 "invalid_name" => "name",
-                "invalid_password" => "password",
+                code if code.starts_with("password_") => "password",
                 _ => "email",
             };
             errors.add(field, message);
@@ -140,6 +142,7 @@ pub async fn create(
         name: form.name,
         synchronisation: form.synchronisation.is_some(),
         admin: form.admin.is_some(),
+        password_rules: state.service.password_policy().describe(),
         errors,
     };
     Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
