@@ -58,6 +58,7 @@ mod browser {
     mod layout;
     mod login_forgery;
     mod scenarios;
+    mod without_scripts;
 }
 
 /// Several nodes on one database, which only PostgreSQL can be.

@@ -56,9 +56,7 @@ async fn create_device(browser: &Browser, name: &str) -> DeviceCredentials {
 
 /// Opens a row's confirm dialog and confirms it.
 async fn confirm_row_action(browser: &Browser, dialog: &str) {
-    browser
-        .click(&format!("button[data-open='{dialog}']"))
-        .await;
+    browser.click(&format!("a[data-open='{dialog}']")).await;
     let dialog_text = browser.text(&format!("#{dialog}")).await;
     assert!(!dialog_text.is_empty());
     browser
@@ -115,7 +113,7 @@ async fn s1_a_member_creates_a_device_password_and_it_works(#[case] backend: Bac
 
     // The same tab at phone width, for a person to look at.
     browser.client.set_window_size(390, 844).await.unwrap();
-    browser.click("button[data-open^='delete-']").await;
+    browser.click("a[data-open^='delete-']").await;
     save_screenshot(&browser, "devices-phone.png").await;
     browser.close().await;
 }
@@ -155,9 +153,7 @@ async fn s3_delete_revokes_exactly_that_device(#[case] backend: Backend) {
     let kept = create_device(&browser, "Calendar on the phone").await;
 
     let dialog = format!("delete-{}", doomed.id);
-    browser
-        .click(&format!("button[data-open='{dialog}']"))
-        .await;
+    browser.click(&format!("a[data-open='{dialog}']")).await;
     assert!(browser
         .text(&format!("#{dialog}"))
         .await

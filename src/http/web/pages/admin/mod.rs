@@ -6,7 +6,8 @@ mod account;
 mod accounts;
 
 pub use account::{
-    delete_account, reset_password, revoke_device, set_enabled, set_permission, show,
+    confirm_revoke_device, delete_account, reset_password, revoke_device, set_enabled,
+    set_permission, show,
 };
 pub use accounts::{create, list, new_account};
 
