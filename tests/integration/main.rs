@@ -49,6 +49,7 @@ mod web {
     mod session_store;
     mod sessions;
     mod sign_in;
+    mod without_scripts;
 }
 
 /// The web interface in headless Chromium through chromedriver, on SQLite

@@ -317,3 +317,41 @@ async fn the_devices_tab_works_by_keyboard(#[case] backend: Backend) {
         .unwrap());
     browser.close().await;
 }
+
+/// Not one of the five: with the script, the dialogs' links open
+/// them in place; a dialog's own address, opened directly (a new tab, a
+/// reload), shows it modal, and closing it puts the tab's address back.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn with_the_script_dialogs_open_in_place(#[case] backend: Backend) {
+    let Some((app, _driver, browser)) = member_on_devices_tab(backend, "in_place").await else {
+        return;
+    };
+    let device = create_device(&browser, "Accounting import script").await;
+    let modal = "return [...document.querySelectorAll('dialog:modal')].map(d => d.id);";
+
+    browser.click("#new-device-button").await;
+    assert_eq!(
+        browser.script(modal).await,
+        serde_json::json!(["new-device"])
+    );
+    assert_eq!(browser.path().await, "/settings/devices");
+    browser.click("#new-device a[data-close]").await;
+    assert_eq!(browser.script(modal).await, serde_json::json!([]));
+    assert_eq!(browser.path().await, "/settings/devices");
+
+    let delete = format!("delete-{}", device.id);
+    browser
+        .open(&format!(
+            "{}/settings/devices/{}/delete",
+            app.base_url, device.id
+        ))
+        .await;
+    assert_eq!(browser.script(modal).await, serde_json::json!([delete]));
+    browser.press(&Key::Escape).await;
+    assert_eq!(browser.script(modal).await, serde_json::json!([]));
+    assert_eq!(browser.path().await, "/settings/devices");
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    browser.close().await;
+}
