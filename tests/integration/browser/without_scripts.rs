@@ -2,6 +2,7 @@
 //! every dialog is reached by its link, confirmed or cancelled, and the
 //! password shown once is closed, all without `app.js`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -81,6 +82,13 @@ async fn read_and_close_shown_once(browser: &Browser) -> DeviceCredentials {
     shown
 }
 
+/// For a person to look at: `target/screenshots/NAME`.
+async fn save_screenshot(browser: &Browser, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), browser.client.screenshot().await.unwrap()).unwrap();
+}
+
 async fn device_status(app: &TestApp, device: &DeviceCredentials) -> StatusCode {
     app.get_own_device(device).await.status()
 }
@@ -128,6 +136,7 @@ async fn the_whole_devices_flow_works_without_javascript(#[case] backend: Backen
         "/settings/devices",
     )
     .await;
+    save_screenshot(&browser, "devices-shown-once-without-script.png").await;
     let old = read_and_close_shown_once(&browser).await;
     assert_eq!(browser.text("td code.device-id").await, old.id);
     assert_eq!(
@@ -161,15 +170,20 @@ async fn the_whole_devices_flow_works_without_javascript(#[case] backend: Backen
     assert_eq!(device_status(&app, &old).await, StatusCode::UNAUTHORIZED);
     assert_eq!(device_status(&app, &new).await, StatusCode::OK);
 
-    // Delete.
+    // Delete, first cancelled, then confirmed.
     let delete = format!("delete-{}", new.id);
+    let delete_page = format!("/settings/devices/{}/delete", new.id);
+    follow(&browser, &format!("a[data-open='{delete}']"), &delete_page).await;
+    assert_only_open_dialog(&browser, &delete).await;
     follow(
         &browser,
-        &format!("a[data-open='{delete}']"),
-        &format!("/settings/devices/{}/delete", new.id),
+        &format!("#{delete} a[data-close]"),
+        "/settings/devices",
     )
     .await;
-    assert_only_open_dialog(&browser, &delete).await;
+    assert_eq!(device_status(&app, &new).await, StatusCode::OK);
+    follow(&browser, &format!("a[data-open='{delete}']"), &delete_page).await;
+    save_screenshot(&browser, "devices-delete-without-script.png").await;
     assert!(browser
         .text(&format!("#{delete}"))
         .await
