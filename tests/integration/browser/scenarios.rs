@@ -349,6 +349,10 @@ async fn with_the_script_dialogs_open_in_place(#[case] backend: Backend) {
         ))
         .await;
     assert_eq!(browser.script(modal).await, serde_json::json!([delete]));
+    assert_eq!(
+        browser.path().await,
+        format!("/settings/devices/{}/delete", device.id)
+    );
     browser.press(&Key::Escape).await;
     assert_eq!(browser.script(modal).await, serde_json::json!([]));
     assert_eq!(browser.path().await, "/settings/devices");
