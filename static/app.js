@@ -1,12 +1,16 @@
-// latchkey's only script: dialogs and copy buttons. Pages work without it
-// except for opening dialogs; no inline script exists (the CSP forbids it).
+// latchkey's only script: dialogs in place and copy buttons. Pages work
+// without it: every dialog's opener is a link to a page with that dialog
+// already open, and its Cancel a link back. No inline script exists (the
+// CSP forbids it).
 "use strict";
 
 document.addEventListener("click", (event) => {
   const opener = event.target.closest("[data-open]");
   if (opener) {
     const dialog = document.getElementById(opener.dataset.open);
-    if (dialog && typeof dialog.showModal === "function") {
+    // A click meant for another tab or window follows the link.
+    if (dialog && typeof dialog.showModal === "function" && !elsewhere(event)) {
+      event.preventDefault();
       dialog.showModal();
     }
     return;
@@ -14,7 +18,8 @@ document.addEventListener("click", (event) => {
   const closer = event.target.closest("[data-close]");
   if (closer) {
     const dialog = closer.closest("dialog");
-    if (dialog) {
+    if (dialog && dialog.open && !elsewhere(event)) {
+      event.preventDefault();
       dialog.close();
     }
     return;
@@ -24,6 +29,21 @@ document.addEventListener("click", (event) => {
     copy(copier);
   }
 });
+
+function elsewhere(event) {
+  return event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey;
+}
+
+// A dialog that arrived open at its own address (a link followed in a new
+// tab, a reload) leaves that address when it closes, however it closes, so
+// a reload shows the page without it.
+document.addEventListener("close", (event) => {
+  const dialog = event.target;
+  const back = dialog instanceof HTMLDialogElement && !dialog.open && dialog.querySelector("a[data-close]");
+  if (back && back.href !== location.href) {
+    history.replaceState(null, "", back.href);
+  }
+}, true);
 
 async function copy(button) {
   const source = document.getElementById(button.dataset.copy);

@@ -22,6 +22,11 @@ pub struct Driver {
     url: String,
 }
 
+enum Scripts {
+    On,
+    Off,
+}
+
 /// A Chromium session with its own profile.
 pub struct Browser {
     pub client: Client,
@@ -78,7 +83,22 @@ impl Driver {
     }
 
     pub async fn browser(&self) -> Browser {
+        self.open_browser(Scripts::On).await
+    }
+
+    /// A Chromium that runs no page script at all, as with JavaScript
+    /// turned off in its settings. WebDriver's own scripts still run.
+    pub async fn browser_without_scripts(&self) -> Browser {
+        self.open_browser(Scripts::Off).await
+    }
+
+    async fn open_browser(&self, scripts: Scripts) -> Browser {
         let profile = tempfile::tempdir().unwrap();
+        // 2 is "block", as the setting "Don't allow sites to use JavaScript".
+        let prefs = match scripts {
+            Scripts::On => json!({}),
+            Scripts::Off => json!({ "profile.managed_default_content_settings.javascript": 2 }),
+        };
         let mut capabilities = Capabilities::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -96,6 +116,7 @@ impl Driver {
                     "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
+                "prefs": prefs,
             }),
         );
         let client = ClientBuilder::new(HttpConnector::new())

@@ -50,6 +50,7 @@ mod web {
     mod session_store;
     mod sessions;
     mod sign_in;
+    mod without_scripts;
 }
 
 /// The web interface in headless Chromium through chromedriver, on SQLite
@@ -59,6 +60,7 @@ mod browser {
     mod layout;
     mod login_forgery;
     mod scenarios;
+    mod without_scripts;
 }
 
 /// Several nodes on one database, which only PostgreSQL can be.

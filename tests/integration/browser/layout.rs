@@ -32,7 +32,7 @@ async fn ids_and_dates_never_wrap_names_do_and_nothing_overflows(#[case] backend
             .script(
                 "const id = document.querySelector('code.device-id');
                  const name = document.querySelector('td.device-name');
-                 const [change, remove] = document.querySelectorAll('td.row-actions > button');
+                 const [change, remove] = document.querySelectorAll('td.row-actions > a.button');
                  const line = parseFloat(getComputedStyle(name).lineHeight) || 20;
                  return {
                    idLines: id.getClientRects().length,

@@ -1,5 +1,9 @@
 //! Personal settings, Devices tab: the article's main path. New device
 //! password, Change password and Delete, each on one's own devices only.
+//!
+//! Each dialog also has its own address (GET), which answers with the tab
+//! and that dialog already open: the script opens the dialogs in place,
+//! and without it the buttons, being links, go there instead.
 
 use askama::Template;
 use axum::extract::State;
@@ -33,6 +37,38 @@ struct DevicesPage {
     errors: FieldErrors,
     may_regenerate: bool,
     action_base: String,
+    /// Where Cancel goes: this tab.
+    back: String,
+    open: OpenDialog,
+}
+
+/// The dialog a page arrives with open, when it is that dialog's address.
+#[derive(Default)]
+pub struct OpenDialog(Option<String>);
+
+impl OpenDialog {
+    const NEW_DEVICE: &'static str = "new-device";
+
+    pub fn new_device() -> Self {
+        Self(Some(Self::NEW_DEVICE.to_owned()))
+    }
+
+    /// A row's dialog: `kind` is `regen` or `delete`, as in the dialog's id.
+    pub fn row(kind: &str, device: &Device) -> Self {
+        Self(Some(format!("{kind}-{}", device.id)))
+    }
+
+    pub fn is_new_device(&self) -> bool {
+        self.0.as_deref() == Some(Self::NEW_DEVICE)
+    }
+
+    pub fn is_row(&self, kind: &str, id: &str) -> bool {
+        self.0
+            .as_deref()
+            .and_then(|open| open.strip_prefix(kind))
+            .and_then(|rest| rest.strip_prefix('-'))
+            == Some(id)
+    }
 }
 
 /// A device as the tables show it.
@@ -95,12 +131,48 @@ async fn page(state: &AppState, user: &SignedIn, layout: Layout) -> Result<Devic
         errors: FieldErrors::default(),
         may_regenerate: true,
         action_base: HERE.to_owned(),
+        back: HERE.to_owned(),
+        open: OpenDialog::default(),
     })
 }
 
 pub async fn show(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
     let layout = user.layout(&state).await?;
     Ok(render(StatusCode::OK, &page(&state, &user, layout).await?))
+}
+
+/// The tab with one dialog open. What is left to show once waits for the
+/// tab itself, so two dialogs never arrive open together.
+async fn with_dialog(
+    state: &AppState,
+    user: &SignedIn,
+    open: OpenDialog,
+) -> Result<Response, WebError> {
+    let mut page = page(state, user, user.layout_without_notice()).await?;
+    page.open = open;
+    Ok(render(StatusCode::OK, &page))
+}
+
+pub async fn show_new(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
+    with_dialog(&state, &user, OpenDialog::new_device()).await
+}
+
+pub async fn confirm_regenerate(
+    State(state): State<AppState>,
+    user: SignedIn,
+    PagePath(id): PagePath<String>,
+) -> Result<Response, WebError> {
+    let device = state.service.device(user.actor(), &id).await?;
+    with_dialog(&state, &user, OpenDialog::row("regen", &device)).await
+}
+
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    user: SignedIn,
+    PagePath(id): PagePath<String>,
+) -> Result<Response, WebError> {
+    let device = state.service.device(user.actor(), &id).await?;
+    with_dialog(&state, &user, OpenDialog::row("delete", &device)).await
 }
 
 #[derive(Deserialize)]

@@ -32,8 +32,17 @@ pub fn router() -> Router<AppState> {
             "/settings/devices",
             get(devices::show).post(devices::create),
         )
-        .route("/settings/devices/{id}/password", post(devices::regenerate))
-        .route("/settings/devices/{id}/delete", post(devices::delete))
+        // Each dialog's own address (GET) shows it open, for browsers
+        // without the script; the form in it posts to the same address.
+        .route("/settings/devices/new", get(devices::show_new))
+        .route(
+            "/settings/devices/{id}/password",
+            get(devices::confirm_regenerate).post(devices::regenerate),
+        )
+        .route(
+            "/settings/devices/{id}/delete",
+            get(devices::confirm_delete).post(devices::delete),
+        )
         .route("/settings/security", get(security::show))
         .route(
             "/settings/security/sessions/{id}/sign-out",
@@ -60,7 +69,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/admin/accounts/{id}/devices/{device}/delete",
-            post(admin::revoke_device),
+            get(admin::confirm_revoke_device).post(admin::revoke_device),
         )
 }
 

@@ -12,7 +12,7 @@ use crate::credential::Secret;
 use crate::domain::{Account, AccountId, Permission};
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
-use crate::http::web::pages::devices::DeviceRow;
+use crate::http::web::pages::devices::{DeviceRow, OpenDialog};
 use crate::http::web::pages::{NoFields, PagePath};
 use crate::http::web::session::AsAdmin;
 use crate::http::AppState;
@@ -37,6 +37,9 @@ struct AccountPage {
     may_regenerate: bool,
     action_base: String,
     password_rules: String,
+    /// Where a dialog's Cancel goes: this page.
+    back: String,
+    open: OpenDialog,
     errors: FieldErrors,
 }
 
@@ -96,6 +99,8 @@ async fn account_page(
         may_regenerate: false,
         action_base: format!("/admin/accounts/{}/devices", id.0),
         password_rules: state.service.password_policy().describe(),
+        back: here(id.0),
+        open: OpenDialog::default(),
         errors: FieldErrors::default(),
     })
 }
@@ -234,6 +239,22 @@ pub async fn reset_password(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The account page with one device's Delete dialog open: that dialog's
+/// own address, for browsers without the script.
+pub async fn confirm_revoke_device(
+    State(state): State<AppState>,
+    user: AsAdmin,
+    PagePath((id, device)): PagePath<(i64, String)>,
+) -> Result<Response, WebError> {
+    let mut page = account_page(&state, &user, AccountId(id), user.layout_without_notice()).await?;
+    let device = state
+        .service
+        .device(&user.actor().over(AccountId(id)), &device)
+        .await?;
+    page.open = OpenDialog::row("delete", &device);
+    Ok(render(StatusCode::OK, &page))
 }
 
 pub async fn revoke_device(

@@ -6,8 +6,8 @@ mod account;
 mod accounts;
 
 pub use account::{
-    clear_failed_sign_ins, delete_account, reset_password, revoke_device, set_enabled,
-    set_permission, show,
+    clear_failed_sign_ins, confirm_revoke_device, delete_account, reset_password, revoke_device,
+    set_enabled, set_permission, show,
 };
 pub use accounts::{create, list, new_account};
 
