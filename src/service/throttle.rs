@@ -138,17 +138,27 @@ impl Budget {
     /// Clocks of different nodes may disagree a little; a bucket never
     /// refills backwards.
     fn tokens(self, bucket: Option<(f64, i64)>, now: i64) -> f64 {
-        let Some((tokens, updated)) = bucket else {
+        let Some((stored, updated)) = bucket else {
             return self.full();
         };
         match self {
-            Budget::Cap(_) => tokens,
+            // A cap's bucket holds the failures so far, which mean the same
+            // whatever cap a node (or the command line) is configured with.
+            Budget::Cap(cap) => f64::from(cap) - stored,
             Budget::Refilling(rate) => {
                 let elapsed = Duration::from_millis(now.saturating_sub(updated).max(0) as u64);
                 let gained =
                     elapsed.as_secs_f64() / rate.refill_every.as_secs_f64().max(f64::EPSILON);
-                (tokens + gained).min(self.full())
+                (stored + gained).min(self.full())
             }
+        }
+    }
+
+    /// What the bucket stores with `tokens` left, counted `now`.
+    fn stored(self, tokens: f64, now: i64) -> (f64, i64) {
+        match self {
+            Budget::Refilling(_) => (tokens, now),
+            Budget::Cap(cap) => ((f64::from(cap) - tokens).max(0.0), now),
         }
     }
 
@@ -366,7 +376,7 @@ impl Throttle {
                 if tokens < 1.0 {
                     short.push((key.clone(), budget.wait(tokens)));
                 }
-                changed.insert(key.clone(), Some((tokens - 1.0, now)));
+                changed.insert(key.clone(), Some(budget.stored(tokens - 1.0, now)));
             }
             short.is_empty().then_some(changed)
         };
@@ -406,7 +416,7 @@ impl Throttle {
                     _ if !reservation.keys.iter().any(|(held, _)| held == key) => continue,
                     _ => {
                         let tokens = budget.tokens(found.get(key).copied(), now);
-                        Some(((tokens + 1.0).min(budget.full()), now))
+                        Some(budget.stored((tokens + 1.0).min(budget.full()), now))
                     }
                 };
                 changed.insert(key.clone(), bucket);
@@ -423,9 +433,9 @@ impl Throttle {
     pub async fn consecutive_failures(&self, account: &str) -> Result<u32, StoreError> {
         let key = failures_key(account);
         let found = self.store.buckets(std::slice::from_ref(&key)).await?;
-        let cap = Budget::Cap(self.config.consecutive_failures);
-        let left = cap.tokens(found.get(&key).copied(), 0).max(0.0);
-        Ok((cap.full() - left).round() as u32)
+        Ok(found
+            .get(&key)
+            .map_or(0, |(failures, _)| failures.round() as u32))
     }
 
     /// Forgets the account's failures (an administrator's decision): its
@@ -748,10 +758,17 @@ mod tests {
         assert_eq!(r.tokens(Some((2.0, 5_000)), 0), 2.0, "clock skew");
         let cap = Budget::Cap(100);
         assert_eq!(cap.tokens(None, 0), 100.0);
+        // A cap stores failures: 97 left after 3, however long ago.
         assert_eq!(
             cap.tokens(Some((3.0, 0)), i64::MAX),
-            3.0,
+            97.0,
             "caps never refill"
+        );
+        assert_eq!(cap.stored(97.0, 5), (3.0, 5));
+        assert_eq!(
+            Budget::Cap(2).tokens(Some((3.0, 0)), 0),
+            -1.0,
+            "a lowered cap"
         );
         assert_eq!(cap.wait(0.0), None);
     }

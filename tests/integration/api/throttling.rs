@@ -396,3 +396,85 @@ async fn a_database_outage_answers_503_and_costs_nobody_an_attempt(#[case] backe
         );
     }
 }
+
+/// Six failures in a row from six networks: the cap of these tests.
+async fn stop_with_distributed_guesses(app: &TestApp) {
+    for i in 0..6 {
+        let response = post_device_from(app, &format!("203.0.113.{i}"), VICTIM, "guess").await;
+        expect_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let response = post_device_from(app, "198.51.100.200", VICTIM, PASSWORD).await;
+    expect_error(response, StatusCode::TOO_MANY_REQUESTS, "sign_in_stopped").await;
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn an_administrator_clears_the_stop_on_the_account_page(#[case] backend: Backend) {
+    let throttle = ThrottleConfig {
+        consecutive_failures: 6,
+        ..strict(3, 100)
+    };
+    let app = spawn_app_with(backend, behind_proxy(throttle)).await;
+    let victim = app.create_member(VICTIM).await;
+    let (admin, _) = Visitor::admin(&app).await;
+    let page = format!("/admin/accounts/{}", victim.id.0);
+    let before = admin.get(&page).await;
+    assert!(before
+        .body
+        .contains("none since the last successful sign-in"));
+    assert!(!before.body.contains("clear-failed-sign-ins"));
+    stop_with_distributed_guesses(&app).await;
+    let stopped = admin.get(&page).await;
+    assert!(
+        stopped.body.contains("6 in a row: stopped"),
+        "{}",
+        stopped.body
+    );
+    let cleared = admin
+        .act(&page, &format!("{page}/failed-sign-ins/clear"), &[])
+        .await;
+    assert!(
+        cleared.body.contains("Failed sign-in attempts cleared"),
+        "{}",
+        cleared.body
+    );
+    let response = post_device_from(&app, "198.51.100.200", VICTIM, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Only administrators may.
+    let member = Visitor::signed_in(&app, VICTIM).await;
+    let refused = member
+        .submit(
+            "/settings/profile",
+            &format!("{page}/failed-sign-ins/clear"),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_cli_clears_the_stop(#[case] backend: Backend) {
+    let throttle = ThrottleConfig {
+        consecutive_failures: 6,
+        ..strict(3, 100)
+    };
+    let app = spawn_app_with(backend, behind_proxy(throttle)).await;
+    app.create_member(VICTIM).await;
+    stop_with_distributed_guesses(&app).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["user", "unlock", "--email", VICTIM])
+        .env("LATCHKEY_DATABASE_URL", &app.database_url)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("cleared (6 in a row before)"), "{said}");
+    let response = post_device_from(&app, "198.51.100.200", VICTIM, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
