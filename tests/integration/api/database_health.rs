@@ -75,3 +75,59 @@ async fn a_database_file_deleted_under_the_server_stops_it_answering(#[case] bac
     .await;
     assert!(captured_logs().contains("the database file was deleted or replaced"));
 }
+
+/// PostgreSQL: a database set to read-only (as a standby is, or after
+/// `default_transaction_read_only`), once the server's connections are new.
+#[rstest]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_postgres_database_is_not_ready_and_answers_503(#[case] backend: Backend) {
+    use sqlx::{Connection, Executor};
+    let app = spawn_app(backend).await;
+    if app.backend != Backend::Postgres {
+        return;
+    }
+    app.create_member("m@example.org").await;
+    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&crate::helpers::postgres_admin_url())
+        .await
+        .unwrap();
+    let reconnect_all =
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
+    admin
+        .execute(format!("ALTER DATABASE {name} SET default_transaction_read_only = on").as_str())
+        .await
+        .unwrap();
+    admin.execute(reconnect_all.as_str()).await.unwrap();
+    let mut ready = StatusCode::OK;
+    for _ in 0..50 {
+        ready = reqwest::get(app.url("/readyz")).await.unwrap().status();
+        if ready == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
+    expect_error(
+        post_device(&app).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+    )
+    .await;
+    // Writable again: ready again, without a restart.
+    admin
+        .execute(format!("ALTER DATABASE {name} RESET default_transaction_read_only").as_str())
+        .await
+        .unwrap();
+    admin.execute(reconnect_all.as_str()).await.unwrap();
+    for _ in 0..50 {
+        ready = reqwest::get(app.url("/readyz")).await.unwrap().status();
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, StatusCode::OK);
+    assert_eq!(post_device(&app).await.status(), StatusCode::CREATED);
+    let _ = admin.close().await;
+}
