@@ -21,8 +21,9 @@ fn report(what: &str, started: Instant) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config =
+    let mut config =
         latchkey::config::Config::new(format!("sqlite://{}/latchkey.db", dir.path().display()));
+    config.secret_key_file = dir.path().join("secret.key");
     let service = latchkey::app::build(config).await?.service();
     let client = Client {
         ip: Some("127.0.0.1".parse()?),

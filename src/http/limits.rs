@@ -11,10 +11,6 @@
 
 use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::Response;
-
-use super::web;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -46,7 +42,13 @@ pub enum TooLarge {
     Headers,
 }
 
-fn too_large(request: &Request) -> Option<TooLarge> {
+/// What about the request is too large, if anything. Refused at once (in
+/// [`front`](super::front)): a body is judged by its declared
+/// `Content-Length`, so it is neither read (nor, after `Expect:
+/// 100-continue`, invited) nor waited for until the request timeout while a
+/// client sends it slowly or not at all; a body sent without a length
+/// (chunked) is still cut off by `DefaultBodyLimit` as it arrives.
+pub(super) fn too_large(request: &Request) -> Option<TooLarge> {
     let uri = request.uri();
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
@@ -68,16 +70,4 @@ fn too_large(request: &Request) -> Option<TooLarge> {
         return Some(TooLarge::Body);
     }
     None
-}
-
-/// Refuses a request that is too large at once. A body is judged by its
-/// declared `Content-Length`, so it is neither read (nor, after `Expect:
-/// 100-continue`, invited) nor waited for until the request timeout while a
-/// client sends it slowly or not at all; a body sent without a length
-/// (chunked) is still cut off by `DefaultBodyLimit` as it arrives.
-pub async fn refuse_too_large(request: Request, next: Next) -> Response {
-    match too_large(&request) {
-        Some(what) => web::too_large(request.uri(), what).await,
-        None => next.run(request).await,
-    }
 }

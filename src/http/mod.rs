@@ -9,6 +9,7 @@ pub mod basic;
 mod client_addr;
 pub mod error;
 pub mod extract;
+mod front;
 pub mod json_body;
 pub mod limits;
 mod serve;
@@ -22,18 +23,15 @@ pub use state::{AppState, WebSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::BoxError;
 use axum::Router;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{MakeSpan, TraceLayer};
 use tracing::{Level, Span};
 
@@ -57,28 +55,17 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         .route("/readyz", get(ready))
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(limits::refuse_too_large))
+        // One composed stack, applied once: every `Router::layer` call
+        // wraps each route in a boxed service of its own, which a request
+        // then clones and calls level by level (bench/instructions.sh).
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async {
-                    ApiError::request_timeout()
+                .layer(TraceLayer::new_for_http().make_span_with(RequestSpan {
+                    trusted_proxies: state.trusted_proxies.clone(),
                 }))
-                .timeout(request_timeout),
-        )
-        // Answers may carry a token shown once; no cache may keep them.
-        // Only the content-addressed assets say otherwise.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan {
-            trusted_proxies: state.trusted_proxies.clone(),
-        }));
+                .layer(front::FrontLayer { request_timeout })
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        );
     if cors_origins.is_empty() {
         return router.with_state(state);
     }
@@ -104,6 +91,11 @@ struct RequestSpan {
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, request: &axum::http::Request<B>) -> Span {
+        // Most of the time nobody listens: then finding the client costs
+        // nothing either.
+        if !tracing::enabled!(target: "tower_http::trace::make_span", Level::DEBUG) {
+            return Span::none();
+        }
         let client = client_addr::of_request(
             request.extensions(),
             request.headers(),

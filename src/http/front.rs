@@ -1,0 +1,104 @@
+//! What every request meets before its route, in one tower layer with one
+//! future, so that none of it costs an allocation on the way: oversize
+//! requests refused at once ([`limits`](super::limits)), the request
+//! deadline, and the headers every answer carries.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::error::ApiError;
+use super::{limits, web};
+
+#[derive(Clone, Copy, Debug)]
+pub struct FrontLayer {
+    pub request_timeout: Duration,
+}
+
+impl<S> Layer<S> for FrontLayer {
+    type Service = Front<S>;
+
+    fn layer(&self, inner: S) -> Front<S> {
+        Front {
+            inner,
+            request_timeout: self.request_timeout,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Front<S> {
+    inner: S,
+    request_timeout: Duration,
+}
+
+impl<S> Service<Request> for Front<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(what) = limits::too_large(&request) {
+            // Rare, and rendering a page: the one place worth a box.
+            let uri = request.uri().clone();
+            return FrontFuture::Refused {
+                future: Box::pin(async move { web::too_large(&uri, what).await }),
+            };
+        }
+        FrontFuture::Routed {
+            future: tokio::time::timeout(self.request_timeout, self.inner.call(request)),
+        }
+    }
+}
+
+pin_project! {
+    #[project = FrontProjection]
+    pub enum FrontFuture<F> {
+        Refused { future: Pin<Box<dyn Future<Output = Response> + Send>> },
+        Routed { #[pin] future: tokio::time::Timeout<F> },
+    }
+}
+
+impl<F> Future for FrontFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = match self.project() {
+            FrontProjection::Refused { future } => ready!(future.as_mut().poll(cx)),
+            FrontProjection::Routed { future } => match ready!(future.poll(cx)) {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_elapsed) => ApiError::request_timeout().into_response(),
+            },
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        // Answers may carry a token shown once; no cache may keep them.
+        // Only the content-addressed assets say otherwise.
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
