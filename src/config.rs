@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{
-    Clock, DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES, MAX_MIN_PASSWORD_CHARS,
-    MIN_PASSWORD_CHARS,
+    Clock, DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES,
+    MAX_MIN_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };
 use crate::service::throttle::ThrottleConfig;
 use crate::service::DeviceAuthorizationSettings;

@@ -88,8 +88,8 @@ impl UserCode {
                 .map(|c| c.to_ascii_uppercase())
                 .collect(),
         );
-        let valid = code.len() == USER_CODE_CHARS
-            && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b));
+        let valid =
+            code.len() == USER_CODE_CHARS && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b));
         valid.then_some(Self(code))
     }
 
@@ -169,7 +169,14 @@ mod tests {
             let parsed = UserCode::parse(&typed).unwrap();
             assert_eq!(keys.user_code_digest(&parsed), digest, "{typed:?}");
         }
-        for bad in ["", "WDJB-MJH", "WDJB-MJHTX", "WDJB-MJH0", "AEIO-UBCD", "WDJB–MJHT"] {
+        for bad in [
+            "",
+            "WDJB-MJH",
+            "WDJB-MJHTX",
+            "WDJB-MJH0",
+            "AEIO-UBCD",
+            "WDJB–MJHT",
+        ] {
             assert!(UserCode::parse(bad).is_none(), "{bad:?}");
         }
         assert!(!format!("{code:?}").contains(&shown[..4]));
@@ -186,10 +193,7 @@ mod tests {
                 .expose(),
             token.expose()
         );
-        assert_ne!(
-            keys.token(&DeviceCode::generate()).expose(),
-            token.expose()
-        );
+        assert_ne!(keys.token(&DeviceCode::generate()).expose(), token.expose());
         let other = DeviceAuthorizationKeys::new(&ServerKey::generate());
         assert_ne!(other.token(&code).expose(), token.expose());
         assert!(Token::parse(token.expose()).is_ok());

@@ -130,7 +130,11 @@ mod tests {
             (Denied, PollDecision::Denied, PollDecision::Denied),
             (Claimed, PollDecision::Expired, PollDecision::Expired),
         ] {
-            assert_eq!(poll_decision(&request(status), before), in_time, "{status:?}");
+            assert_eq!(
+                poll_decision(&request(status), before),
+                in_time,
+                "{status:?}"
+            );
             assert_eq!(poll_decision(&request(status), after), late, "{status:?}");
             assert_eq!(AuthorizationStatus::parse(status.as_str()), Some(status));
         }

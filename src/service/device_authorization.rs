@@ -180,7 +180,11 @@ impl Service {
                 }
             }
             PollDecision::Claim => {
-                if !self.store.claim_device_authorization(request.id, now).await? {
+                if !self
+                    .store
+                    .claim_device_authorization(request.id, now)
+                    .await?
+                {
                     // Another poll, perhaps on another node, got there first.
                     return Ok(Poll::Expired);
                 }
@@ -222,7 +226,11 @@ impl Service {
             });
         }
         let digest = self.keys.device_authorizations.user_code_digest(&code);
-        let Some(request) = self.store.device_authorization_by_user_code(&digest).await? else {
+        let Some(request) = self
+            .store
+            .device_authorization_by_user_code(&digest)
+            .await?
+        else {
             self.lookups.record_failure(client.ip);
             return Err(unknown_user_code());
         };

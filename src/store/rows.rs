@@ -8,8 +8,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::{CredentialRecord, StoreError};
 use crate::credential::{CsrfSecret, DeviceId, TokenDigest};
 use crate::domain::{
-    Account, AccountId, AuthorizationStatus, Device, DeviceAuthorization, DeviceName, Email, LastUse, Permission, Permissions, SessionId,
-    Timestamp, WebSession,
+    Account, AccountId, AuthorizationStatus, Device, DeviceAuthorization, DeviceName, Email,
+    LastUse, Permission, Permissions, SessionId, Timestamp, WebSession,
 };
 
 pub(super) const SESSION_COLUMNS: &str =

@@ -862,7 +862,11 @@ where
             .requested_ip
             .map(|ip| ip.to_string())
             .unwrap_or_default();
-        DB::lock_key(&mut self.tx, &format!("device authorizations from {address}")).await?;
+        DB::lock_key(
+            &mut self.tx,
+            &format!("device authorizations from {address}"),
+        )
+        .await?;
         let pending: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM device_authorizations
              WHERE COALESCE(requested_ip, '') = $1 AND status = 'pending' AND expires_at > $2",
