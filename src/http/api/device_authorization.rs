@@ -4,7 +4,7 @@
 //! approved or denied in the web interface.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -48,14 +48,6 @@ struct Started {
     interval: u64,
 }
 
-/// RFC 8628 §3.2 and §3.5: answers carrying codes or credentials are not cached.
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// `POST /server/api/device/authorize`: an app asks to sign in.
 pub async fn start(
     State(state): State<AppState>,
@@ -76,17 +68,15 @@ pub async fn start(
         "{verification_uri}?{}",
         serde_urlencoded::to_string([("code", user_code.as_str())]).unwrap_or_default()
     );
-    Ok(no_store(
-        Json(Started {
-            device_code: started.device_code.expose().to_owned(),
-            user_code,
-            verification_uri,
-            verification_uri_complete: complete,
-            expires_in: started.expires_in.as_secs(),
-            interval: started.interval.as_secs(),
-        })
-        .into_response(),
-    ))
+    Ok(Json(Started {
+        device_code: started.device_code.expose().to_owned(),
+        user_code,
+        verification_uri,
+        verification_uri_complete: complete,
+        expires_in: started.expires_in.as_secs(),
+        interval: started.interval.as_secs(),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -118,7 +108,7 @@ pub async fn poll(
         .service
         .poll_device_authorization(&body.device_code)
         .await?;
-    Ok(no_store(match outcome {
+    Ok(match outcome {
         Poll::Approved(device, token) => {
             Json(DeviceResource::new(device, Some(&token))).into_response()
         }
@@ -147,5 +137,5 @@ pub async fn poll(
             "invalid_grant",
             "This is not a device code this server issued. Start the sign-in again.",
         ),
-    }))
+    })
 }
