@@ -188,22 +188,20 @@ impl Service {
                     // Another poll, perhaps on another node, got there first.
                     return Ok(Poll::Expired);
                 }
-                let device = match &request.device_id {
-                    Some(id) => self.store.device(id).await?,
+                let stored = match &request.device_id {
+                    Some(id) => self.store.credential(id).await?,
                     None => None,
                 };
-                let Some(device) = device else {
-                    // Deleted between approval and collection.
-                    return Ok(Poll::Denied);
-                };
                 let token = self.keys.device_authorizations.token(&code);
-                if !token.digest().matches(&request.token_digest) {
-                    return Err(ServiceError::Internal(
-                        "an app sign-in's token does not match its digest".to_owned(),
-                    ));
+                match stored {
+                    Some(stored) if stored.digest.matches(&token.digest()) => {
+                        tracing::info!(device = %stored.device.id, "app sign-in collected");
+                        Ok(Poll::Approved(stored.device, token))
+                    }
+                    // Deleted, or given a new password, between approval
+                    // and collection: this token would not work.
+                    _ => Ok(Poll::Denied),
                 }
-                tracing::info!(device = %device.id, "app sign-in collected");
-                Ok(Poll::Approved(device, token))
             }
         }
     }
@@ -276,6 +274,7 @@ impl Service {
         raw_user_code: &str,
         client: &Client<'_>,
     ) -> Result<DeviceAuthorization, ServiceError> {
+        by.may_manage()?;
         let pending = self
             .pending_device_authorization(by, raw_user_code, client)
             .await?;

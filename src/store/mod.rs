@@ -281,7 +281,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<DeviceAuthorization>, StoreError>;
     /// Counts a poll of a pending request, if the interval has passed since
     /// the last one (one conditional statement). Otherwise the poll came
-    /// too soon: the interval grows by `step`, and the new one is returned.
+    /// too soon: the interval grows by `step`, and the new one is returned
+    /// (unless the request was decided meanwhile).
     async fn poll_device_authorization(
         &self,
         id: i64,

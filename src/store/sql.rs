@@ -553,7 +553,7 @@ where
         let interval: Option<i64> = sqlx::query_scalar(
             "UPDATE device_authorizations
              SET interval_secs = interval_secs + $2, last_polled_at = $3
-             WHERE id = $1 RETURNING interval_secs",
+             WHERE id = $1 AND status = 'pending' RETURNING interval_secs",
         )
         .bind(id)
         .bind(step)
@@ -561,9 +561,8 @@ where
         .fetch_optional(&self.pool)
         .await
         .map_err(DB::unavailable_or_internal)?;
-        Ok(Some(Duration::from_secs(
-            interval.and_then(|i| u64::try_from(i).ok()).unwrap_or(0),
-        )))
+        // No longer pending (decided meanwhile): the next poll will tell.
+        Ok(interval.map(|i| Duration::from_secs(u64::try_from(i).unwrap_or(0))))
     }
 
     async fn claim_device_authorization(

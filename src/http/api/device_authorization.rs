@@ -127,7 +127,7 @@ pub async fn poll(
             .into_response(),
         Poll::Denied => poll_error(
             "access_denied",
-            "The person denied this sign-in (or deleted the device before the app collected it).",
+            "The person denied this sign-in (or deleted the device, or changed its password, before the app collected it).",
         ),
         Poll::Expired => poll_error(
             "expired_token",

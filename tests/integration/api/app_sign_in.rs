@@ -225,6 +225,48 @@ async fn a_denied_request_gets_access_denied(#[case] backend: Backend) {
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
+async fn a_device_deleted_or_changed_before_collection_is_not_handed_out(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_member(MEMBER).await;
+    let visitor = Visitor::signed_in(&app, MEMBER).await;
+    let changed = start(&app, "Changed").await;
+    let deleted = start(&app, "Deleted").await;
+    for started in [&changed, &deleted] {
+        decide(&visitor, &started.user_code, "approve")
+            .await
+            .assert_redirect("/settings/devices");
+    }
+    let devices = app.devices(Some(account.id)).await.unwrap();
+    let id_of = |name: &str| {
+        devices
+            .iter()
+            .find(|d| d.name.as_str() == name)
+            .unwrap()
+            .id
+            .to_string()
+    };
+    visitor.change_device_password(&id_of("Changed")).await;
+    visitor
+        .act(
+            "/settings/devices",
+            &format!("/settings/devices/{}/delete", id_of("Deleted")),
+            &[],
+        )
+        .await;
+    for started in [&changed, &deleted] {
+        expect_error(
+            poll(&app, &started.device_code).await,
+            StatusCode::BAD_REQUEST,
+            "access_denied",
+        )
+        .await;
+    }
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
 async fn an_expired_request_gets_expired_token(#[case] backend: Backend) {
     let clock = Clock::adjustable();
     let app = spawn_app_with(backend, |config| config.clock = clock.clone()).await;
