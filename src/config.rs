@@ -606,6 +606,41 @@ mod tests {
     }
 
     #[test]
+    fn app_sign_in_settings() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["latchkey", "serve"], args].concat())?;
+            let Command::Serve(serve) = cli.command else {
+                panic!()
+            };
+            Ok::<_, clap::Error>(Config::from_args(&cli.database, &serve).unwrap())
+        };
+        let defaults = parse(&[]).unwrap().device_authorizations;
+        assert_eq!(defaults.lifetime, Duration::from_secs(600));
+        assert_eq!(defaults.interval, Duration::from_secs(5));
+        assert_eq!(defaults.per_address, 10);
+        let set = parse(&[
+            "--device-code-minutes",
+            "3",
+            "--device-poll-interval-secs",
+            "2",
+            "--device-codes-per-address",
+            "4",
+        ])
+        .unwrap()
+        .device_authorizations;
+        assert_eq!(set.lifetime, Duration::from_secs(180));
+        assert_eq!(set.interval, Duration::from_secs(2));
+        assert_eq!(set.per_address, 4);
+        for bad in [
+            ["--device-code-minutes", "0"],
+            ["--device-poll-interval-secs", "0"],
+            ["--device-codes-per-address", "0"],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn web_sessions_and_secure_cookies() {
         let cli = Cli::try_parse_from([
             "latchkey",
