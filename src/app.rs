@@ -39,6 +39,8 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             cache_capacity: config.cache_capacity,
             max_staleness: config.max_staleness,
             password_policy: config.password_policy,
+            device_authorizations: config.device_authorizations,
+            clock: config.clock.clone(),
         },
         &key,
     ));
@@ -94,6 +96,7 @@ impl Application {
                 service: self.service.clone(),
                 trusted_proxies: self.config.trusted_proxies.clone().into(),
                 web: crate::http::WebSettings::from_config(&self.config),
+                base_url: self.base_url().into(),
             },
             &self.config.cors_origins,
             self.config.request_timeout,
@@ -116,7 +119,8 @@ impl Application {
     }
 }
 
-/// Refilled throttle buckets are deleted this often.
+/// Refilled throttle buckets and long-expired app sign-in requests are
+/// deleted this often.
 const THROTTLE_PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Writes last-used data, and tidies the throttle buckets now and then.
@@ -141,6 +145,9 @@ async fn flush_periodically(
             last_prune = tokio::time::Instant::now();
             if let Err(e) = service.prune_throttle().await {
                 tracing::warn!(error = %e, "could not prune throttle buckets");
+            }
+            if let Err(e) = service.prune_device_authorizations().await {
+                tracing::warn!(error = %e, "could not prune expired app sign-in requests");
             }
         }
     }

@@ -12,10 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{
-    DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES, MAX_MIN_PASSWORD_CHARS,
-    MIN_PASSWORD_CHARS,
+    Clock, DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES,
+    MAX_MIN_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };
 use crate::service::throttle::ThrottleConfig;
+use crate::service::DeviceAuthorizationSettings;
 use crate::store::StoreOptions;
 use crate::telemetry::LogFormat;
 
@@ -254,6 +255,24 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=24 * 30))]
     pub session_lifetime_hours: u64,
 
+    /// Minutes an app sign-in request (POST /server/api/device/authorize)
+    /// waits for a person to approve it and for the app to collect its
+    /// device password.
+    #[arg(long, env = "LATCHKEY_DEVICE_CODE_MINUTES", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 60))]
+    pub device_code_minutes: u64,
+
+    /// Seconds an app must wait between two polls of its sign-in request
+    /// at first; each poll that comes sooner adds 5 (RFC 8628).
+    #[arg(long, env = "LATCHKEY_DEVICE_POLL_INTERVAL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub device_poll_interval_secs: u64,
+
+    /// App sign-in requests one client address may have waiting at once.
+    #[arg(long, env = "LATCHKEY_DEVICE_CODES_PER_ADDRESS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub device_codes_per_address: u32,
+
     #[command(flatten)]
     pub passwords: PasswordPolicyArgs,
 }
@@ -388,6 +407,10 @@ pub struct Config {
     pub sessions: SessionPolicy,
     /// What new main passwords must be.
     pub password_policy: PasswordPolicy,
+    /// App sign-in requests.
+    pub device_authorizations: DeviceAuthorizationSettings,
+    /// Where expiry reads the time (tests move it on).
+    pub clock: Clock,
 }
 
 impl fmt::Debug for Config {
@@ -410,6 +433,7 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("sessions", &self.sessions)
             .field("password_policy", &self.password_policy)
+            .field("device_authorizations", &self.device_authorizations)
             .finish()
     }
 }
@@ -435,6 +459,8 @@ impl Config {
             store: StoreOptions::default(),
             sessions: SessionPolicy::default(),
             password_policy: PasswordPolicy::default(),
+            device_authorizations: DeviceAuthorizationSettings::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -492,6 +518,12 @@ impl Config {
                 absolute: Duration::from_secs(serve.session_lifetime_hours * 3600),
             },
             password_policy: serve.passwords.policy()?,
+            device_authorizations: DeviceAuthorizationSettings {
+                lifetime: Duration::from_secs(serve.device_code_minutes * 60),
+                interval: Duration::from_secs(serve.device_poll_interval_secs),
+                per_address: serve.device_codes_per_address,
+            },
+            clock: Clock::system(),
         })
     }
 
@@ -571,6 +603,41 @@ mod tests {
         assert_eq!(config.sessions.idle, Duration::from_secs(30 * 60));
         assert_eq!(config.sessions.absolute, Duration::from_secs(12 * 3600));
         assert!(!config.https());
+    }
+
+    #[test]
+    fn app_sign_in_settings() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["latchkey", "serve"], args].concat())?;
+            let Command::Serve(serve) = cli.command else {
+                panic!()
+            };
+            Ok::<_, clap::Error>(Config::from_args(&cli.database, &serve).unwrap())
+        };
+        let defaults = parse(&[]).unwrap().device_authorizations;
+        assert_eq!(defaults.lifetime, Duration::from_secs(600));
+        assert_eq!(defaults.interval, Duration::from_secs(5));
+        assert_eq!(defaults.per_address, 10);
+        let set = parse(&[
+            "--device-code-minutes",
+            "3",
+            "--device-poll-interval-secs",
+            "2",
+            "--device-codes-per-address",
+            "4",
+        ])
+        .unwrap()
+        .device_authorizations;
+        assert_eq!(set.lifetime, Duration::from_secs(180));
+        assert_eq!(set.interval, Duration::from_secs(2));
+        assert_eq!(set.per_address, 4);
+        for bad in [
+            ["--device-code-minutes", "0"],
+            ["--device-poll-interval-secs", "0"],
+            ["--device-codes-per-address", "0"],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -12,9 +12,10 @@ pub mod app;
 pub mod cli;
 /// Command-line flags and their `LATCHKEY_*` environment equivalents.
 pub mod config;
-/// A leaf: token format, device ids, session keys, main-password hashing, typed secrets.
+/// A leaf: token format, device ids, app sign-in codes, session keys, main-password hashing, typed secrets.
 pub mod credential;
-/// Pure types (accounts, devices, permissions, sessions) and `rules`, each rule one function.
+/// Pure types (accounts, devices, app sign-in requests, permissions, sessions, the clock) and
+/// `rules`, each rule one function.
 pub mod domain;
 /// The JSON API and the web interface: routes, proof extractors, the error contract.
 pub mod http;

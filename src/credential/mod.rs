@@ -1,6 +1,7 @@
 //! Credentials: what a device token looks like, how it is checked, and how
 //! main passwords are hashed.
 
+mod device_code;
 mod device_id;
 mod password;
 mod secret;
@@ -9,6 +10,9 @@ mod session;
 mod signed;
 mod token;
 
+pub use device_code::{
+    DeviceAuthorizationKeys, DeviceCode, UserCode, USER_CODE_ALPHABET, USER_CODE_CHARS,
+};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use password::{HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES};
 pub use secret::Secret;

@@ -1,5 +1,6 @@
 use std::fmt;
 
+use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -33,15 +34,40 @@ pub enum TokenFormatError {
 impl Token {
     /// A fresh token from the operating system's random generator.
     pub fn generate() -> Self {
+        let mut rng = OsRng;
+        Self::from_random_bytes(|| {
+            let mut byte = [0u8; 1];
+            rng.fill_bytes(&mut byte);
+            byte[0]
+        })
+    }
+
+    /// The token a 256-bit `seed` stands for, always the same one: so a
+    /// token can be handed out later without being stored meanwhile.
+    pub fn derive(seed: &[u8; 32]) -> Self {
+        let mut block = Zeroizing::new([0u8; 32]);
+        let (mut counter, mut used) = (0u64, 32);
+        Self::from_random_bytes(|| {
+            if used == 32 {
+                let mut mac = Hmac::<Sha256>::new_from_slice(seed).expect("any key length");
+                mac.update(&counter.to_be_bytes());
+                block.copy_from_slice(&mac.finalize().into_bytes());
+                counter += 1;
+                used = 0;
+            }
+            used += 1;
+            block[used - 1]
+        })
+    }
+
+    fn from_random_bytes(mut next: impl FnMut() -> u8) -> Self {
         let mut token = Zeroizing::new(String::with_capacity(TOKEN_LEN));
         token.push_str(TOKEN_PREFIX);
-        let mut rng = OsRng;
-        let mut byte = [0u8; 1];
         while token.len() < TOKEN_PREFIX.len() + SECRET_CHARS {
-            rng.fill_bytes(&mut byte);
+            let byte = next();
             // Rejection sampling keeps every character uniform: 248 = 4 * 62.
-            if byte[0] < 248 {
-                token.push(BASE62[usize::from(byte[0] % 62)] as char);
+            if byte < 248 {
+                token.push(BASE62[usize::from(byte % 62)] as char);
             }
         }
         let checksum = checksum(&token[TOKEN_PREFIX.len()..]);
@@ -136,6 +162,14 @@ mod tests {
         assert!(text.starts_with("lkd_"));
         assert!(text[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(Token::parse(text).unwrap().expose(), text);
+    }
+
+    #[test]
+    fn derived_tokens_are_valid_and_depend_only_on_the_seed() {
+        let (a, b) = (Token::derive(&[1; 32]), Token::derive(&[2; 32]));
+        assert_eq!(a.expose(), Token::derive(&[1; 32]).expose());
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(Token::parse(a.expose()).unwrap().expose(), a.expose());
     }
 
     #[test]

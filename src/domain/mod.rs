@@ -3,6 +3,7 @@
 
 mod account;
 mod device;
+mod device_authorization;
 mod email;
 mod name;
 mod password_policy;
@@ -15,6 +16,9 @@ pub use account::{Account, AccountId};
 pub use device::{
     Device, DeviceTypes, LastUse, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS, UNKNOWN_DEVICE_TYPE,
 };
+pub use device_authorization::{
+    poll_decision, AuthorizationStatus, DeviceAuthorization, PollDecision, SLOW_DOWN_STEP,
+};
 pub use email::{Email, EmailError};
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use password_policy::{
@@ -24,4 +28,4 @@ pub use password_policy::{
 pub use permission::{Permission, Permissions, UnknownPermission};
 pub use rules::Refusal;
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
-pub use time::Timestamp;
+pub use time::{Clock, Timestamp};

@@ -105,9 +105,53 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Where operations read the time: the system clock, or, in tests, the
+/// system clock moved on by however much a test says, so expiry can be
+/// tested without waiting.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock a test can move forward with [`Clock::advance`].
+    pub fn adjustable() -> Self {
+        Self(Some(Default::default()))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let offset = self
+            .0
+            .as_ref()
+            .map_or(0, |o| o.load(std::sync::atomic::Ordering::Relaxed));
+        Timestamp(Timestamp::now().0.saturating_add(offset))
+    }
+
+    /// Moves an adjustable clock forward; the system clock stays as it is.
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Some(offset) = &self.0 {
+            let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+            offset.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adjustable_clock_moves_forward_when_told() {
+        let clock = Clock::adjustable();
+        let before = clock.now();
+        clock.advance(std::time::Duration::from_secs(600));
+        assert!(clock.now().millis() - before.millis() >= 600_000);
+        let system = Clock::system();
+        system.advance(std::time::Duration::from_secs(600));
+        assert!(system.now().millis() - Timestamp::now().millis() < 1000);
+    }
 
     #[test]
     fn formats_as_utc_rfc3339() {

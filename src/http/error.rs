@@ -147,6 +147,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::SignInStopped => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "sign_in_stopped", message)
             }
+            ServiceError::TooManyPendingAuthorizations { retry_after } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_pending_authorizations",
+                message,
+            )
+            .with_retry_after(retry_after),
             ServiceError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
                 .with_retry_after(Duration::from_secs(5)),
             ServiceError::Unavailable(cause) => {

@@ -108,10 +108,22 @@ impl<B> MakeSpan<B> for RequestSpan {
             Level::DEBUG,
             "request",
             method = %request.method(),
-            uri = %request.uri(),
+            uri = %loggable_uri(request.uri()),
             version = ?request.version(),
             client = client.map(tracing::field::display),
         )
+    }
+}
+
+/// The address as the access log shows it: without the query of the pages
+/// whose query can carry an app sign-in's user code (`/device?code=…`, and
+/// the sign-in page returning there).
+fn loggable_uri(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
+    match uri.query() {
+        Some(_) if matches!(uri.path(), "/device" | "/sign-in") => {
+            format!("{}?<redacted>", uri.path()).into()
+        }
+        _ => uri.to_string().into(),
     }
 }
 

@@ -12,6 +12,9 @@ pub struct AppState {
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     pub web: WebSettings,
+    /// Where people reach this server (the public URL, or the bound
+    /// address), for the addresses the API hands to apps.
+    pub base_url: Arc<str>,
 }
 
 /// What the web interface needs from the configuration.

@@ -5,8 +5,8 @@
 use super::actor::DeviceActor;
 use super::{parse_device_name, parse_email, Client, Member, PasswordDeviceRequest};
 use super::{Service, ServiceError};
-use crate::credential::{DeviceId, MainPassword, Token};
-use crate::domain::{rules, Account, Device, DeviceName, Timestamp};
+use crate::credential::{DeviceId, MainPassword, Token, TokenDigest};
+use crate::domain::{rules, Account, Device, DeviceName};
 use crate::store::{NewDevice, StoreError};
 
 /// How often a random device id may collide before we give up.
@@ -28,8 +28,17 @@ impl Service {
             .await?;
         rules::password_alone_may_act_for(&account)?;
         rules::may_use_device_passwords(&account.permissions)?;
-        self.insert_device(&account, name, request.device_type.as_deref())
-            .await
+        let token = Token::generate();
+        let device = self
+            .insert_device(
+                &account,
+                name,
+                request.device_type.as_deref(),
+                token.digest(),
+                None,
+            )
+            .await?;
+        Ok((device, token))
     }
 
     /// A new device password for a signed-in member.
@@ -41,36 +50,56 @@ impl Service {
     ) -> Result<(Device, Token), ServiceError> {
         by.may_manage()?;
         let name = parse_device_name(name)?;
-        self.insert_device(by.account(), name, device_type).await
+        let token = Token::generate();
+        let device = self
+            .insert_device(by.account(), name, device_type, token.digest(), None)
+            .await?;
+        Ok((device, token))
     }
 
-    async fn insert_device(
+    /// Every new device password comes from here: the password route, New
+    /// device password, and an approved app sign-in, which `approving`
+    /// marks approved in the same transaction (or, if it is no longer
+    /// pending, the device is not made).
+    pub(super) async fn insert_device(
         &self,
         account: &Account,
         name: DeviceName,
         device_type: Option<&str>,
-    ) -> Result<(Device, Token), ServiceError> {
-        let token = Token::generate();
+        token_digest: TokenDigest,
+        approving: Option<i64>,
+    ) -> Result<Device, ServiceError> {
+        let now = self.clock.now();
         let mut new = NewDevice {
             id: DeviceId::generate(),
             account_id: account.id,
             name,
             device_type: self.device_types.resolve(device_type),
-            token_digest: token.digest(),
-            created_at: Timestamp::now(),
+            token_digest,
+            created_at: now,
         };
         for _ in 0..DEVICE_ID_ATTEMPTS {
             // A taken id spoils the transaction, so each attempt has its own.
             let mut tx = self.begin_write().await?;
-            match tx.insert_device(&new).await {
-                Ok(device) => {
-                    tx.commit().await?;
-                    tracing::info!(account = %account.email, device = %device.id, "device created");
-                    return Ok((device, token));
+            let device = match tx.insert_device(&new).await {
+                Ok(device) => device,
+                Err(StoreError::Conflict(_)) => {
+                    new.id = DeviceId::generate();
+                    continue;
                 }
-                Err(StoreError::Conflict(_)) => new.id = DeviceId::generate(),
                 Err(e) => return Err(e.into()),
+            };
+            if let Some(request) = approving {
+                if !tx
+                    .approve_device_authorization(request, account.id, &device.id, now)
+                    .await?
+                {
+                    return Err(super::device_authorization::no_longer_pending());
+                }
             }
+            tx.commit().await?;
+            tracing::info!(account = %account.email, device = %device.id, "device created");
+            return Ok(device);
         }
         Err(ServiceError::Internal(
             "could not find a free device id".to_owned(),

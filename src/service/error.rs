@@ -36,6 +36,9 @@ pub enum ServiceError {
     /// the message must not suggest the password was wrong.
     #[error("Too many failed attempts from your network, so this attempt was not checked. Try again in {} seconds.", .retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
+    /// An address has as many app sign-in requests waiting as it may.
+    #[error("Too many app sign-in requests from your network are waiting for approval. Approve or deny them, or try again in {} minutes.", .retry_after.as_secs().div_ceil(60).max(1))]
+    TooManyPendingAuthorizations { retry_after: Duration },
     /// The account's consecutive-failure cap is reached: only browsers that
     /// signed in to it before may try until it is cleared.
     #[error("This account has had too many failed sign-in attempts in a row, so your password was not checked. Sign in from a browser you have signed in with before, or ask an administrator to clear the failed attempts.")]

@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::credential::{
-    MainPassword, PasswordHasher, Secret, ServerKey, SignInForms, TrustedBrowsers,
+    DeviceAuthorizationKeys, MainPassword, PasswordHasher, Secret, ServerKey, SignInForms,
+    TrustedBrowsers,
 };
-use crate::domain::{DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Timestamp};
+use crate::domain::{
+    Clock, DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Timestamp,
+};
 use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
 use last_used::LastUsedRecorder;
@@ -24,6 +27,7 @@ mod admin;
 mod auth;
 mod background;
 pub mod cache;
+mod device_authorization;
 mod devices;
 mod error;
 pub mod last_used;
@@ -32,6 +36,9 @@ mod sessions;
 pub mod throttle;
 
 pub use actor::{Admin, DeviceCaller, Member, Operator};
+pub use device_authorization::{
+    AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,
+};
 pub use error::ServiceError;
 pub use sessions::SignIn;
 
@@ -74,6 +81,10 @@ pub struct Settings {
     pub max_staleness: Duration,
     /// What new main passwords must be.
     pub password_policy: PasswordPolicy,
+    /// App sign-in requests: how long they live, how often apps may poll.
+    pub device_authorizations: DeviceAuthorizationSettings,
+    /// Where expiry reads the time.
+    pub clock: Clock,
 }
 
 impl Default for Settings {
@@ -84,6 +95,8 @@ impl Default for Settings {
             cache_capacity: 100_000,
             max_staleness: Duration::from_secs(5),
             password_policy: PasswordPolicy::default(),
+            device_authorizations: DeviceAuthorizationSettings::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -94,6 +107,7 @@ struct Keys {
     check_value: [u8; 32],
     sign_in_forms: SignInForms,
     trusted_browsers: TrustedBrowsers,
+    device_authorizations: DeviceAuthorizationKeys,
 }
 
 impl Keys {
@@ -103,6 +117,7 @@ impl Keys {
             check_value: key.check_value(),
             sign_in_forms: SignInForms::new(key),
             trusted_browsers: TrustedBrowsers::new(key),
+            device_authorizations: DeviceAuthorizationKeys::new(key),
         }
     }
 }
@@ -117,6 +132,8 @@ pub struct Service {
     throttle: Throttle,
     lookups: LookupLimiter,
     password_policy: PasswordPolicy,
+    device_authorizations: DeviceAuthorizationSettings,
+    clock: Clock,
 }
 
 impl Service {
@@ -130,6 +147,8 @@ impl Service {
             throttle: Throttle::new(settings.throttle, store.clone()),
             lookups: LookupLimiter::new(settings.throttle.lookup_failures),
             password_policy: settings.password_policy,
+            device_authorizations: settings.device_authorizations,
+            clock: settings.clock,
             store,
         }
     }

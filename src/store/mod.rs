@@ -19,8 +19,8 @@ use sqlite::SqliteStore;
 
 use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, Permissions,
-    SessionId, Timestamp, WebSession,
+    Account, AccountId, Device, DeviceAuthorization, DeviceName, Email, LastUse, Notice,
+    Permission, Permissions, SessionId, Timestamp, WebSession,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,20 @@ impl NewDevice {
             last_used: None,
         }
     }
+}
+
+/// An app's sign-in request as it is first stored.
+pub struct NewDeviceAuthorization {
+    pub device_code_digest: [u8; 32],
+    pub user_code_digest: [u8; 32],
+    pub device_name: DeviceName,
+    pub device_type: String,
+    pub token_digest: TokenDigest,
+    pub requested_ip: Option<IpAddr>,
+    pub requested_user_agent: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub interval: Duration,
 }
 
 /// How the server uses its database connections.
@@ -255,6 +269,40 @@ pub trait Store: Send + Sync + 'static {
         created_before: Timestamp,
     ) -> Result<u64, StoreError>;
 
+    // ----- app sign-in requests -----
+
+    async fn device_authorization(
+        &self,
+        device_code_digest: &[u8; 32],
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    async fn device_authorization_by_user_code(
+        &self,
+        user_code_digest: &[u8; 32],
+    ) -> Result<Option<DeviceAuthorization>, StoreError>;
+    /// Counts a poll of a pending request, if the interval has passed since
+    /// the last one (one conditional statement). Otherwise the poll came
+    /// too soon: the interval grows by `step`, and the new one is returned
+    /// (unless the request was decided meanwhile).
+    async fn poll_device_authorization(
+        &self,
+        id: i64,
+        now: Timestamp,
+        step: Duration,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// Marks an approved, unexpired request collected; true for exactly one
+    /// caller however many ask at once, on any node.
+    async fn claim_device_authorization(&self, id: i64, now: Timestamp)
+        -> Result<bool, StoreError>;
+    /// Denies a pending, unexpired request; false if it was not one.
+    async fn deny_device_authorization(
+        &self,
+        id: i64,
+        by: AccountId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Deletes requests that expired before `before`.
+    async fn prune_device_authorizations(&self, before: Timestamp) -> Result<u64, StoreError>;
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -320,6 +368,25 @@ pub trait WriteTx: Send {
     ) -> Result<bool, StoreError>;
     /// Returns whether the device existed.
     async fn delete_device(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
+
+    /// Stores the request unless its address already has `limit` pending,
+    /// unexpired ones; returns whether it stored it. Requests from one
+    /// address are counted one after the other, on any node. Fails with
+    /// [`StoreError::Conflict`]`("user code")` when the user code is taken.
+    async fn insert_device_authorization(
+        &mut self,
+        request: &NewDeviceAuthorization,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
+    /// Marks a pending, unexpired request approved by `by`, with the device
+    /// made for it; false if it was not one (then roll back the device).
+    async fn approve_device_authorization(
+        &mut self,
+        id: i64,
+        by: AccountId,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     async fn create_session(&mut self, session: &NewSession) -> Result<WebSession, StoreError>;
     /// Returns whether the account had that session.

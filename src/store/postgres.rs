@@ -258,6 +258,15 @@ impl Backend for Postgres {
         Ok(vec![feed, heartbeat])
     }
 
+    async fn lock_key(conn: &mut PgConnection, key: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(Postgres::unavailable_or_internal)?;
+        Ok(())
+    }
+
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }

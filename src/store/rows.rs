@@ -1,14 +1,15 @@
 //! Turning rows into domain values, the same way for every backend.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{CredentialRecord, StoreError};
 use crate::credential::{CsrfSecret, DeviceId, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Permission, Permissions, SessionId,
-    Timestamp, WebSession,
+    Account, AccountId, AuthorizationStatus, Device, DeviceAuthorization, DeviceName, Email,
+    LastUse, Permission, Permissions, SessionId, Timestamp, WebSession,
 };
 
 pub(super) const SESSION_COLUMNS: &str =
@@ -152,4 +153,46 @@ where
 
 pub(super) fn internal(e: sqlx::Error) -> StoreError {
     StoreError::Internal(e.to_string())
+}
+
+pub(super) const DEVICE_AUTHORIZATION_COLUMNS: &str = "id, device_name, device_type, token_digest,
+    requested_ip, requested_user_agent, created_at, expires_at, interval_secs, last_polled_at,
+    status, account_id, device_id";
+
+/// An app sign-in request, read with [`DEVICE_AUTHORIZATION_COLUMNS`].
+pub(super) fn device_authorization<R>(row: &R) -> Result<DeviceAuthorization, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    Option<i64>: Decodes<R::Database>,
+    Vec<u8>: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let digest: Vec<u8> = row.decoded("token_digest")?;
+    let ip: Option<String> = row.decoded("requested_ip")?;
+    let status: String = row.decoded("status")?;
+    let interval: i64 = row.decoded("interval_secs")?;
+    let device_id: Option<String> = row.decoded("device_id")?;
+    let last_polled_at: Option<i64> = row.decoded("last_polled_at")?;
+    let account_id: Option<i64> = row.decoded("account_id")?;
+    Ok(DeviceAuthorization {
+        id: row.decoded("id")?,
+        device_name: DeviceName::from_stored(row.decoded("device_name")?),
+        device_type: row.decoded("device_type")?,
+        token_digest: TokenDigest::from_slice(&digest)
+            .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
+        requested_ip: ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+        requested_user_agent: row.decoded("requested_user_agent")?,
+        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+        expires_at: Timestamp::from_millis(row.decoded("expires_at")?),
+        interval: Duration::from_secs(u64::try_from(interval).unwrap_or(0)),
+        last_polled_at: last_polled_at.map(Timestamp::from_millis),
+        status: AuthorizationStatus::parse(&status)
+            .ok_or_else(|| StoreError::Internal(format!("unknown status {status:?}")))?,
+        account_id: account_id.map(AccountId),
+        device_id: device_id
+            .map(|id| DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string())))
+            .transpose()?,
+    })
 }

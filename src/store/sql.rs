@@ -3,6 +3,8 @@
 //! both; what a backend does its own way is its [`Backend`] implementation
 //! (`sqlite.rs`, `postgres.rs`).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type,
@@ -13,12 +15,12 @@ use tokio::task::JoinHandle;
 use super::rows::{self, internal};
 use super::{
     BucketUpdate, Buckets, ChangeSink, CredentialRecord, KeyRegistration, NewAccount, NewDevice,
-    NewSession, Serialise, Store, StoreError, WriteTx,
+    NewDeviceAuthorization, NewSession, Serialise, Store, StoreError, WriteTx,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceName, Email, LastUse, Notice, Permission, SessionId,
-    Timestamp, WebSession,
+    Account, AccountId, Device, DeviceAuthorization, DeviceName, Email, LastUse, Notice,
+    Permission, SessionId, Timestamp, WebSession,
 };
 
 /// What a backend does its own way: how a write is serialised, the bulk
@@ -78,6 +80,11 @@ pub(super) trait Backend: Database {
     /// Whether the database would take a write now: readiness must not say
     /// yes to a server whose every sign-in would fail.
     async fn probe_write(pool: &Pool<Self>) -> Result<(), StoreError>;
+
+    /// Holds, until the transaction ends, a lock named by `key`: writers of
+    /// the same key, on any node, run one after the other. (SQLite's write
+    /// transaction holds the whole database already.)
+    async fn lock_key(conn: &mut Self::Connection, key: &str) -> Result<(), StoreError>;
 
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(done: &Self::QueryResult) -> u64;
@@ -485,6 +492,126 @@ where
         Ok(DB::rows_affected(&done))
     }
 
+    // ----- app sign-in requests -----
+
+    async fn device_authorization(
+        &self,
+        device_code_digest: &[u8; 32],
+    ) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM device_authorizations WHERE device_code_hash = $1",
+            rows::DEVICE_AUTHORIZATION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(device_code_digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::device_authorization(&row))
+            .transpose()
+    }
+
+    async fn device_authorization_by_user_code(
+        &self,
+        user_code_digest: &[u8; 32],
+    ) -> Result<Option<DeviceAuthorization>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM device_authorizations WHERE user_code_hash = $1",
+            rows::DEVICE_AUTHORIZATION_COLUMNS
+        );
+        sqlx::query(&sql)
+            .bind(user_code_digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::device_authorization(&row))
+            .transpose()
+    }
+
+    async fn poll_device_authorization(
+        &self,
+        id: i64,
+        now: Timestamp,
+        step: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        // One statement each: of polls arriving together, those that find
+        // the interval not yet passed are told to slow down.
+        let counted = sqlx::query(
+            "UPDATE device_authorizations SET last_polled_at = $2
+             WHERE id = $1 AND status = 'pending'
+               AND (last_polled_at IS NULL OR last_polled_at + interval_secs * 1000 <= $2)",
+        )
+        .bind(id)
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        if DB::rows_affected(&counted) == 1 {
+            return Ok(None);
+        }
+        let step = i64::try_from(step.as_secs()).unwrap_or(i64::MAX);
+        let interval: Option<i64> = sqlx::query_scalar(
+            "UPDATE device_authorizations
+             SET interval_secs = interval_secs + $2, last_polled_at = $3
+             WHERE id = $1 AND status = 'pending' RETURNING interval_secs",
+        )
+        .bind(id)
+        .bind(step)
+        .bind(now.millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        // No longer pending (decided meanwhile): the next poll will tell.
+        Ok(interval.map(|i| Duration::from_secs(u64::try_from(i).unwrap_or(0))))
+    }
+
+    async fn claim_device_authorization(
+        &self,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // SQLite runs it under the write lock; PostgreSQL (READ COMMITTED)
+        // re-checks the status of a row a concurrent claim changed.
+        let done = sqlx::query(
+            "UPDATE device_authorizations SET status = 'claimed'
+             WHERE id = $1 AND status = 'approved' AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn deny_device_authorization(
+        &self,
+        id: i64,
+        by: AccountId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE device_authorizations SET status = 'denied', account_id = $2
+             WHERE id = $1 AND status = 'pending' AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(by.0)
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn prune_device_authorizations(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM device_authorizations WHERE expires_at < $1")
+            .bind(before.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         DB::probe_write(&self.pool).await
     }
@@ -722,6 +849,76 @@ where
             .execute(&mut *self.tx)
             .await
             .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn insert_device_authorization(
+        &mut self,
+        request: &NewDeviceAuthorization,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let address = request
+            .requested_ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        DB::lock_key(
+            &mut self.tx,
+            &format!("device authorizations from {address}"),
+        )
+        .await?;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM device_authorizations
+             WHERE COALESCE(requested_ip, '') = $1 AND status = 'pending' AND expires_at > $2",
+        )
+        .bind(address.as_str())
+        .bind(request.created_at.millis())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        if pending >= i64::from(limit) {
+            return Ok(false);
+        }
+        let ip = request.requested_ip.map(|ip| ip.to_string());
+        sqlx::query(
+            "INSERT INTO device_authorizations
+               (device_code_hash, user_code_hash, device_name, device_type, token_digest,
+                requested_ip, requested_user_agent, created_at, expires_at, interval_secs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(request.device_code_digest.as_slice())
+        .bind(request.user_code_digest.as_slice())
+        .bind(request.device_name.as_str())
+        .bind(request.device_type.as_str())
+        .bind(&request.token_digest.0[..])
+        .bind(ip.as_deref())
+        .bind(request.requested_user_agent.as_deref())
+        .bind(request.created_at.millis())
+        .bind(request.expires_at.millis())
+        .bind(i64::try_from(request.interval.as_secs()).unwrap_or(i64::MAX))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| conflict_on::<DB>(e, "user code"))?;
+        Ok(true)
+    }
+
+    async fn approve_device_authorization(
+        &mut self,
+        id: i64,
+        by: AccountId,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE device_authorizations SET status = 'approved', account_id = $2, device_id = $3
+             WHERE id = $1 AND status = 'pending' AND expires_at > $4",
+        )
+        .bind(id)
+        .bind(by.0)
+        .bind(device.as_str())
+        .bind(now.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
         Ok(DB::rows_affected(&done) == 1)
     }
 

@@ -279,6 +279,11 @@ impl Backend for Sqlite {
         tx.rollback().await.map_err(Sqlite::unavailable_or_internal)
     }
 
+    /// The write transaction (`BEGIN IMMEDIATE`) holds the database already.
+    async fn lock_key(_conn: &mut SqliteConnection, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }

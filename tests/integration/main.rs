@@ -18,6 +18,7 @@ mod writes;
 
 /// The JSON API, the admin CLI, the real server process and the store contract.
 mod api {
+    pub(crate) mod app_sign_in;
     mod article;
     mod basic_auth;
     mod cli;
@@ -57,6 +58,7 @@ mod web {
 /// only: pages do not depend on the backend. Without Chromium or
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
 mod browser {
+    mod app_sign_in;
     mod layout;
     mod login_forgery;
     mod scenarios;

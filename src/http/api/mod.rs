@@ -1,6 +1,7 @@
 //! The JSON API under `/server/api`.
 
 mod device;
+mod device_authorization;
 mod user;
 
 use axum::routing::{get, post};
@@ -27,6 +28,14 @@ pub fn router() -> Router<AppState> {
                 .delete(device::delete),
         )
         .route("/server/api/device/{id}/password", post(device::regenerate))
+        .route(
+            "/server/api/device/authorize",
+            post(device_authorization::start),
+        )
+        .route(
+            "/server/api/device/authorize/token",
+            post(device_authorization::poll),
+        )
         .route("/server/api/user", get(user::show))
 }
 

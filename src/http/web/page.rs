@@ -187,7 +187,9 @@ impl From<ServiceError> for WebError {
             ServiceError::EmailTaken(_) => {
                 Self::new(StatusCode::CONFLICT, "Already exists", message)
             }
-            ServiceError::RateLimited { .. } | ServiceError::SignInStopped => {
+            ServiceError::RateLimited { .. }
+            | ServiceError::SignInStopped
+            | ServiceError::TooManyPendingAuthorizations { .. } => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", message)
             }
             ServiceError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", message),

@@ -2,6 +2,7 @@
 //! type, call one domain operation and render or redirect.
 
 mod admin;
+mod device;
 mod devices;
 mod profile;
 mod security;
@@ -24,6 +25,9 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/device", get(device::show))
+        .route("/device/approve", post(device::approve))
+        .route("/device/deny", post(device::deny))
         .route("/settings", get(|| async { redirect("/settings/profile") }))
         .route("/settings/profile", get(profile::show))
         .route("/settings/profile/name", post(profile::rename))
