@@ -8,6 +8,7 @@ mod server_key;
 mod session;
 mod signed;
 mod token;
+mod totp;
 
 pub use device_id::{DeviceId, DeviceIdError};
 pub use password::{HashingError, MainPassword, PasswordError, PasswordHasher, MAX_PASSWORD_BYTES};
@@ -17,5 +18,9 @@ pub use session::{CsrfSecret, SessionDigest, SessionKey};
 pub use signed::{
     FormToken, SignInForms, TrustedBrowsers, TrustedEntry, SIGN_IN_FORM_LIFETIME,
     TRUSTED_BROWSER_LIFETIME,
+};
+pub use totp::{
+    looks_like_totp_code, RecoveryCode, RecoveryDigests, SealError, SecretBox, TotpSecret,
+    RECOVERY_CODES, TOTP_DRIFT_STEPS, TOTP_STEP_SECONDS,
 };
 pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};
