@@ -39,6 +39,10 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             cache_capacity: config.cache_capacity,
             max_staleness: config.max_staleness,
             password_policy: config.password_policy,
+            issuer: config.issuer.clone(),
+            require_two_factor: config.require_two_factor,
+            two_factor_grace: config.two_factor_grace,
+            clock: config.clock.clone(),
         },
         &key,
     ));

@@ -19,8 +19,8 @@ pub use signed::{
     FormToken, SignInForms, TrustedBrowsers, TrustedEntry, SIGN_IN_FORM_LIFETIME,
     TRUSTED_BROWSER_LIFETIME,
 };
+pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};
 pub use totp::{
     looks_like_totp_code, RecoveryCode, RecoveryDigests, SealError, SecretBox, TotpSecret,
     RECOVERY_CODES, TOTP_DRIFT_STEPS, TOTP_STEP_SECONDS,
 };
-pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};

@@ -42,7 +42,13 @@ impl TotpSecret {
     fn totp(&self) -> TOTP {
         // 20 bytes and 6 digits are always valid, so the unchecked form
         // cannot make a bad generator.
-        TOTP::new_unchecked(Algorithm::SHA1, 6, 0, TOTP_STEP_SECONDS as u64, self.0.to_vec())
+        TOTP::new_unchecked(
+            Algorithm::SHA1,
+            6,
+            0,
+            TOTP_STEP_SECONDS as u64,
+            self.0.to_vec(),
+        )
     }
 
     /// The code for one step.
@@ -116,7 +122,9 @@ pub fn looks_like_totp_code(code: &str) -> bool {
 pub enum SealError {
     #[error("the secret was encrypted under server key {0}, not this node's")]
     OtherKey(String),
-    #[error("the secret does not open with this node's server key (altered, or another account's)")]
+    #[error(
+        "the secret does not open with this node's server key (altered, or another account's)"
+    )]
     Broken,
 }
 
@@ -162,7 +170,11 @@ impl SecretBox {
             .expect("ChaCha20-Poly1305 encrypts 20 bytes");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        format!("{SEAL_VERSION}:{}:{}", self.key_id, URL_SAFE_NO_PAD.encode(out))
+        format!(
+            "{SEAL_VERSION}:{}:{}",
+            self.key_id,
+            URL_SAFE_NO_PAD.encode(out)
+        )
     }
 
     pub fn open(&self, sealed: &str, account: i64) -> Result<TotpSecret, SealError> {
@@ -185,7 +197,13 @@ impl SecretBox {
         let aad = Self::aad(account);
         let plain = self
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| SealError::Broken)?;
         Ok(TotpSecret(Zeroizing::new(plain)))
     }

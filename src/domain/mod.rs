@@ -10,6 +10,7 @@ mod permission;
 pub mod rules;
 mod session;
 mod time;
+mod two_factor;
 
 pub use account::{Account, AccountId};
 pub use device::{
@@ -25,3 +26,4 @@ pub use permission::{Permission, Permissions, UnknownPermission};
 pub use rules::Refusal;
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::Timestamp;
+pub use two_factor::{Clock, Requirement, Standing, TwoFactorPolicy};

@@ -10,9 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::credential::{
-    MainPassword, PasswordHasher, Secret, ServerKey, SignInForms, TrustedBrowsers,
+    MainPassword, PasswordHasher, RecoveryDigests, Secret, SecretBox, ServerKey, SignInForms,
+    TrustedBrowsers,
 };
-use crate::domain::{DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Timestamp};
+use crate::domain::{
+    Clock, DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Requirement, Timestamp,
+    TwoFactorPolicy,
+};
 use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
 use last_used::LastUsedRecorder;
@@ -30,10 +34,15 @@ pub mod last_used;
 mod profile;
 mod sessions;
 pub mod throttle;
+mod two_factor;
 
 pub use actor::{Admin, DeviceCaller, Member, Operator};
 pub use error::ServiceError;
 pub use sessions::SignIn;
+pub use two_factor::{
+    Enrolment, SecondStepDone, SignInStep, TwoFactorEvent, TwoFactorStatus,
+    PENDING_SIGN_IN_LIFETIME, PENDING_SIGN_IN_MAX_FAILURES,
+};
 
 /// Who is asking, as far as the network tells.
 #[derive(Clone, Debug)]
@@ -74,6 +83,13 @@ pub struct Settings {
     pub max_staleness: Duration,
     /// What new main passwords must be.
     pub password_policy: PasswordPolicy,
+    /// The issuer authenticator apps show beside the account.
+    pub issuer: String,
+    /// Which accounts must have a second factor, and how long they get.
+    pub require_two_factor: Requirement,
+    pub two_factor_grace: Duration,
+    /// What the two-factor rules take as now.
+    pub clock: Clock,
 }
 
 impl Default for Settings {
@@ -84,6 +100,10 @@ impl Default for Settings {
             cache_capacity: 100_000,
             max_staleness: Duration::from_secs(5),
             password_policy: PasswordPolicy::default(),
+            issuer: "latchkey".to_owned(),
+            require_two_factor: Requirement::None,
+            two_factor_grace: Duration::from_secs(7 * 86_400),
+            clock: Clock::default(),
         }
     }
 }
@@ -94,6 +114,8 @@ struct Keys {
     check_value: [u8; 32],
     sign_in_forms: SignInForms,
     trusted_browsers: TrustedBrowsers,
+    totp: SecretBox,
+    recovery: RecoveryDigests,
 }
 
 impl Keys {
@@ -103,6 +125,8 @@ impl Keys {
             check_value: key.check_value(),
             sign_in_forms: SignInForms::new(key),
             trusted_browsers: TrustedBrowsers::new(key),
+            totp: SecretBox::new(key),
+            recovery: RecoveryDigests::new(key),
         }
     }
 }
@@ -117,6 +141,13 @@ pub struct Service {
     throttle: Throttle,
     lookups: LookupLimiter,
     password_policy: PasswordPolicy,
+    issuer: String,
+    clock: Clock,
+    require_two_factor: Requirement,
+    two_factor_grace: Duration,
+    /// Since when the requirement has been in force, as the database
+    /// recorded it at start.
+    requirement_since: std::sync::OnceLock<Timestamp>,
 }
 
 impl Service {
@@ -130,6 +161,11 @@ impl Service {
             throttle: Throttle::new(settings.throttle, store.clone()),
             lookups: LookupLimiter::new(settings.throttle.lookup_failures),
             password_policy: settings.password_policy,
+            issuer: settings.issuer,
+            clock: settings.clock,
+            require_two_factor: settings.require_two_factor,
+            two_factor_grace: settings.two_factor_grace,
+            requirement_since: std::sync::OnceLock::new(),
             store,
         }
     }
@@ -149,10 +185,9 @@ impl Service {
             .register_server_key(&self.keys.id, &self.keys.check_value, Timestamp::now())
             .await?;
         match registration {
-            KeyRegistration::Matches => Ok(()),
+            KeyRegistration::Matches => {}
             KeyRegistration::Registered => {
                 tracing::info!(key_id = %self.keys.id, "the database now belongs to this server key");
-                Ok(())
             }
             KeyRegistration::Differs { stored_id } => Err(ServiceError::invalid(
                 "wrong_server_key",
@@ -160,7 +195,27 @@ impl Service {
                     "this node's secret key (id {}) is not the one this database was set up with (id {stored_id}); every node sharing a database must use the same key file, so copy it from a node that runs, or restore it from the backup",
                     self.keys.id
                 ),
-            )),
+            ))?,
+        }
+        self.check_two_factor_secrets().await?;
+        let since = self
+            .store
+            .two_factor_requirement_since(self.require_two_factor.as_str(), self.clock.now())
+            .await?;
+        let _ = self.requirement_since.set(since);
+        Ok(())
+    }
+
+    /// The second-factor requirement in force.
+    pub fn two_factor_policy(&self) -> TwoFactorPolicy {
+        TwoFactorPolicy {
+            requirement: self.require_two_factor,
+            grace: self.two_factor_grace,
+            since: self
+                .requirement_since
+                .get()
+                .copied()
+                .unwrap_or(Timestamp::from_millis(0)),
         }
     }
 

@@ -376,8 +376,11 @@ pub trait WriteTx: Send {
     ) -> Result<bool, StoreError>;
     /// Confirms the unconfirmed secret with the step of the code that
     /// proved it, in one conditional statement; returns whether it did.
-    async fn confirm_two_factor(&mut self, account: AccountId, step: i64)
-        -> Result<bool, StoreError>;
+    async fn confirm_two_factor(
+        &mut self,
+        account: AccountId,
+        step: i64,
+    ) -> Result<bool, StoreError>;
     /// Moves the last accepted step forward to `step`, in one conditional
     /// statement (`WHERE last_step < step`): of several requests with codes
     /// of the same step, on any node, exactly one gets true.

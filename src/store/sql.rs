@@ -516,10 +516,11 @@ where
         .execute(&self.pool)
         .await
         .map_err(DB::unavailable_or_internal)?;
-        let since: i64 = sqlx::query_scalar("SELECT since FROM two_factor_requirement WHERE slot = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(DB::unavailable_or_internal)?;
+        let since: i64 =
+            sqlx::query_scalar("SELECT since FROM two_factor_requirement WHERE slot = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
         Ok(Timestamp::from_millis(since))
     }
 

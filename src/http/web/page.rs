@@ -178,7 +178,10 @@ impl From<ServiceError> for WebError {
             ServiceError::InvalidCredentials | ServiceError::InvalidDeviceCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "Not signed in", message)
             }
-            ServiceError::TwoFactorEnabled | ServiceError::AccountDisabled => Self::SignInRequired,
+            ServiceError::TwoFactorEnabled
+            | ServiceError::AccountDisabled
+            | ServiceError::SignInExpired => Self::SignInRequired,
+            ServiceError::WrongCode => Self::new(StatusCode::UNAUTHORIZED, "Wrong code", message),
             ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
             }

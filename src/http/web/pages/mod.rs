@@ -23,6 +23,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
+        .route(
+            "/sign-in/code",
+            get(sign_in::show_code).post(sign_in::submit_code),
+        )
         .route("/sign-out", post(sign_in::sign_out))
         .route("/settings", get(|| async { redirect("/settings/profile") }))
         .route("/settings/profile", get(profile::show))
