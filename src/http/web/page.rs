@@ -94,6 +94,8 @@ pub enum WebError {
     SignInRequired,
     /// As [`WebError::SignInRequired`], then back to this page.
     SignInToReturnTo(String),
+    /// The two-factor requirement's grace period is over: enrol first.
+    MustEnrol,
     Page {
         status: StatusCode,
         title: &'static str,
@@ -218,6 +220,7 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::SignInRequired => redirect("/sign-in"),
+            WebError::MustEnrol => redirect("/settings/security/two-factor"),
             WebError::SignInToReturnTo(path) => {
                 redirect(&super::return_to::sign_in_returning_to(&path))
             }
