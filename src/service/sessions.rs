@@ -47,9 +47,10 @@ impl Service {
                 self.start_second_step(&account).await?,
             ));
         }
+        self.delete_expired_sessions(policy).await?;
         let mut tx = self.begin_write().await?;
         let signed = self
-            .open_session(&mut *tx, account, client, policy, trusted_browser)
+            .open_session(&mut *tx, account, client, trusted_browser)
             .await?;
         tx.commit().await?;
         Ok(SignInStep::Done(Box::new(signed)))
@@ -63,17 +64,12 @@ impl Service {
         tx: &mut dyn WriteTx,
         account: Account,
         client: &Client<'_>,
-        policy: &SessionPolicy,
         trusted_browser: Option<&str>,
     ) -> Result<SignIn, ServiceError> {
         let now = Timestamp::now();
         let trusted = trusted_browser
             .map(|cookie| self.keys.trusted_browsers.read(cookie, now.seconds()))
             .unwrap_or_default();
-        let (idle_before, created_before) = policy.cutoffs(now);
-        self.store
-            .delete_expired_sessions(idle_before, created_before)
-            .await?;
         let key = SessionKey::generate();
         let session = tx
             .create_session(&NewSession {
@@ -99,6 +95,19 @@ impl Service {
             key,
             trusted_browser,
         })
+    }
+
+    /// Outside any write transaction: on SQLite a second writer on the pool
+    /// would wait for the transaction's own lock.
+    pub(super) async fn delete_expired_sessions(
+        &self,
+        policy: &SessionPolicy,
+    ) -> Result<(), ServiceError> {
+        let (idle_before, created_before) = policy.cutoffs(Timestamp::now());
+        self.store
+            .delete_expired_sessions(idle_before, created_before)
+            .await?;
+        Ok(())
     }
 
     /// A token for a fresh sign-in form.

@@ -318,6 +318,7 @@ impl Service {
             }
             _ => None,
         };
+        self.delete_expired_sessions(policy).await?;
         let mut tx = self.begin_write().await?;
         let accepted = match self
             .accept(&mut *tx, &account, secret.as_ref(), code, true)
@@ -354,7 +355,7 @@ impl Service {
             return Err(ServiceError::SignInExpired);
         }
         let sign_in = self
-            .open_session(&mut *tx, account.clone(), client, policy, trusted_browser)
+            .open_session(&mut *tx, account.clone(), client, trusted_browser)
             .await?;
         tx.commit().await?;
         self.throttle.succeeded(reservation).await;
