@@ -573,6 +573,7 @@ mod tests {
             per_account_and_network: rate(2, 60),
             per_network: rate(3, 60),
             per_trusted_browser: rate(2, 60),
+            per_account_second_factor: rate(2, 60),
             consecutive_failures: 4,
             max_wait: Duration::from_secs(5),
             lookup_failures: rate(1, 1),

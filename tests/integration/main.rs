@@ -56,9 +56,9 @@ mod web {
 /// Two-factor authentication: enrolment, the second sign-in step, recovery
 /// codes, replay races, secrets at rest, the requirement and its grace period.
 mod two_factor {
-    pub mod totp;
     mod races;
     mod secrets;
+    pub mod totp;
     mod web;
 }
 

@@ -52,7 +52,9 @@ async fn enrol_then_sign_in_with_a_code_and_with_a_recovery_code(#[case] backend
     let secret = base32_decode(&browser.text("#totp-secret").await);
     assert_eq!(secret.len(), 20);
     browser.fill("#code", "000000").await;
-    browser.fill("#code", &code_at(&secret, clock.now().seconds())).await;
+    browser
+        .fill("#code", &code_at(&secret, clock.now().seconds()))
+        .await;
     browser
         .click_to_load("form[action='/settings/security/two-factor'] button[type='submit']")
         .await;

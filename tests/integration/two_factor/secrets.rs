@@ -14,7 +14,9 @@ use crate::visitor::Visitor;
 const MEMBER: &str = "member@example.org";
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 #[rstest]
@@ -62,9 +64,7 @@ async fn no_totp_secret_or_recovery_code_in_logs_or_database(#[case] backend: Ba
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn a_key_file_that_cannot_open_the_stored_secrets_stops_the_start(
-    #[case] backend: Backend,
-) {
+async fn a_key_file_that_cannot_open_the_stored_secrets_stops_the_start(#[case] backend: Backend) {
     let clock = Clock::default();
     let shared = clock.clone();
     let app = spawn_app_with(backend, move |config| config.clock = shared).await;

@@ -14,7 +14,10 @@ pub fn base32_decode(text: &str) -> Vec<u8> {
     let mut bits = 0u64;
     let mut count = 0;
     let mut out = Vec::new();
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let value = ALPHABET
             .iter()
             .position(|a| *a == c.to_ascii_uppercase())
@@ -99,7 +102,9 @@ pub async fn enrol(visitor: &Visitor, clock: &Clock) -> Enrolled {
                 .expect("recovery code shown")
         })
         .collect();
-    assert!(shown.body.contains("Two-factor authentication is <strong>on</strong>"));
+    assert!(shown
+        .body
+        .contains("Two-factor authentication is <strong>on</strong>"));
     next_step(clock);
     Enrolled {
         secret,

@@ -57,7 +57,9 @@ async fn sign_in_takes_a_code_or_a_recovery_code_each_once(#[case] backend: Back
     password_step(&again, MEMBER, PASSWORD).await;
     let refused = code_step(&again, &code).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    assert!(refused.body.contains("That code is wrong, or it was used already."));
+    assert!(refused
+        .body
+        .contains("That code is wrong, or it was used already."));
     assert!(!again.is_signed_in().await);
 
     // A recovery code works, once, in any case and spacing, and says how many are left.
@@ -108,7 +110,11 @@ async fn codes_one_step_off_are_accepted_and_two_steps_off_are_not(#[case] backe
     assert_eq!(attempt(2).await, StatusCode::UNAUTHORIZED, "a minute early");
     assert_eq!(attempt(1).await, StatusCode::SEE_OTHER, "30 s early");
     // Now step +1 was accepted: the current step's code is an earlier one.
-    assert_eq!(attempt(0).await, StatusCode::UNAUTHORIZED, "earlier than the last");
+    assert_eq!(
+        attempt(0).await,
+        StatusCode::UNAUTHORIZED,
+        "earlier than the last"
+    );
 }
 
 #[rstest]
@@ -135,7 +141,11 @@ async fn a_pending_sign_in_expires_after_five_minutes_and_dies_after_five_wrong_
         )
         .await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
-    assert!(expired.body.contains("This sign-in has expired"), "{}", expired.body);
+    assert!(
+        expired.body.contains("This sign-in has expired"),
+        "{}",
+        expired.body
+    );
     assert!(!late.is_signed_in().await);
     late.get("/sign-in/code").await.assert_redirect("/sign-in");
 
@@ -147,12 +157,20 @@ async fn a_pending_sign_in_expires_after_five_minutes_and_dies_after_five_wrong_
         assert!(page.body.contains("That code is wrong"));
     }
     let fifth = code_step(&guesser, "444444").await;
-    assert!(fifth.body.contains("This sign-in has expired or had too many wrong codes"));
+    assert!(fifth
+        .body
+        .contains("This sign-in has expired or had too many wrong codes"));
     // Dead: even the right code does not bring it back.
-    guesser.get("/sign-in/code").await.assert_redirect("/sign-in");
+    guesser
+        .get("/sign-in/code")
+        .await
+        .assert_redirect("/sign-in");
     let csrf = Visitor::new(&app).get("/sign-in").await.csrf();
     let right = guesser
-        .post("/sign-in/code", &[("csrf", &csrf), ("code", &enrolled.code(&clock))])
+        .post(
+            "/sign-in/code",
+            &[("csrf", &csrf), ("code", &enrolled.code(&clock))],
+        )
         .await;
     assert_ne!(right.status, StatusCode::SEE_OTHER);
     assert!(!guesser.is_signed_in().await);
@@ -220,7 +238,12 @@ async fn wrong_codes_are_throttled_per_account_across_nodes(#[case] backend: Bac
     let browser = Visitor::new(app);
     password_step(&browser, MEMBER, PASSWORD).await;
     let refused = code_step(&browser, &enrolled.code(&clock)).await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
     assert!(refused.headers.contains_key("retry-after"));
     assert!(!browser.is_signed_in().await);
 }
@@ -239,7 +262,8 @@ async fn the_password_route_says_two_factor_enabled_only_to_the_right_password(
     let me = Visitor::signed_in(&app, MEMBER).await;
     enrol(&me, &clock).await;
 
-    let body = |password: &str| json!({"email": MEMBER, "password": password, "deviceName": "phone"});
+    let body =
+        |password: &str| json!({"email": MEMBER, "password": password, "deviceName": "phone"});
     let refused = expect_error(
         app.post_device(&body(PASSWORD)).await,
         StatusCode::FORBIDDEN,
@@ -281,7 +305,11 @@ async fn new_recovery_codes_and_turning_off_need_a_current_code(#[case] backend:
     const HERE: &str = "/settings/security";
 
     let page = me
-        .act(HERE, "/settings/security/two-factor/recovery-codes", &[("code", "123456")])
+        .act(
+            HERE,
+            "/settings/security/two-factor/recovery-codes",
+            &[("code", "123456")],
+        )
         .await;
     assert!(page.body.contains("No new recovery codes"), "{}", page.body);
     assert!(page.text_of("recovery-code-1").is_none());
@@ -302,7 +330,9 @@ async fn new_recovery_codes_and_turning_off_need_a_current_code(#[case] backend:
     let browser = Visitor::new(&app);
     password_step(&browser, MEMBER, PASSWORD).await;
     assert_eq!(
-        code_step(&browser, &enrolled.recovery_codes[0]).await.status,
+        code_step(&browser, &enrolled.recovery_codes[0])
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
     code_step(&browser, &fresh[0])
@@ -314,10 +344,17 @@ async fn new_recovery_codes_and_turning_off_need_a_current_code(#[case] backend:
         .act(
             HERE,
             "/settings/security/two-factor/off",
-            &[("password", "not the password"), ("code", &enrolled.code(&clock))],
+            &[
+                ("password", "not the password"),
+                ("code", &enrolled.code(&clock)),
+            ],
         )
         .await;
-    assert!(page.body.contains("still on: The main password is wrong."), "{}", page.body);
+    assert!(
+        page.body.contains("still on: The main password is wrong."),
+        "{}",
+        page.body
+    );
     let page = me
         .act(
             HERE,
@@ -333,7 +370,11 @@ async fn new_recovery_codes_and_turning_off_need_a_current_code(#[case] backend:
             &[("password", PASSWORD), ("code", &enrolled.code(&clock))],
         )
         .await;
-    assert!(page.body.contains("Two-factor authentication is off."), "{}", page.body);
+    assert!(
+        page.body.contains("Two-factor authentication is off."),
+        "{}",
+        page.body
+    );
     Visitor::signed_in(&app, MEMBER).await;
 }
 
@@ -349,26 +390,42 @@ async fn an_administrator_resets_two_factor_authentication(#[case] backend: Back
     enrol(&me, &clock).await;
     let account_page = format!("/admin/accounts/{}", member.id.0);
     let page = admin.get(&account_page).await;
-    assert!(page.body.contains("id=\"account-two-factor\">on"), "{}", page.body);
-    let confirm = admin
-        .get(&format!("{account_page}/two-factor/reset"))
-        .await;
+    assert!(
+        page.body.contains("id=\"account-two-factor\">on"),
+        "{}",
+        page.body
+    );
+    let confirm = admin.get(&format!("{account_page}/two-factor/reset")).await;
     assert_eq!(confirm.status, StatusCode::OK);
-    assert!(confirm.body.contains("Reset two-factor authentication of member@example.org?"));
+    assert!(confirm
+        .body
+        .contains("Reset two-factor authentication of member@example.org?"));
     let page = admin
-        .act(&account_page, &format!("{account_page}/two-factor/reset"), &[])
+        .act(
+            &account_page,
+            &format!("{account_page}/two-factor/reset"),
+            &[],
+        )
         .await;
-    assert!(page.body.contains("Two-factor authentication of member@example.org reset"));
+    assert!(page
+        .body
+        .contains("Two-factor authentication of member@example.org reset"));
     assert!(page.body.contains("id=\"account-two-factor\">off"));
     // The password alone signs in again, and enrolment starts afresh.
     let again = Visitor::signed_in(&app, MEMBER).await;
     let security = again.get("/settings/security").await;
-    assert!(security.body.contains("Two-factor authentication is <strong>off</strong>"));
+    assert!(security
+        .body
+        .contains("Two-factor authentication is <strong>off</strong>"));
     enrol(&again, &clock).await;
     // Only administrators reset.
     let other = app.create_member("other@example.org").await;
     let page = me
-        .submit("/settings/profile", &format!("/admin/accounts/{}/two-factor/reset", other.id.0), &[])
+        .submit(
+            "/settings/profile",
+            &format!("/admin/accounts/{}/two-factor/reset", other.id.0),
+            &[],
+        )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
 }
@@ -404,10 +461,18 @@ async fn a_required_second_factor_has_a_grace_period_then_nothing_but_enrolment(
         .assert_redirect("/settings/security/two-factor");
     assert_eq!(me.get("/settings/profile").await.status, StatusCode::OK);
     let security = me.get("/settings/security").await;
-    assert!(security.body.contains("turn it on before"), "{}", security.body);
+    assert!(
+        security.body.contains("turn it on before"),
+        "{}",
+        security.body
+    );
     let account_page = format!("/admin/accounts/{}", member.id.0);
     let listed = admin.get(&account_page).await;
-    assert!(listed.body.contains("required; grace period until"), "{}", listed.body);
+    assert!(
+        listed.body.contains("required; grace period until"),
+        "{}",
+        listed.body
+    );
     let list = admin.get("/admin/accounts").await;
     assert!(list.body.contains("required; grace period until"));
 
