@@ -191,8 +191,10 @@ pub struct ServeArgs {
     pub device_types: Vec<String>,
 
     /// The server's secret key (signs sign-in forms and trusted-browser
-    /// cookies); created with mode 0600 when missing. Every node sharing a
-    /// database must use the same file; back it up with the database.
+    /// cookies, encrypts two-factor secrets); created with mode 0600 when
+    /// missing. Every node sharing a database must use the same file; back it
+    /// up, apart from the database dumps: without it two-factor accounts
+    /// must be reset.
     /// [default: <data-dir>/secret.key]
     #[arg(long, env = "LATCHKEY_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
