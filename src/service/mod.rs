@@ -198,10 +198,18 @@ impl Service {
             ))?,
         }
         self.check_two_factor_secrets().await?;
-        let since = self
+        let since = match self
             .store
             .two_factor_requirement_since(self.require_two_factor.as_str(), self.clock.now())
-            .await?;
+            .await
+        {
+            Ok(since) => since,
+            // A read-only database: start (not ready), counting from now.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record since when --require-two-factor is in force; counting from now");
+                self.clock.now()
+            }
+        };
         let _ = self.requirement_since.set(since);
         Ok(())
     }

@@ -506,6 +506,18 @@ where
         level: &str,
         now: Timestamp,
     ) -> Result<Timestamp, StoreError> {
+        // Read first: a node on a read-only database must still start when
+        // the level is recorded already.
+        let found = sqlx::query("SELECT level, since FROM two_factor_requirement WHERE slot = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        if let Some(row) = found {
+            let stored: String = row.try_get(0).map_err(internal)?;
+            if stored == level {
+                return Ok(Timestamp::from_millis(row.try_get(1).map_err(internal)?));
+            }
+        }
         sqlx::query(
             "INSERT INTO two_factor_requirement (slot, level, since) VALUES (1, $1, $2)
              ON CONFLICT (slot) DO UPDATE SET level = excluded.level, since = excluded.since
