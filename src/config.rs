@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{
-    Clock, DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES,
+    Clock, DeviceTypes, PasswordPolicy, Requirement, SessionPolicy, DEFAULT_DEVICE_TYPES,
     MAX_MIN_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };
 use crate::service::throttle::ThrottleConfig;
@@ -45,6 +45,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP server (creates a first administrator on an empty database).
@@ -190,8 +192,10 @@ pub struct ServeArgs {
     pub device_types: Vec<String>,
 
     /// The server's secret key (signs sign-in forms and trusted-browser
-    /// cookies); created with mode 0600 when missing. Every node sharing a
-    /// database must use the same file; back it up with the database.
+    /// cookies, encrypts two-factor secrets); created with mode 0600 when
+    /// missing. Every node sharing a database must use the same file; back it
+    /// up, apart from the database dumps: without it two-factor accounts
+    /// must be reset.
     /// [default: <data-dir>/secret.key]
     #[arg(long, env = "LATCHKEY_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
@@ -275,6 +279,25 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub passwords: PasswordPolicyArgs,
+
+    /// The issuer authenticator apps show beside the account when two-factor
+    /// authentication is set up. [default: the host of --public-url, else "latchkey"]
+    #[arg(long, env = "LATCHKEY_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Which accounts must use two-factor authentication: none, admins or
+    /// all. An account it covers that has none is sent to enrol after each
+    /// sign-in, and can do nothing else once the grace period is over.
+    #[arg(long, env = "LATCHKEY_REQUIRE_TWO_FACTOR", default_value = "none",
+          value_parser = ["none", "admins", "all"])]
+    pub require_two_factor: String,
+
+    /// Days an account covered by --require-two-factor may go on without a
+    /// second factor, counted from when the setting took effect or from the
+    /// account's creation, whichever is later.
+    #[arg(long, env = "LATCHKEY_TWO_FACTOR_GRACE_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(0..=365))]
+    pub two_factor_grace_days: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -345,6 +368,14 @@ pub enum UserCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Reset an account's two-factor authentication: its authenticator
+    /// secret and recovery codes are deleted, and the person signs in with
+    /// the password alone and can enrol again. For someone who lost both.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(long)]
+        email: String,
+    },
     /// Clear an account's failed password attempts: after 100 in a row from
     /// browsers and apps it never signed in from, only browsers that signed
     /// in to it before may try, until this (or such a sign-in) clears them.
@@ -385,6 +416,25 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{raw:?} is neither an IP address nor a CIDR range"))
 }
 
+/// The host of the public URL (without port), or "latchkey" without one.
+fn issuer_of(public_url: Option<&str>) -> String {
+    public_url
+        .and_then(|url| url.split_once("://").map(|(_, rest)| rest))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .map(|authority| {
+            authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host)
+        })
+        .map(|host| match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        })
+        .filter(|host| !host.is_empty())
+        .unwrap_or("latchkey")
+        .to_owned()
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Clone)]
 pub struct Config {
@@ -409,7 +459,11 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     /// App sign-in requests.
     pub device_authorizations: DeviceAuthorizationSettings,
-    /// Where expiry reads the time (tests move it on).
+    /// The issuer name in authenticator apps.
+    pub issuer: String,
+    pub require_two_factor: Requirement,
+    pub two_factor_grace: Duration,
+    /// What the two-factor rules take as now (tests move it).
     pub clock: Clock,
 }
 
@@ -434,6 +488,9 @@ impl fmt::Debug for Config {
             .field("sessions", &self.sessions)
             .field("password_policy", &self.password_policy)
             .field("device_authorizations", &self.device_authorizations)
+            .field("issuer", &self.issuer)
+            .field("require_two_factor", &self.require_two_factor)
+            .field("two_factor_grace", &self.two_factor_grace)
             .finish()
     }
 }
@@ -460,7 +517,10 @@ impl Config {
             sessions: SessionPolicy::default(),
             password_policy: PasswordPolicy::default(),
             device_authorizations: DeviceAuthorizationSettings::default(),
-            clock: Clock::system(),
+            issuer: "latchkey".to_owned(),
+            require_two_factor: Requirement::None,
+            two_factor_grace: Duration::from_secs(7 * 86_400),
+            clock: Clock::default(),
         }
     }
 
@@ -498,7 +558,6 @@ impl Config {
                 .secret_key_file
                 .clone()
                 .unwrap_or_else(|| database.data_dir().join("secret.key")),
-            public_url,
             device_types: DeviceTypes::new(&serve.device_types),
             admin_email: serve.admin_email.clone(),
             cors_origins,
@@ -523,7 +582,16 @@ impl Config {
                 interval: Duration::from_secs(serve.device_poll_interval_secs),
                 per_address: serve.device_codes_per_address,
             },
+            issuer: match &serve.issuer {
+                Some(issuer) if !issuer.trim().is_empty() => issuer.trim().to_owned(),
+                Some(_) => anyhow::bail!("--issuer must not be empty"),
+                None => issuer_of(public_url.as_deref()),
+            },
+            require_two_factor: Requirement::parse(&serve.require_two_factor)
+                .ok_or_else(|| anyhow::anyhow!("--require-two-factor takes none, admins or all"))?,
+            two_factor_grace: Duration::from_secs(serve.two_factor_grace_days * 86_400),
             clock: Clock::system(),
+            public_url,
         })
     }
 
@@ -713,6 +781,46 @@ mod tests {
         assert!(
             Cli::try_parse_from(["latchkey", "user", "list", "--min-password-length", "20"])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn two_factor_settings() {
+        let config = |extra: &[&str]| {
+            let cli = Cli::try_parse_from([&["latchkey", "serve"], extra].concat()).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!()
+            };
+            Config::from_args(&cli.database, &serve).unwrap()
+        };
+        let plain = config(&[]);
+        assert_eq!(plain.issuer, "latchkey");
+        assert_eq!(plain.require_two_factor, Requirement::None);
+        assert_eq!(plain.two_factor_grace, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            config(&["--public-url", "https://keys.example.org:8443/x"]).issuer,
+            "keys.example.org"
+        );
+        assert_eq!(
+            config(&[
+                "--public-url",
+                "https://k.example.org",
+                "--issuer",
+                "Example Keys"
+            ])
+            .issuer,
+            "Example Keys"
+        );
+        let strict = config(&[
+            "--require-two-factor",
+            "admins",
+            "--two-factor-grace-days",
+            "0",
+        ]);
+        assert_eq!(strict.require_two_factor, Requirement::Admins);
+        assert_eq!(strict.two_factor_grace, Duration::ZERO);
+        assert!(
+            Cli::try_parse_from(["latchkey", "serve", "--require-two-factor", "some"]).is_err()
         );
     }
 

@@ -115,6 +115,14 @@ pub async fn run(service: &Service, command: UserCommand) -> anyhow::Result<()> 
             let account = service.set_enabled(&operator, target, true).await?;
             say!("{}: {}", account.email, describe(&account))?;
         }
+        UserCommand::Reset2fa { email } => {
+            let account = service.reset_two_factor_by_email(&operator, &email).await?;
+            if account.two_factor_enabled {
+                say!("Two-factor authentication of {email} reset: it signs in with the password alone and can enrol again.")?;
+            } else {
+                say!("{email} had no two-factor authentication; nothing changed.")?;
+            }
+        }
         UserCommand::Unlock { email } => {
             let target = service.account_by_email(&operator, &email).await?.id;
             let (failures, _) = service.failed_sign_ins(&operator, target).await?;

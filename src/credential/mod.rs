@@ -9,6 +9,7 @@ mod server_key;
 mod session;
 mod signed;
 mod token;
+mod totp;
 
 pub use device_code::{
     DeviceAuthorizationKeys, DeviceCode, UserCode, USER_CODE_ALPHABET, USER_CODE_CHARS,
@@ -23,3 +24,7 @@ pub use signed::{
     TRUSTED_BROWSER_LIFETIME,
 };
 pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};
+pub use totp::{
+    looks_like_totp_code, RecoveryCode, RecoveryDigests, SealError, SecretBox, TotpSecret,
+    RECOVERY_CODES, TOTP_DRIFT_STEPS, TOTP_STEP_SECONDS,
+};

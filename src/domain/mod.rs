@@ -11,6 +11,7 @@ mod permission;
 pub mod rules;
 mod session;
 mod time;
+mod two_factor;
 
 pub use account::{Account, AccountId};
 pub use device::{
@@ -29,3 +30,4 @@ pub use permission::{Permission, Permissions, UnknownPermission};
 pub use rules::Refusal;
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
 pub use time::{Clock, Timestamp};
+pub use two_factor::{Requirement, Standing, TwoFactorPolicy};

@@ -24,14 +24,23 @@ pub fn may_use_device_passwords(permissions: &Permissions) -> Result<(), Refusal
 }
 
 /// Whether an email and main password alone are enough to act for this
-/// account (the password route, web sign-in, a session carrying on): not
-/// when it is disabled, nor when it also wants a second factor.
+/// account (the password route; a web sign-in asks for the second factor
+/// instead): not when it is disabled, nor when it also wants a second factor.
 pub fn password_alone_may_act_for(account: &Account) -> Result<(), Refusal> {
     if !account.enabled {
         return Err(Refusal::AccountDisabled);
     }
     if account.two_factor_enabled {
         return Err(Refusal::TwoFactorEnabled);
+    }
+    Ok(())
+}
+
+/// Whether a person may sign in to the web interface (with a second step
+/// when the account has two-factor authentication) or carry on a session.
+pub fn may_sign_in(account: &Account) -> Result<(), Refusal> {
+    if !account.enabled {
+        return Err(Refusal::AccountDisabled);
     }
     Ok(())
 }

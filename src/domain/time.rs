@@ -106,10 +106,17 @@ impl Serialize for Timestamp {
 }
 
 /// Where operations read the time: the system clock, or, in tests, the
-/// system clock moved on by however much a test says, so expiry can be
-/// tested without waiting.
-#[derive(Clone, Debug, Default)]
+/// system clock moved on by however much a test says, so expiry and grace
+/// periods can be tested without waiting. `serve` uses [`Clock::system`];
+/// the default (and every copy of it) can be moved.
+#[derive(Clone, Debug)]
 pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::adjustable()
+    }
+}
 
 impl Clock {
     pub fn system() -> Self {

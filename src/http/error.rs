@@ -124,6 +124,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::TwoFactorEnabled => {
                 Self::new(StatusCode::FORBIDDEN, "two_factor_enabled", message)
             }
+            ServiceError::WrongCode => Self::unauthorized("wrong_code", message),
+            ServiceError::SignInExpired => Self::unauthorized("sign_in_expired", message),
             ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "permission_missing", message)
             }

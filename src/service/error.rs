@@ -18,8 +18,15 @@ pub enum ServiceError {
     /// Device id and token do not match a device.
     #[error("The device ID or device password is wrong, or the device has been deleted.")]
     InvalidDeviceCredentials,
-    #[error("Two-factor authentication is on for this account, so device passwords cannot be created with email and password. Create the device password in the web interface: Personal settings, Devices tab, New device password.")]
+    #[error("Two-factor authentication is on for this account, so device passwords cannot be created with email and password alone. Either create the device password in the web interface (Personal settings, Devices tab, New device password), or use the app sign-in flow, in which you approve the app in the web interface (see docs/api.md#app-sign-in).")]
     TwoFactorEnabled,
+    /// A second-factor code that is wrong, or was used already.
+    #[error("That code is wrong, or it was used already. Enter the current code from your authenticator app, or one of your recovery codes.")]
+    WrongCode,
+    /// The sign-in waiting for its second step is gone: expired, too many
+    /// wrong codes, or finished elsewhere.
+    #[error("This sign-in has expired or had too many wrong codes. Sign in again.")]
+    SignInExpired,
     #[error("This account lacks the \"{}\" permission needed for device passwords. Ask your administrator to grant it.", .0.as_str())]
     PermissionMissing(Permission),
     #[error("This account is disabled. Ask your administrator to enable it.")]

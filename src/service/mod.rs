@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::credential::{
-    DeviceAuthorizationKeys, MainPassword, PasswordHasher, Secret, ServerKey, SignInForms,
-    TrustedBrowsers,
+    DeviceAuthorizationKeys, MainPassword, PasswordHasher, RecoveryDigests, Secret, SecretBox,
+    ServerKey, SignInForms, TrustedBrowsers,
 };
 use crate::domain::{
-    Clock, DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Timestamp,
+    Clock, DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Requirement, Timestamp,
+    TwoFactorPolicy,
 };
 use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
@@ -34,6 +35,7 @@ pub mod last_used;
 mod profile;
 mod sessions;
 pub mod throttle;
+mod two_factor;
 
 pub use actor::{Admin, DeviceCaller, Member, Operator};
 pub use device_authorization::{
@@ -41,6 +43,10 @@ pub use device_authorization::{
 };
 pub use error::ServiceError;
 pub use sessions::SignIn;
+pub use two_factor::{
+    Enrolment, SecondStepDone, SignInStep, TwoFactorEvent, TwoFactorStatus,
+    PENDING_SIGN_IN_LIFETIME, PENDING_SIGN_IN_MAX_FAILURES,
+};
 
 /// Who is asking, as far as the network tells.
 #[derive(Clone, Debug)]
@@ -83,7 +89,12 @@ pub struct Settings {
     pub password_policy: PasswordPolicy,
     /// App sign-in requests: how long they live, how often apps may poll.
     pub device_authorizations: DeviceAuthorizationSettings,
-    /// Where expiry reads the time.
+    /// The issuer authenticator apps show beside the account.
+    pub issuer: String,
+    /// Which accounts must have a second factor, and how long they get.
+    pub require_two_factor: Requirement,
+    pub two_factor_grace: Duration,
+    /// What the two-factor rules take as now.
     pub clock: Clock,
 }
 
@@ -96,7 +107,10 @@ impl Default for Settings {
             max_staleness: Duration::from_secs(5),
             password_policy: PasswordPolicy::default(),
             device_authorizations: DeviceAuthorizationSettings::default(),
-            clock: Clock::system(),
+            issuer: "latchkey".to_owned(),
+            require_two_factor: Requirement::None,
+            two_factor_grace: Duration::from_secs(7 * 86_400),
+            clock: Clock::default(),
         }
     }
 }
@@ -108,6 +122,8 @@ struct Keys {
     sign_in_forms: SignInForms,
     trusted_browsers: TrustedBrowsers,
     device_authorizations: DeviceAuthorizationKeys,
+    totp: SecretBox,
+    recovery: RecoveryDigests,
 }
 
 impl Keys {
@@ -118,6 +134,8 @@ impl Keys {
             sign_in_forms: SignInForms::new(key),
             trusted_browsers: TrustedBrowsers::new(key),
             device_authorizations: DeviceAuthorizationKeys::new(key),
+            totp: SecretBox::new(key),
+            recovery: RecoveryDigests::new(key),
         }
     }
 }
@@ -133,7 +151,13 @@ pub struct Service {
     lookups: LookupLimiter,
     password_policy: PasswordPolicy,
     device_authorizations: DeviceAuthorizationSettings,
+    issuer: String,
     clock: Clock,
+    require_two_factor: Requirement,
+    two_factor_grace: Duration,
+    /// Since when the requirement has been in force, as the database
+    /// recorded it at start.
+    requirement_since: std::sync::OnceLock<Timestamp>,
 }
 
 impl Service {
@@ -148,7 +172,11 @@ impl Service {
             lookups: LookupLimiter::new(settings.throttle.lookup_failures),
             password_policy: settings.password_policy,
             device_authorizations: settings.device_authorizations,
+            issuer: settings.issuer,
             clock: settings.clock,
+            require_two_factor: settings.require_two_factor,
+            two_factor_grace: settings.two_factor_grace,
+            requirement_since: std::sync::OnceLock::new(),
             store,
         }
     }
@@ -168,10 +196,9 @@ impl Service {
             .register_server_key(&self.keys.id, &self.keys.check_value, Timestamp::now())
             .await?;
         match registration {
-            KeyRegistration::Matches => Ok(()),
+            KeyRegistration::Matches => {}
             KeyRegistration::Registered => {
                 tracing::info!(key_id = %self.keys.id, "the database now belongs to this server key");
-                Ok(())
             }
             KeyRegistration::Differs { stored_id } => Err(ServiceError::invalid(
                 "wrong_server_key",
@@ -179,7 +206,35 @@ impl Service {
                     "this node's secret key (id {}) is not the one this database was set up with (id {stored_id}); every node sharing a database must use the same key file, so copy it from a node that runs, or restore it from the backup",
                     self.keys.id
                 ),
-            )),
+            ))?,
+        }
+        self.check_two_factor_secrets().await?;
+        let since = match self
+            .store
+            .two_factor_requirement_since(self.require_two_factor.as_str(), self.clock.now())
+            .await
+        {
+            Ok(since) => since,
+            // A read-only database: start (not ready), counting from now.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record since when --require-two-factor is in force; counting from now");
+                self.clock.now()
+            }
+        };
+        let _ = self.requirement_since.set(since);
+        Ok(())
+    }
+
+    /// The second-factor requirement in force.
+    pub fn two_factor_policy(&self) -> TwoFactorPolicy {
+        TwoFactorPolicy {
+            requirement: self.require_two_factor,
+            grace: self.two_factor_grace,
+            since: self
+                .requirement_since
+                .get()
+                .copied()
+                .unwrap_or(Timestamp::from_millis(0)),
         }
     }
 

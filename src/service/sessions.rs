@@ -1,9 +1,12 @@
 //! Signing in to the web interface, and the sessions that result.
 
+use super::two_factor::SignInStep;
 use super::{parse_email, Client, Member, Service, ServiceError};
 use crate::credential::{CsrfSecret, MainPassword, Secret, SessionKey};
-use crate::domain::{rules, LastUse, Notice, SessionId, SessionPolicy, Timestamp, WebSession};
-use crate::store::NewSession;
+use crate::domain::{
+    rules, Account, LastUse, Notice, SessionId, SessionPolicy, Timestamp, WebSession,
+};
+use crate::store::{NewSession, WriteTx};
 
 /// A fresh session: the key goes into the browser's cookie, nowhere else.
 pub struct SignIn {
@@ -15,8 +18,10 @@ pub struct SignIn {
 }
 
 impl Service {
-    /// Email and main password buy a web session. Device passwords never
-    /// do: they are not any account's main password.
+    /// Email and main password buy a web session, or, for an account with
+    /// two-factor authentication, a pending sign-in that a code finishes
+    /// ([`Service::finish_sign_in`]). Device passwords never do: they are
+    /// not any account's main password.
     pub async fn sign_in(
         &self,
         email: &str,
@@ -24,7 +29,7 @@ impl Service {
         client: &Client<'_>,
         policy: &SessionPolicy,
         trusted_browser: Option<&str>,
-    ) -> Result<SignIn, ServiceError> {
+    ) -> Result<SignInStep, ServiceError> {
         let email = parse_email(email)?;
         let password =
             MainPassword::candidate(password).map_err(|_| ServiceError::InvalidCredentials)?;
@@ -36,13 +41,36 @@ impl Service {
         let account = self
             .check_main_password_throttled(&email, &password, client, entry)
             .await?;
-        rules::password_alone_may_act_for(&account)?;
-        let (idle_before, created_before) = policy.cutoffs(now);
-        self.store
-            .delete_expired_sessions(idle_before, created_before)
-            .await?;
-        let key = SessionKey::generate();
+        rules::may_sign_in(&account)?;
+        if account.two_factor_enabled {
+            return Ok(SignInStep::SecondFactor(
+                self.start_second_step(&account).await?,
+            ));
+        }
+        self.delete_expired_sessions(policy).await?;
         let mut tx = self.begin_write().await?;
+        let signed = self
+            .open_session(&mut *tx, account, client, trusted_browser)
+            .await?;
+        tx.commit().await?;
+        Ok(SignInStep::Done(Box::new(signed)))
+    }
+
+    /// Creates the session of a finished sign-in inside `tx`, and the
+    /// trusted-browser cookie's new value: only now is this browser trusted
+    /// for the account.
+    pub(super) async fn open_session(
+        &self,
+        tx: &mut dyn WriteTx,
+        account: Account,
+        client: &Client<'_>,
+        trusted_browser: Option<&str>,
+    ) -> Result<SignIn, ServiceError> {
+        let now = Timestamp::now();
+        let trusted = trusted_browser
+            .map(|cookie| self.keys.trusted_browsers.read(cookie, now.seconds()))
+            .unwrap_or_default();
+        let key = SessionKey::generate();
         let session = tx
             .create_session(&NewSession {
                 digest: key.digest(),
@@ -56,17 +84,30 @@ impl Service {
                     .and_then(LastUse::clean_user_agent),
             })
             .await?;
-        tx.commit().await?;
         tracing::info!(account = %account.email, session = session.id.0, "signed in");
-        let trusted_browser =
-            self.keys
-                .trusted_browsers
-                .after_sign_in(&trusted, email.as_str(), now.seconds());
+        let trusted_browser = self.keys.trusted_browsers.after_sign_in(
+            &trusted,
+            account.email.as_str(),
+            now.seconds(),
+        );
         Ok(SignIn {
             member: Member::new(account, session, key.digest()),
             key,
             trusted_browser,
         })
+    }
+
+    /// Outside any write transaction: on SQLite a second writer on the pool
+    /// would wait for the transaction's own lock.
+    pub(super) async fn delete_expired_sessions(
+        &self,
+        policy: &SessionPolicy,
+    ) -> Result<(), ServiceError> {
+        let (idle_before, created_before) = policy.cutoffs(Timestamp::now());
+        self.store
+            .delete_expired_sessions(idle_before, created_before)
+            .await?;
+        Ok(())
     }
 
     /// A token for a fresh sign-in form.
@@ -91,7 +132,7 @@ impl Service {
     }
 
     /// The member whose session a cookie names, if it is still good: not
-    /// expired, and its account still one a password alone may act for.
+    /// expired, and its account still enabled.
     /// Records the visit.
     pub async fn resume_session(
         &self,
@@ -110,7 +151,7 @@ impl Service {
             return Ok(None);
         }
         let account = match self.store.account(session.account_id).await? {
-            Some(account) if rules::password_alone_may_act_for(&account).is_ok() => account,
+            Some(account) if rules::may_sign_in(&account).is_ok() => account,
             _ => {
                 let mut tx = self.begin_write().await?;
                 tx.end_sessions(session.account_id, None).await?;

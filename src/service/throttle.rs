@@ -49,6 +49,10 @@ pub struct ThrottleConfig {
     pub per_account_and_network: Rate,
     pub per_network: Rate,
     pub per_trusted_browser: Rate,
+    /// Wrong second-factor codes (TOTP or recovery) for one account, from
+    /// anywhere: the code is the only secret left once the password is
+    /// known, so guesses at it are counted per account across every node.
+    pub per_account_second_factor: Rate,
     /// Consecutive failures for one account from untrusted clients before
     /// they are stopped.
     pub consecutive_failures: u32,
@@ -78,6 +82,12 @@ impl Default for ThrottleConfig {
                 burst: 10,
                 refill_every: Duration::from_secs(30),
             },
+            // 10 wrong codes, then one a minute: a 6-digit code (three
+            // valid at a time) takes years of guessing on average.
+            per_account_second_factor: Rate {
+                burst: 10,
+                refill_every: Duration::from_secs(60),
+            },
             consecutive_failures: 100,
             max_wait: Duration::from_secs(15),
             // 1,000 failed lookups, then 100 a second: far more than any
@@ -96,6 +106,8 @@ pub enum Source<'a> {
     /// Anything without a trusted-browser cookie for the account.
     Network(IpAddr),
     Trusted(&'a TrustedEntry),
+    /// A second-factor code for the account, from anywhere.
+    SecondFactor,
 }
 
 /// Why an attempt may not be made now.
@@ -249,6 +261,10 @@ impl Throttle {
 
     fn budgets(&self, account: &str, source: Source<'_>) -> Vec<(String, Budget)> {
         match source {
+            Source::SecondFactor => vec![(
+                format!("second-factor {account}"),
+                Budget::Refilling(self.config.per_account_second_factor),
+            )],
             Source::Trusted(entry) => vec![(
                 format!("browser {}", entry.bucket()),
                 Budget::Refilling(self.config.per_trusted_browser),
@@ -461,6 +477,7 @@ impl Throttle {
             c.per_account_and_network,
             c.per_network,
             c.per_trusted_browser,
+            c.per_account_second_factor,
         ]
         .iter()
         .map(|rate| rate.refill_every * rate.burst)
@@ -566,6 +583,7 @@ mod tests {
             per_account_and_network: rate(2, 60),
             per_network: rate(3, 60),
             per_trusted_browser: rate(2, 60),
+            per_account_second_factor: rate(2, 60),
             consecutive_failures: 4,
             max_wait: Duration::from_secs(5),
             lookup_failures: rate(1, 1),

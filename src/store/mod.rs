@@ -154,6 +154,24 @@ impl NewSession {
     }
 }
 
+/// An account's TOTP secret as stored: sealed (see
+/// [`SecretBox`](crate::credential::SecretBox)), and whether enrolment was
+/// finished.
+#[derive(Clone, Debug)]
+pub struct TwoFactorRecord {
+    pub sealed_secret: String,
+    pub last_step: i64,
+    pub confirmed: bool,
+}
+
+/// A sign-in waiting for its second step.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingSignInRecord {
+    pub account_id: AccountId,
+    pub expires_at: Timestamp,
+    pub failures: i64,
+}
+
 /// What authenticating a device needs, read in one query.
 #[derive(Clone, Debug)]
 pub struct CredentialRecord {
@@ -303,6 +321,33 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes requests that expired before `before`.
     async fn prune_device_authorizations(&self, before: Timestamp) -> Result<u64, StoreError>;
 
+    // ----- two-factor authentication -----
+
+    async fn two_factor(&self, account: AccountId) -> Result<Option<TwoFactorRecord>, StoreError>;
+    /// Some confirmed secret, to check at start that this node's key opens them.
+    async fn some_two_factor_secret(&self) -> Result<Option<(AccountId, String)>, StoreError>;
+    async fn recovery_codes_left(&self, account: AccountId) -> Result<i64, StoreError>;
+    async fn pending_sign_in(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<PendingSignInRecord>, StoreError>;
+    /// Counts one wrong code against a pending sign-in, in one statement;
+    /// returns the failures now counted, or `None` if it no longer exists.
+    async fn count_pending_sign_in_failure(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<i64>, StoreError>;
+    async fn delete_pending_sign_in(&self, digest: &[u8; 32]) -> Result<(), StoreError>;
+    /// Forgets pending sign-ins that expired before `now`.
+    async fn prune_pending_sign_ins(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Records `level` as the required second-factor level, and since when
+    /// it has been (now, if it differs from what was recorded); returns that.
+    async fn two_factor_requirement_since(
+        &self,
+        level: &str,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError>;
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -387,6 +432,59 @@ pub trait WriteTx: Send {
         device: &DeviceId,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Stores a new, unconfirmed TOTP secret, replacing an unconfirmed one;
+    /// false (nothing written) when the account has a confirmed one.
+    async fn put_unconfirmed_two_factor(
+        &mut self,
+        account: AccountId,
+        sealed_secret: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Confirms the unconfirmed secret with the step of the code that
+    /// proved it, in one conditional statement; returns whether it did.
+    async fn confirm_two_factor(
+        &mut self,
+        account: AccountId,
+        step: i64,
+    ) -> Result<bool, StoreError>;
+    /// Moves the last accepted step forward to `step`, in one conditional
+    /// statement (`WHERE last_step < step`): of several requests with codes
+    /// of the same step, on any node, exactly one gets true.
+    async fn advance_two_factor_step(
+        &mut self,
+        account: AccountId,
+        step: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the secret and the recovery codes; returns whether there was a secret.
+    async fn delete_two_factor(&mut self, account: AccountId) -> Result<bool, StoreError>;
+    async fn replace_recovery_codes(
+        &mut self,
+        account: AccountId,
+        digests: &[[u8; 32]],
+    ) -> Result<(), StoreError>;
+    /// Uses up a recovery code by deleting it; true only for the one
+    /// request whose delete found it.
+    async fn consume_recovery_code(
+        &mut self,
+        account: AccountId,
+        digest: &[u8; 32],
+    ) -> Result<bool, StoreError>;
+    async fn create_pending_sign_in(
+        &mut self,
+        digest: &[u8; 32],
+        account: AccountId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Ends a pending sign-in that is still good (not expired, fewer than
+    /// `max_failures` wrong codes), in one statement; returns its account.
+    async fn take_pending_sign_in(
+        &mut self,
+        digest: &[u8; 32],
+        now: Timestamp,
+        max_failures: i64,
+    ) -> Result<Option<AccountId>, StoreError>;
 
     async fn create_session(&mut self, session: &NewSession) -> Result<WebSession, StoreError>;
     /// Returns whether the account had that session.

@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use super::rows::{self, internal};
 use super::{
     BucketUpdate, Buckets, ChangeSink, CredentialRecord, KeyRegistration, NewAccount, NewDevice,
-    NewDeviceAuthorization, NewSession, Serialise, Store, StoreError, WriteTx,
+    NewDeviceAuthorization, NewSession, PendingSignInRecord, Serialise, Store, StoreError,
+    TwoFactorRecord, WriteTx,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
@@ -410,6 +411,136 @@ where
             .await
             .map_err(DB::unavailable_or_internal)?;
         Ok(DB::rows_affected(&done))
+    }
+    // ----- two-factor authentication -----
+
+    async fn two_factor(&self, account: AccountId) -> Result<Option<TwoFactorRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT secret, last_step, confirmed FROM two_factor_secrets WHERE account_id = $1",
+        )
+        .bind(account.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        row.map(|row| {
+            Ok(TwoFactorRecord {
+                sealed_secret: row.try_get(0).map_err(internal)?,
+                last_step: row.try_get(1).map_err(internal)?,
+                confirmed: row.try_get(2).map_err(internal)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn some_two_factor_secret(&self) -> Result<Option<(AccountId, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT account_id, secret FROM two_factor_secrets ORDER BY account_id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        row.map(|row| {
+            Ok((
+                AccountId(row.try_get(0).map_err(internal)?),
+                row.try_get(1).map_err(internal)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn recovery_codes_left(&self, account: AccountId) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE account_id = $1")
+            .bind(account.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)
+    }
+
+    async fn pending_sign_in(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<PendingSignInRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT account_id, expires_at, failures FROM pending_sign_ins WHERE id_hash = $1",
+        )
+        .bind(digest.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        row.map(|row| {
+            Ok(PendingSignInRecord {
+                account_id: AccountId(row.try_get(0).map_err(internal)?),
+                expires_at: Timestamp::from_millis(row.try_get(1).map_err(internal)?),
+                failures: row.try_get(2).map_err(internal)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn count_pending_sign_in_failure(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE pending_sign_ins SET failures = failures + 1 WHERE id_hash = $1 RETURNING failures",
+        )
+        .bind(digest.as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)
+    }
+
+    async fn delete_pending_sign_in(&self, digest: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM pending_sign_ins WHERE id_hash = $1")
+            .bind(digest.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn prune_pending_sign_ins(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM pending_sign_ins WHERE expires_at <= $1")
+            .bind(now.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn two_factor_requirement_since(
+        &self,
+        level: &str,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError> {
+        // Read first: a node on a read-only database must still start when
+        // the level is recorded already.
+        let found = sqlx::query("SELECT level, since FROM two_factor_requirement WHERE slot = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        if let Some(row) = found {
+            let stored: String = row.try_get(0).map_err(internal)?;
+            if stored == level {
+                return Ok(Timestamp::from_millis(row.try_get(1).map_err(internal)?));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO two_factor_requirement (slot, level, since) VALUES (1, $1, $2)
+             ON CONFLICT (slot) DO UPDATE SET level = excluded.level, since = excluded.since
+             WHERE two_factor_requirement.level <> excluded.level",
+        )
+        .bind(level)
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        let since: i64 =
+            sqlx::query_scalar("SELECT since FROM two_factor_requirement WHERE slot = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+        Ok(Timestamp::from_millis(since))
     }
 
     // ----- web sessions -----
@@ -850,6 +981,153 @@ where
             .await
             .map_err(DB::unavailable_or_internal)?;
         Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn put_unconfirmed_two_factor(
+        &mut self,
+        account: AccountId,
+        sealed_secret: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO two_factor_secrets (account_id, secret, last_step, confirmed, created_at)
+             VALUES ($1, $2, 0, FALSE, $3)
+             ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at
+             WHERE two_factor_secrets.confirmed = FALSE",
+        )
+        .bind(account.0)
+        .bind(sealed_secret)
+        .bind(now.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn confirm_two_factor(
+        &mut self,
+        account: AccountId,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE two_factor_secrets SET confirmed = TRUE, last_step = $2
+             WHERE account_id = $1 AND confirmed = FALSE AND last_step < $2",
+        )
+        .bind(account.0)
+        .bind(step)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn advance_two_factor_step(
+        &mut self,
+        account: AccountId,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: SQLite runs it under the write lock, and PostgreSQL
+        // (READ COMMITTED) re-checks the condition against a row another
+        // transaction moved forward meanwhile, so only one request wins.
+        let done = sqlx::query(
+            "UPDATE two_factor_secrets SET last_step = $2
+             WHERE account_id = $1 AND confirmed = TRUE AND last_step < $2",
+        )
+        .bind(account.0)
+        .bind(step)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn delete_two_factor(&mut self, account: AccountId) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+            .bind(account.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        let done = sqlx::query("DELETE FROM two_factor_secrets WHERE account_id = $1")
+            .bind(account.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn replace_recovery_codes(
+        &mut self,
+        account: AccountId,
+        digests: &[[u8; 32]],
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+            .bind(account.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        for digest in digests {
+            sqlx::query("INSERT INTO recovery_codes (account_id, digest) VALUES ($1, $2)")
+                .bind(account.0)
+                .bind(digest.as_slice())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(DB::unavailable_or_internal)?;
+        }
+        Ok(())
+    }
+
+    async fn consume_recovery_code(
+        &mut self,
+        account: AccountId,
+        digest: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1 AND digest = $2")
+            .bind(account.0)
+            .bind(digest.as_slice())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn create_pending_sign_in(
+        &mut self,
+        digest: &[u8; 32],
+        account: AccountId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pending_sign_ins (id_hash, account_id, created_at, expires_at, failures)
+             VALUES ($1, $2, $3, $4, 0)",
+        )
+        .bind(digest.as_slice())
+        .bind(account.0)
+        .bind(now.millis())
+        .bind(expires_at.millis())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(())
+    }
+
+    async fn take_pending_sign_in(
+        &mut self,
+        digest: &[u8; 32],
+        now: Timestamp,
+        max_failures: i64,
+    ) -> Result<Option<AccountId>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM pending_sign_ins WHERE id_hash = $1 AND expires_at > $2 AND failures < $3
+             RETURNING account_id",
+        )
+        .bind(digest.as_slice())
+        .bind(now.millis())
+        .bind(max_failures)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(id.map(AccountId))
     }
 
     async fn insert_device_authorization(

@@ -54,6 +54,15 @@ mod web {
     mod without_scripts;
 }
 
+/// Two-factor authentication: enrolment, the second sign-in step, recovery
+/// codes, replay races, secrets at rest, the requirement and its grace period.
+mod two_factor {
+    mod races;
+    mod secrets;
+    pub mod totp;
+    mod web;
+}
+
 /// The web interface in headless Chromium through chromedriver, on SQLite
 /// only: pages do not depend on the backend. Without Chromium or
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
@@ -62,6 +71,7 @@ mod browser {
     mod layout;
     mod login_forgery;
     mod scenarios;
+    mod two_factor;
     mod without_scripts;
 }
 

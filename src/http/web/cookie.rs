@@ -8,6 +8,8 @@ use axum::http::{header, HeaderMap, HeaderValue};
 pub const SESSION: &str = "latchkey_session";
 /// Holds the sign-in form's token until a session exists.
 pub const SIGN_IN: &str = "latchkey_sign_in";
+/// Holds the key of a sign-in waiting for its second step (five minutes).
+pub const SECOND_STEP: &str = "latchkey_second_step";
 /// Says, signed, which accounts this browser has signed in to before (see
 /// `service::throttle`); outlives sessions.
 pub const TRUSTED_BROWSER: &str = "latchkey_trusted";

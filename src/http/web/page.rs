@@ -94,6 +94,8 @@ pub enum WebError {
     SignInRequired,
     /// As [`WebError::SignInRequired`], then back to this page.
     SignInToReturnTo(String),
+    /// The two-factor requirement's grace period is over: enrol first.
+    MustEnrol,
     Page {
         status: StatusCode,
         title: &'static str,
@@ -178,7 +180,10 @@ impl From<ServiceError> for WebError {
             ServiceError::InvalidCredentials | ServiceError::InvalidDeviceCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "Not signed in", message)
             }
-            ServiceError::TwoFactorEnabled | ServiceError::AccountDisabled => Self::SignInRequired,
+            ServiceError::TwoFactorEnabled
+            | ServiceError::AccountDisabled
+            | ServiceError::SignInExpired => Self::SignInRequired,
+            ServiceError::WrongCode => Self::new(StatusCode::UNAUTHORIZED, "Wrong code", message),
             ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
             }
@@ -217,6 +222,7 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::SignInRequired => redirect("/sign-in"),
+            WebError::MustEnrol => redirect("/settings/security/two-factor"),
             WebError::SignInToReturnTo(path) => {
                 redirect(&super::return_to::sign_in_returning_to(&path))
             }

@@ -25,6 +25,29 @@ const NONCE_BYTES: usize = 12;
 pub struct Reveal {
     pub title: String,
     pub items: Vec<RevealItem>,
+    /// Plain text the dialog offers as a file to download.
+    #[serde(default)]
+    pub download: Option<String>,
+}
+
+impl Reveal {
+    /// The download as a `data:` URL, which works without the script.
+    pub fn download_href(&self) -> Option<String> {
+        self.download.as_deref().map(|text| {
+            format!(
+                "data:text/plain;charset=utf-8,{}",
+                percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+    }
+}
+
+impl Drop for Reveal {
+    fn drop(&mut self) {
+        if let Some(text) = self.download.as_mut() {
+            text.zeroize();
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,6 +112,7 @@ mod tests {
         Reveal {
             title: "New device password".into(),
             items: vec![RevealItem::new("token", "Password", "lkd_secret_value")],
+            download: None,
         }
     }
 

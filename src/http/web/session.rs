@@ -11,7 +11,7 @@ use super::cookie;
 use super::page::{redirect, Layout, WebError};
 use super::reveal::{self, Reveal};
 use crate::credential::{CsrfSecret, SessionKey};
-use crate::domain::{rules, Account, Notice};
+use crate::domain::{rules, Account, Notice, Standing};
 use crate::http::AppState;
 use crate::service::{Admin, Member};
 
@@ -54,6 +54,14 @@ impl FromRequestParts<AppState> for SignedIn {
             .resume_session(&key, &state.web.sessions)
             .await?
             .ok_or_else(sign_in)?;
+        // Past the grace period, an account the requirement covers may only
+        // enrol (or sign out, or look at its sessions).
+        if state.service.two_factor_standing(member.account()) == Standing::Overdue
+            && !parts.uri.path().starts_with("/settings/security")
+            && parts.uri.path() != "/sign-out"
+        {
+            return Err(WebError::MustEnrol);
+        }
         Ok(SignedIn { actor: member, key })
     }
 }

@@ -779,3 +779,48 @@ async fn listings_end_quietly_when_the_reader_stops(#[case] backend: Backend) {
     );
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn user_reset_2fa_lets_the_password_alone_sign_in_again(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    let member = app.create_member("member@example.org").await;
+    let mut tx = app
+        .service
+        .store()
+        .begin_write(latchkey::store::Serialise::Ordinary)
+        .await
+        .unwrap();
+    tx.set_two_factor_enabled(member.id, true).await.unwrap();
+    tx.commit().await.unwrap();
+    let output = latchkey(
+        &app,
+        &["user", "reset-2fa", "--email", "member@example.org"],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).contains("Two-factor authentication of member@example.org reset"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(!app.account(member.id).await.unwrap().two_factor_enabled);
+    crate::visitor::Visitor::signed_in(&app, "member@example.org").await;
+    let again = latchkey(
+        &app,
+        &["user", "reset-2fa", "--email", "member@example.org"],
+        None,
+    )
+    .await;
+    assert!(stdout(&again).contains("nothing changed"));
+    let unknown = latchkey(
+        &app,
+        &["user", "reset-2fa", "--email", "no@example.org"],
+        None,
+    )
+    .await;
+    assert!(!unknown.status.success());
+}

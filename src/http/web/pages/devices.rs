@@ -110,6 +110,7 @@ pub fn shown_once(device: &Device, token: &Token) -> Reveal {
             RevealItem::new("shown-password", "Device password", token.expose()),
             RevealItem::new("shown-header", "Authorization header", header),
         ],
+        download: None,
     }
 }
 

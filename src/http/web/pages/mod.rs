@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
+        .route(
+            "/sign-in/code",
+            get(sign_in::show_code).post(sign_in::submit_code),
+        )
         .route("/sign-out", post(sign_in::sign_out))
         .route("/device", get(device::show))
         .route("/device/approve", post(device::approve))
@@ -49,6 +53,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/settings/security", get(security::show))
         .route(
+            "/settings/security/two-factor",
+            get(security::show_enrol).post(security::confirm_enrol),
+        )
+        .route(
+            "/settings/security/two-factor/recovery-codes",
+            post(security::regenerate_codes),
+        )
+        .route(
+            "/settings/security/two-factor/off",
+            post(security::turn_off),
+        )
+        .route(
             "/settings/security/sessions/{id}/sign-out",
             post(security::end_session),
         )
@@ -67,6 +83,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/accounts/{id}/enabled", post(admin::set_enabled))
         .route("/admin/accounts/{id}/password", post(admin::reset_password))
         .route("/admin/accounts/{id}/delete", post(admin::delete_account))
+        .route(
+            "/admin/accounts/{id}/two-factor/reset",
+            get(admin::confirm_reset_two_factor).post(admin::reset_two_factor),
+        )
         .route(
             "/admin/accounts/{id}/failed-sign-ins/clear",
             post(admin::clear_failed_sign_ins),

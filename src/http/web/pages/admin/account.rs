@@ -88,7 +88,11 @@ async fn account_page(
         .collect();
     Ok(AccountPage {
         layout,
-        account: AccountRow::new(&account, devices.len()),
+        account: AccountRow::new(
+            &account,
+            devices.len(),
+            state.service.two_factor_standing(&account),
+        ),
         toggles,
         allows: allows(&account),
         last_sign_in,
@@ -335,4 +339,43 @@ pub async fn delete_account(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "admin/reset_two_factor.html")]
+struct ResetTwoFactorPage {
+    layout: Layout,
+    id: i64,
+    email: String,
+}
+
+/// The confirmation, on its own page (no script needed).
+pub async fn confirm_reset_two_factor(
+    State(state): State<AppState>,
+    user: AsAdmin,
+    PagePath(id): PagePath<i64>,
+) -> Result<Response, WebError> {
+    let account = state.service.account(user.actor(), AccountId(id)).await?;
+    let page = ResetTwoFactorPage {
+        layout: user.layout_without_notice(),
+        id,
+        email: account.email.to_string(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+pub async fn reset_two_factor(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<i64>,
+    Form(user, NoFields {}): Form<AsAdmin, NoFields>,
+) -> Result<Response, WebError> {
+    let account = state
+        .service
+        .reset_two_factor(user.actor(), AccountId(id))
+        .await?;
+    let flash = format!(
+        "Two-factor authentication of {} reset: they sign in with the main password alone and can turn it on again.",
+        account.email
+    );
+    user.done(&state, flash, None, &here(id)).await
 }

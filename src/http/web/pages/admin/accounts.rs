@@ -44,7 +44,13 @@ pub async fn list(
     }
     let accounts = accounts
         .iter()
-        .map(|a| AccountRow::new(a, counts.get(&a.id).copied().unwrap_or(0)))
+        .map(|a| {
+            AccountRow::new(
+                a,
+                counts.get(&a.id).copied().unwrap_or(0),
+                state.service.two_factor_standing(a),
+            )
+        })
         .collect();
     Ok(render(
         StatusCode::OK,
