@@ -39,6 +39,8 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             cache_capacity: config.cache_capacity,
             max_staleness: config.max_staleness,
             password_policy: config.password_policy,
+            lifetime: config.lifetime,
+            clock: config.clock.clone(),
         },
         &key,
     ));

@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{
-    DeviceTypes, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES, MAX_MIN_PASSWORD_CHARS,
-    MIN_PASSWORD_CHARS,
+    Clock, DeviceTypes, LifetimePolicy, PasswordPolicy, SessionPolicy, DEFAULT_DEVICE_TYPES,
+    MAX_MIN_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };
 use crate::service::throttle::ThrottleConfig;
 use crate::store::StoreOptions;
@@ -223,6 +223,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub max_staleness_secs: u64,
 
+    /// Longest a device password may stay valid, in days from when its token
+    /// was issued. New and changed passwords must expire within it (without
+    /// an expiry they get the latest allowed), and a password valid longer
+    /// is refused at use, so lowering it reaches existing ones. None by default.
+    #[arg(long, env = "LATCHKEY_MAX_CREDENTIAL_LIFETIME_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub max_credential_lifetime_days: Option<u32>,
+
     /// Largest number of PostgreSQL connections this node opens.
     #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(2..=1000))]
@@ -356,6 +364,29 @@ pub enum DeviceCommand {
         /// The device ID.
         id: String,
     },
+    /// Replace a device's limits (every limit not given is removed); every
+    /// server enforces them within a second.
+    Limits {
+        /// The device ID.
+        id: String,
+        /// read (GET, HEAD, OPTIONS only), full (the default) or admin
+        /// (administrators' devices only).
+        #[arg(long)]
+        scope: Option<String>,
+        /// When it stops working: RFC 3339 (2027-01-31T12:00:00Z) or a date
+        /// (valid through that day, UTC).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Stops working once unused for this many days.
+        #[arg(long)]
+        idle_expiry_days: Option<u32>,
+        /// Only from these addresses or CIDR ranges (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        allow: Vec<String>,
+        /// Never from these addresses or CIDR ranges (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        deny: Vec<String>,
+    },
 }
 
 /// `10.0.0.0/8`, or a single address such as `127.0.0.1`.
@@ -388,6 +419,10 @@ pub struct Config {
     pub sessions: SessionPolicy,
     /// What new main passwords must be.
     pub password_policy: PasswordPolicy,
+    /// `--max-credential-lifetime-days`.
+    pub lifetime: LifetimePolicy,
+    /// The system clock, or a test's.
+    pub clock: Clock,
 }
 
 impl fmt::Debug for Config {
@@ -410,6 +445,7 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("sessions", &self.sessions)
             .field("password_policy", &self.password_policy)
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }
@@ -435,6 +471,8 @@ impl Config {
             store: StoreOptions::default(),
             sessions: SessionPolicy::default(),
             password_policy: PasswordPolicy::default(),
+            lifetime: LifetimePolicy::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -492,6 +530,10 @@ impl Config {
                 absolute: Duration::from_secs(serve.session_lifetime_hours * 3600),
             },
             password_policy: serve.passwords.policy()?,
+            lifetime: LifetimePolicy {
+                max_days: serve.max_credential_lifetime_days,
+            },
+            clock: Clock::system(),
         })
     }
 

@@ -4,6 +4,7 @@
 mod account;
 mod device;
 mod email;
+pub mod limits;
 mod name;
 mod password_policy;
 mod permission;
@@ -13,9 +14,11 @@ mod time;
 
 pub use account::{Account, AccountId};
 pub use device::{
-    Device, DeviceTypes, LastUse, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS, UNKNOWN_DEVICE_TYPE,
+    Device, DeviceTypes, LastUse, RecentAddresses, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS,
+    UNKNOWN_DEVICE_TYPE,
 };
 pub use email::{Email, EmailError};
+pub use limits::{CredentialLimits, LifetimePolicy, RequestedLimits, Scope};
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use password_policy::{
     MinLengthOutOfRange, PasswordPolicy, PasswordRejection, MAX_MIN_PASSWORD_CHARS,
@@ -24,4 +27,4 @@ pub use password_policy::{
 pub use permission::{Permission, Permissions, UnknownPermission};
 pub use rules::Refusal;
 pub use session::{Notice, SessionId, SessionPolicy, WebSession};
-pub use time::Timestamp;
+pub use time::{Clock, Timestamp};

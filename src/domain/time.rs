@@ -13,12 +13,29 @@ impl Timestamp {
         Self((nanos / 1_000_000) as i64)
     }
 
-    pub fn from_millis(millis: i64) -> Self {
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis)
+    }
+
+    #[cfg(test)]
+    pub const fn from_const(millis: i64) -> Self {
         Self(millis)
     }
 
     pub fn millis(self) -> i64 {
         self.0
+    }
+
+    /// Reads RFC 3339 (`2027-01-31T12:00:00Z`, any offset), or a date alone
+    /// (`2027-01-31`), which means to the end of that day in UTC.
+    pub fn parse_rfc3339(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if let Ok(t) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+            return Some(Self((t.unix_timestamp_nanos() / 1_000_000) as i64));
+        }
+        let date = time::Date::parse(raw, format_description!("[year]-[month]-[day]")).ok()?;
+        let midnight = date.next_day()?.midnight().assume_utc();
+        Some(Self((midnight.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
     /// Whole seconds since the Unix epoch.
@@ -77,6 +94,36 @@ impl Timestamp {
                 .ok()
             })
             .unwrap_or_else(|| self.0.to_string())
+    }
+}
+
+/// Where the service reads the time: the system clock, or in tests one
+/// they set by hand, so expiries can be tested without waiting.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock that stands at `start` until [`Clock::set`] or [`Clock::advance`].
+    pub fn manual(start: Timestamp) -> Self {
+        Self(Some(std::sync::Arc::new(start.0.into())))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            None => Timestamp::now(),
+            Some(at) => Timestamp(at.load(std::sync::atomic::Ordering::Acquire)),
+        }
+    }
+
+    /// Moves a manual clock; the system clock cannot be moved.
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Some(at) = &self.0 {
+            at.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::AcqRel);
+        }
     }
 }
 
@@ -143,6 +190,20 @@ mod tests {
             Timestamp::from_millis(253_402_300_800_000).to_rfc3339_slow(),
             "year 10000 falls back"
         );
+    }
+
+    #[test]
+    fn parses_rfc3339_and_dates() {
+        let t = Timestamp::parse_rfc3339("2023-11-14T22:13:20.123Z").unwrap();
+        assert_eq!(t.millis(), 1_700_000_000_123);
+        let t = Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00").unwrap();
+        assert_eq!(t.millis(), 1_700_000_000_123);
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14").unwrap().to_rfc3339(),
+            "2023-11-15T00:00:00.000Z"
+        );
+        assert!(Timestamp::parse_rfc3339("tomorrow").is_none());
+        assert!(Timestamp::parse_rfc3339("2023-02-30").is_none());
     }
 
     #[test]

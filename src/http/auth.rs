@@ -9,6 +9,7 @@ use super::basic::{self, BasicError};
 use super::error::ApiError;
 use super::extract::client;
 use super::AppState;
+use crate::domain::Scope;
 use crate::service::DeviceCaller;
 
 /// The wrapped caller can only come from [`Service::authenticate`](crate::service::Service::authenticate).
@@ -52,7 +53,8 @@ impl FromRequestParts<AppState> for DeviceAuth {
             .authenticate(
                 &credentials.user_id,
                 &credentials.password,
-                &client(parts, &state.trusted_proxies),
+                &client(parts, &state.trusted_proxies)?,
+                Scope::needed_for(parts.method.as_str().as_bytes()),
             )
             .await?;
         Ok(DeviceAuth(who))

@@ -108,7 +108,9 @@ impl<B> MakeSpan<B> for RequestSpan {
             request.extensions(),
             request.headers(),
             &self.trusted_proxies,
-        );
+        )
+        .ok()
+        .flatten();
         // The target and level of tower-http's default span, so that the
         // documented filter still shows the access log.
         tracing::span!(

@@ -12,7 +12,10 @@ use std::time::Duration;
 use crate::credential::{
     MainPassword, PasswordHasher, Secret, ServerKey, SignInForms, TrustedBrowsers,
 };
-use crate::domain::{DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Timestamp};
+use crate::domain::{
+    Clock, DeviceName, DeviceTypes, Email, LifetimePolicy, PasswordPolicy, Permissions,
+    RequestedLimits, Scope, Timestamp,
+};
 use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
 use last_used::LastUsedRecorder;
@@ -32,6 +35,7 @@ mod sessions;
 pub mod throttle;
 
 pub use actor::{Admin, DeviceCaller, Member, Operator};
+pub use devices::{DeviceState, TokenChange};
 pub use error::ServiceError;
 pub use sessions::SignIn;
 
@@ -51,6 +55,53 @@ pub struct PasswordDeviceRequest {
     pub password: Secret,
     pub device_name: String,
     pub device_type: Option<String>,
+    pub limits: RequestedLimits,
+}
+
+/// Limits as they arrive from a form, the API or the command line, unparsed.
+#[derive(Clone, Debug, Default)]
+pub struct RawLimits {
+    pub scope: Option<String>,
+    pub expires_at: Option<String>,
+    pub idle_expiry_days: Option<u32>,
+    pub allowed_networks: Vec<String>,
+    pub denied_networks: Vec<String>,
+}
+
+/// Reads limits; blank values count as not given.
+pub fn parse_limits(raw: RawLimits) -> Result<RequestedLimits, ServiceError> {
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let scope = given(raw.scope)
+        .map(|s| s.parse::<Scope>())
+        .transpose()
+        .map_err(|e| ServiceError::invalid("invalid_scope", e))?;
+    let expires_at = given(raw.expires_at)
+        .map(|raw| {
+            Timestamp::parse_rfc3339(&raw).ok_or_else(|| {
+                ServiceError::invalid(
+                    "invalid_expiry",
+                    "expiresAt must be a time in RFC 3339 form, such as 2027-01-31T12:00:00Z, or a date such as 2027-01-31 (valid through that day, UTC).",
+                )
+            })
+        })
+        .transpose()?;
+    let networks = |list: Vec<String>| -> Result<Vec<ipnet::IpNet>, ServiceError> {
+        list.iter()
+            .flat_map(|entry| entry.split([',', '\n', ' ']))
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                crate::domain::limits::parse_network(n)
+                    .map_err(|e| ServiceError::invalid("invalid_network", e))
+            })
+            .collect()
+    };
+    Ok(RequestedLimits {
+        scope,
+        expires_at,
+        idle_expiry_days: raw.idle_expiry_days,
+        allowed_networks: networks(raw.allowed_networks)?,
+        denied_networks: networks(raw.denied_networks)?,
+    })
 }
 
 #[derive(Debug)]
@@ -74,6 +125,10 @@ pub struct Settings {
     pub max_staleness: Duration,
     /// What new main passwords must be.
     pub password_policy: PasswordPolicy,
+    /// `--max-credential-lifetime-days`.
+    pub lifetime: LifetimePolicy,
+    /// Where expiries, idle expiry and overlaps read the time.
+    pub clock: Clock,
 }
 
 impl Default for Settings {
@@ -84,6 +139,8 @@ impl Default for Settings {
             cache_capacity: 100_000,
             max_staleness: Duration::from_secs(5),
             password_policy: PasswordPolicy::default(),
+            lifetime: LifetimePolicy::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -117,6 +174,8 @@ pub struct Service {
     throttle: Throttle,
     lookups: LookupLimiter,
     password_policy: PasswordPolicy,
+    lifetime: LifetimePolicy,
+    clock: Clock,
 }
 
 impl Service {
@@ -130,6 +189,8 @@ impl Service {
             throttle: Throttle::new(settings.throttle, store.clone()),
             lookups: LookupLimiter::new(settings.throttle.lookup_failures),
             password_policy: settings.password_policy,
+            lifetime: settings.lifetime,
+            clock: settings.clock,
             store,
         }
     }
@@ -179,6 +240,14 @@ impl Service {
 
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.password_policy
+    }
+
+    pub fn lifetime_policy(&self) -> LifetimePolicy {
+        self.lifetime
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// A main password someone wants to set for the account with `email`,

@@ -3,7 +3,7 @@
 mod device;
 mod user;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use super::AppState;
@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
                 .delete(device::delete),
         )
         .route("/server/api/device/{id}/password", post(device::regenerate))
+        .route("/server/api/device/{id}/limits", put(device::set_limits))
+        .route(
+            "/server/api/device/{id}/previous-password",
+            delete(device::end_previous),
+        )
         .route("/server/api/user", get(user::show))
 }
 
