@@ -26,6 +26,7 @@ mod api {
     mod devices;
     mod durability;
     mod last_used;
+    mod limits;
     mod logs;
     mod proxies;
     mod races;
