@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+mod authz;
 pub mod basic;
 mod client_addr;
 pub mod error;
@@ -52,6 +53,7 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let router = Router::new()
         .merge(api::router())
+        .merge(authz::router())
         .merge(web::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -25,6 +25,7 @@ mod api {
     mod database_health;
     mod devices;
     mod durability;
+    mod forward_auth;
     mod last_used;
     mod limits;
     mod logs;
