@@ -257,11 +257,24 @@ pub trait DeviceActor: Sync {
     fn itself(&self, _id: &str) -> Option<Device> {
         None
     }
+    /// Whether this actor may loosen limits (change them, or move an expiry
+    /// later): people may; a device password only with the `admin` scope,
+    /// or any device could lift the limits its owner set on it.
+    fn may_loosen_limits(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
 }
 
 impl DeviceActor for DeviceCaller {
     fn acting(&self) -> Acting<'_> {
         Acting::Device(&self.device.id)
+    }
+    fn may_loosen_limits(&self) -> Result<(), rules::Refusal> {
+        if self.scope >= Scope::Admin {
+            Ok(())
+        } else {
+            Err(rules::Refusal::InsufficientScope(Scope::Admin))
+        }
     }
     fn owner(&self) -> Option<AccountId> {
         Some(self.account_id())

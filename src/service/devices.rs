@@ -180,6 +180,11 @@ impl Service {
         }
         let mut device = self.device(by, id).await?;
         let now = self.clock.now();
+        if let (Some(asked), Some(had)) = (change.expires_at, device.limits.expires_at) {
+            if asked > had {
+                by.may_loosen_limits()?;
+            }
+        }
         let expires_at = limits::expiry_for(
             change.expires_at,
             device.limits.expires_at,
@@ -229,6 +234,7 @@ impl Service {
         id: &str,
         requested: RequestedLimits,
     ) -> Result<Device, ServiceError> {
+        by.may_loosen_limits()?;
         let mut device = self.device(by, id).await?;
         let is_admin = match self.store.account(device.account_id).await? {
             Some(account) => account.permissions.contains(Permission::Admin),

@@ -8,11 +8,13 @@ use reqwest::{Method, StatusCode};
 use rstest::rstest;
 use serde_json::{json, Value};
 
+use crate::helpers::OPERATOR;
 use crate::helpers::{
     expect_error, spawn_app, spawn_app_with, spawn_node, Backend, DeviceCredentials, TestApp,
     PASSWORD,
 };
-use latchkey::domain::{Clock, LifetimePolicy, Timestamp};
+use latchkey::domain::{Clock, LifetimePolicy, Permission, Timestamp};
+use latchkey::service::{parse_limits, RawLimits};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -348,20 +350,53 @@ async fn a_changed_password_can_overlap_and_be_ended(#[case] backend: Backend) {
 async fn limits_can_be_replaced(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_member("m@example.org").await;
-    let device = app.create_device("m@example.org", "d").await;
+    app.create_account(
+        "boss@example.org",
+        &[Permission::Synchronisation, Permission::Admin],
+    )
+    .await;
+    let (device, _) = device_with(
+        &app,
+        "m@example.org",
+        json!({"expiresAt": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
     let other = app.create_device("m@example.org", "other").await;
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
-    let set = app
+    // A full device cannot lift limits, its own or a sibling's.
+    let lift = app
         .as_device(
             Method::PUT,
             &format!("/server/api/device/{}/limits", device.id),
             &other,
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(lift, StatusCode::FORBIDDEN, "insufficient_scope").await;
+    let later = app
+        .change_password(&device.id, &device)
+        .json(&json!({"expiresAt": "3000-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(later, StatusCode::FORBIDDEN, "insufficient_scope").await;
+    // An administrator's admin-scope device may manage its own devices' limits.
+    let (boss, _) = device_with(&app, "boss@example.org", json!({"scope": "admin"})).await;
+    let (boss_other, _) = device_with(&app, "boss@example.org", json!({})).await;
+    let set = app
+        .as_device(
+            Method::PUT,
+            &format!("/server/api/device/{}/limits", boss_other.id),
+            &boss,
         )
         .json(&json!({"scope": "read"}))
         .send()
         .await
         .unwrap();
     assert_eq!(set.status(), StatusCode::OK);
+    let device = boss_other;
     // The warm cache of this node sees it at once.
     let patch = app
         .on_device(Method::PATCH, &device.id, &device)
@@ -386,20 +421,18 @@ async fn a_limit_changed_on_one_node_is_enforced_on_another_within_a_second(
     let b = spawn_node(&a, |_| {}).await;
     a.create_member("m@example.org").await;
     let device = a.create_device("m@example.org", "d").await;
-    let admin_side = a.create_device("m@example.org", "manager").await;
     // Warm on B.
     assert_eq!(b.get_own_device(&device).await.status(), StatusCode::OK);
-    let set = a
-        .as_device(
-            Method::PUT,
-            &format!("/server/api/device/{}/limits", device.id),
-            &admin_side,
-        )
-        .json(&json!({"allowedNetworks": ["192.0.2.0/24"]}))
-        .send()
+    // Changed on A the way `latchkey device limits` does.
+    let limits = parse_limits(RawLimits {
+        allowed_networks: vec!["192.0.2.0/24".into()],
+        ..RawLimits::default()
+    })
+    .unwrap();
+    a.service
+        .set_device_limits(&OPERATOR, &device.id, limits)
         .await
         .unwrap();
-    assert_eq!(set.status(), StatusCode::OK);
     let start = Instant::now();
     loop {
         let status = b.get_own_device(&device).await.status();
