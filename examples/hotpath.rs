@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
                 password: "bench password".into(),
                 device_name: "bench".into(),
                 device_type: None,
+                limits: Default::default(),
             },
             &client,
         )
@@ -58,7 +59,9 @@ async fn main() -> anyhow::Result<()> {
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", token.expose()))
     );
     // The first call fills the cache; everything below is the warm path.
-    let who = service.authenticate(&id, &token, &client).await?;
+    let who = service
+        .authenticate(&id, &token, &client, latchkey::domain::Scope::Read)
+        .await?;
 
     let started = Instant::now();
     for _ in 0..ROUNDS {
@@ -68,7 +71,11 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     for _ in 0..ROUNDS {
-        std::hint::black_box(service.authenticate(&id, &token, &client).await?);
+        std::hint::black_box(
+            service
+                .authenticate(&id, &token, &client, latchkey::domain::Scope::Read)
+                .await?,
+        );
     }
     report("authenticate (warm cache)", started);
 

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             device_type: "script".into(),
             token_digest: token.digest(),
             created_at: Timestamp::now(),
+            limits: Default::default(),
         });
         devices.push((id.to_string(), token.expose().to_owned()));
     }

@@ -85,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
                 device_type: "script".into(),
                 token_digest: digest,
                 created_at: Timestamp::now(),
+                limits: Default::default(),
             });
         }
         store.insert_devices(&batch).await?;

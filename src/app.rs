@@ -43,6 +43,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             issuer: config.issuer.clone(),
             require_two_factor: config.require_two_factor,
             two_factor_grace: config.two_factor_grace,
+            lifetime: config.lifetime,
             clock: config.clock.clone(),
         },
         &key,

@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::domain::{
-    Clock, DeviceTypes, PasswordPolicy, Requirement, SessionPolicy, DEFAULT_DEVICE_TYPES,
-    MAX_MIN_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
+    Clock, DeviceTypes, LifetimePolicy, PasswordPolicy, Requirement, SessionPolicy,
+    DEFAULT_DEVICE_TYPES, MAX_MIN_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };
 use crate::service::throttle::ThrottleConfig;
 use crate::service::DeviceAuthorizationSettings;
@@ -228,6 +228,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub max_staleness_secs: u64,
 
+    /// Longest a device password may stay valid, in days from when its token
+    /// was issued. New and changed passwords must expire within it (without
+    /// an expiry they get the latest allowed), and a password valid longer
+    /// is refused at use, so lowering it reaches existing ones. None by default.
+    #[arg(long, env = "LATCHKEY_MAX_CREDENTIAL_LIFETIME_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub max_credential_lifetime_days: Option<u32>,
+
     /// Largest number of PostgreSQL connections this node opens.
     #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(2..=1000))]
@@ -406,6 +414,29 @@ pub enum DeviceCommand {
         /// The device ID.
         id: String,
     },
+    /// Replace a device's limits (every limit not given is removed); every
+    /// server enforces them within a second.
+    Limits {
+        /// The device ID.
+        id: String,
+        /// read (GET, HEAD, OPTIONS only), full (the default) or admin
+        /// (administrators' devices only).
+        #[arg(long)]
+        scope: Option<String>,
+        /// When it stops working: RFC 3339 (2027-01-31T12:00:00Z) or a date
+        /// (valid through that day, UTC).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Stops working once unused for this many days.
+        #[arg(long)]
+        idle_expiry_days: Option<u32>,
+        /// Only from these addresses or CIDR ranges (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        allow: Vec<String>,
+        /// Never from these addresses or CIDR ranges (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        deny: Vec<String>,
+    },
 }
 
 /// `10.0.0.0/8`, or a single address such as `127.0.0.1`.
@@ -463,7 +494,9 @@ pub struct Config {
     pub issuer: String,
     pub require_two_factor: Requirement,
     pub two_factor_grace: Duration,
-    /// What the two-factor rules take as now (tests move it).
+    /// `--max-credential-lifetime-days`.
+    pub lifetime: LifetimePolicy,
+    /// The system clock, or a test's.
     pub clock: Clock,
 }
 
@@ -491,6 +524,7 @@ impl fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("require_two_factor", &self.require_two_factor)
             .field("two_factor_grace", &self.two_factor_grace)
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }
@@ -520,6 +554,7 @@ impl Config {
             issuer: "latchkey".to_owned(),
             require_two_factor: Requirement::None,
             two_factor_grace: Duration::from_secs(7 * 86_400),
+            lifetime: LifetimePolicy::default(),
             clock: Clock::default(),
         }
     }
@@ -590,6 +625,9 @@ impl Config {
             require_two_factor: Requirement::parse(&serve.require_two_factor)
                 .ok_or_else(|| anyhow::anyhow!("--require-two-factor takes none, admins or all"))?,
             two_factor_grace: Duration::from_secs(serve.two_factor_grace_days * 86_400),
+            lifetime: LifetimePolicy {
+                max_days: serve.max_credential_lifetime_days,
+            },
             clock: Clock::system(),
             public_url,
         })

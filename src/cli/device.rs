@@ -1,5 +1,5 @@
 use crate::config::DeviceCommand;
-use crate::service::{Operator, Service};
+use crate::service::{parse_limits, Operator, RawLimits, Service};
 
 use super::print_table_with_note;
 
@@ -32,14 +32,34 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                         // used just now may have nothing written yet.
                         None => ("none recorded".to_owned(), String::new()),
                     };
+                    let state = service.device_state(&d);
+                    let expires = match (state.expired, d.limits.expires_at) {
+                        (true, _) => "expired".to_owned(),
+                        (false, Some(at)) => at.to_rfc3339(),
+                        (false, None) => "no expiry".to_owned(),
+                    };
+                    let recent = d
+                        .last_used
+                        .as_ref()
+                        .map(|u| {
+                            u.recent
+                                .iter()
+                                .map(|ip| ip.to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or(from);
                     vec![
                         d.id.to_string(),
                         email,
                         d.name.to_string(),
                         d.device_type,
                         d.created_at.to_rfc3339(),
+                        d.limits.scope.to_string(),
+                        expires,
                         used,
-                        from,
+                        recent,
                     ]
                 })
                 .collect();
@@ -51,8 +71,10 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                     "NAME",
                     "TYPE",
                     "CREATED",
+                    "SCOPE",
+                    "EXPIRES",
                     "LAST USED",
-                    "FROM",
+                    "FROM (LAST 5)",
                 ],
                 &rows,
                 any.then_some("LAST USED is what the servers have written: each writes it every --last-used-flush-secs (5 s by default), so uses in the last few seconds may not show yet."),
@@ -63,6 +85,33 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
             say!(
                 "Device {} deleted; its password no longer works.",
                 device.id
+            )?;
+        }
+        DeviceCommand::Limits {
+            id,
+            scope,
+            expires_at,
+            idle_expiry_days,
+            allow,
+            deny,
+        } => {
+            let limits = parse_limits(RawLimits {
+                scope,
+                expires_at,
+                idle_expiry_days,
+                allowed_networks: allow,
+                denied_networks: deny,
+            })?;
+            let device = service.set_device_limits(&operator, &id, limits).await?;
+            say!(
+                "Device {} now has scope {}{}.",
+                device.id,
+                device.limits.scope,
+                device
+                    .limits
+                    .expires_at
+                    .map(|at| format!(" and expires {}", at.to_rfc3339()))
+                    .unwrap_or_default()
             )?;
         }
     }

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-use super::{AccountId, DeviceName, Timestamp};
+use super::{AccountId, CredentialLimits, DeviceName, Timestamp};
 use crate::credential::DeviceId;
 
 /// The type every device gets whose client sent no type, or one this server
@@ -25,6 +25,64 @@ pub struct Device {
     pub device_type: String,
     pub created_at: Timestamp,
     pub last_used: Option<LastUse>,
+    pub limits: CredentialLimits,
+    /// When the current token was issued: created, or changed last.
+    pub token_issued_at: Timestamp,
+    /// Until when the token before the last "Change password" still works.
+    pub previous_token_until: Option<Timestamp>,
+}
+
+/// How many distinct addresses "last used" remembers per credential.
+pub const RECENT_ADDRESSES: usize = 5;
+
+/// The last few distinct client addresses, newest first; fixed size, so
+/// noting a use allocates nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecentAddresses([Option<IpAddr>; RECENT_ADDRESSES]);
+
+impl RecentAddresses {
+    /// Puts `ip` first; returns whether that changed anything.
+    pub fn note(&mut self, ip: IpAddr) -> bool {
+        if self.0[0] == Some(ip) {
+            return false;
+        }
+        let at = self
+            .0
+            .iter()
+            .position(|known| *known == Some(ip))
+            .unwrap_or(RECENT_ADDRESSES - 1);
+        self.0.copy_within(0..at, 1);
+        self.0[0] = Some(ip);
+        true
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.0.iter().flatten().copied()
+    }
+
+    /// Addresses as stored: comma-separated, newest first.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        let mut recent = Self::default();
+        let parsed: Vec<IpAddr> = stored
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|ip| ip.trim().parse().ok())
+            .take(RECENT_ADDRESSES)
+            .collect();
+        for ip in parsed.into_iter().rev() {
+            recent.note(ip);
+        }
+        recent
+    }
+
+    pub fn to_stored(&self) -> Option<String> {
+        let joined = self
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        (!joined.is_empty()).then_some(joined)
+    }
 }
 
 /// When, from where and by what a device password was last used.
@@ -33,6 +91,8 @@ pub struct LastUse {
     pub at: Timestamp,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The last distinct addresses it was used from, newest first.
+    pub recent: RecentAddresses,
 }
 
 /// Longest user agent kept, in characters; the rest is cut off.
@@ -115,6 +175,29 @@ mod tests {
             "de.fivepoint.other"
         );
         assert_eq!(custom.resolve(Some("ios")), "unknown");
+    }
+
+    #[test]
+    fn recent_addresses_keep_the_last_five_distinct() {
+        let mut recent = RecentAddresses::default();
+        for i in [1u8, 2, 1, 3, 4, 5, 6, 6] {
+            recent.note(IpAddr::from([192, 0, 2, i]));
+        }
+        let shown: Vec<String> = recent.iter().map(|ip| ip.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "192.0.2.6",
+                "192.0.2.5",
+                "192.0.2.4",
+                "192.0.2.3",
+                "192.0.2.1"
+            ]
+        );
+        assert_eq!(
+            RecentAddresses::from_stored(recent.to_stored().as_deref()),
+            recent
+        );
     }
 
     #[test]

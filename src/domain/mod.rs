@@ -5,6 +5,7 @@ mod account;
 mod device;
 mod device_authorization;
 mod email;
+pub mod limits;
 mod name;
 mod password_policy;
 mod permission;
@@ -15,12 +16,14 @@ mod two_factor;
 
 pub use account::{Account, AccountId};
 pub use device::{
-    Device, DeviceTypes, LastUse, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS, UNKNOWN_DEVICE_TYPE,
+    Device, DeviceTypes, LastUse, RecentAddresses, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS,
+    UNKNOWN_DEVICE_TYPE,
 };
 pub use device_authorization::{
     poll_decision, AuthorizationStatus, DeviceAuthorization, PollDecision, SLOW_DOWN_STEP,
 };
 pub use email::{Email, EmailError};
+pub use limits::{CredentialLimits, LifetimePolicy, RequestedLimits, Scope};
 pub use name::{DeviceName, DisplayName, NameError, MAX_NAME_CHARS};
 pub use password_policy::{
     MinLengthOutOfRange, PasswordPolicy, PasswordRejection, MAX_MIN_PASSWORD_CHARS,

@@ -1,7 +1,7 @@
 //! The rules every path (API, web, CLI) applies, each in one pure function.
 //! Callers turn a [`Refusal`] into their own answer; none restates a rule.
 
-use super::{Account, Permission, Permissions};
+use super::{Account, Permission, Permissions, Scope};
 
 /// Why a rule says no.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,14 @@ pub enum Refusal {
     PermissionMissing(Permission),
     NotAnAdministrator,
     LastAdministrator,
+    /// The credential's scope does not cover the request; it needs this one.
+    InsufficientScope(Scope),
+    /// Past its expiry, or unused for longer than its idle expiry.
+    CredentialExpired,
+    /// Valid longer than `--max-credential-lifetime-days` (this many) allows.
+    LifetimeExceeded(u32),
+    /// The client's address is outside the credential's networks.
+    AddressNotAllowed,
 }
 
 /// Device passwords, for authenticating and for managing them, need the

@@ -13,12 +13,29 @@ impl Timestamp {
         Self((nanos / 1_000_000) as i64)
     }
 
-    pub fn from_millis(millis: i64) -> Self {
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis)
+    }
+
+    #[cfg(test)]
+    pub const fn from_const(millis: i64) -> Self {
         Self(millis)
     }
 
     pub fn millis(self) -> i64 {
         self.0
+    }
+
+    /// Reads RFC 3339 (`2027-01-31T12:00:00Z`, any offset), or a date alone
+    /// (`2027-01-31`), which means to the end of that day in UTC.
+    pub fn parse_rfc3339(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if let Ok(t) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+            return Some(Self((t.unix_timestamp_nanos() / 1_000_000) as i64));
+        }
+        let date = time::Date::parse(raw, format_description!("[year]-[month]-[day]")).ok()?;
+        let midnight = date.next_day()?.midnight().assume_utc();
+        Some(Self((midnight.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
     /// Whole seconds since the Unix epoch.
@@ -105,12 +122,20 @@ impl Serialize for Timestamp {
     }
 }
 
-/// Where operations read the time: the system clock, or, in tests, the
-/// system clock moved on by however much a test says, so expiry and grace
-/// periods can be tested without waiting. `serve` uses [`Clock::system`];
-/// the default (and every copy of it) can be moved.
+/// Where operations read the time: the system clock, or, in tests, one a
+/// test moves, so expiry, idle expiry, overlaps and grace periods can be
+/// tested without waiting. `serve` uses [`Clock::system`]; the default (and
+/// every copy of it) can be moved.
 #[derive(Clone, Debug)]
-pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+pub struct Clock(Option<std::sync::Arc<TestTime>>);
+
+#[derive(Debug)]
+struct TestTime {
+    /// Milliseconds: an offset from the system clock, or, standing still,
+    /// the time itself.
+    millis: std::sync::atomic::AtomicI64,
+    stands_still: bool,
+}
 
 impl Default for Clock {
     fn default() -> Self {
@@ -123,24 +148,42 @@ impl Clock {
         Self(None)
     }
 
-    /// A clock a test can move forward with [`Clock::advance`].
+    /// The system clock, moved forward by [`Clock::advance`].
     pub fn adjustable() -> Self {
-        Self(Some(Default::default()))
+        Self(Some(std::sync::Arc::new(TestTime {
+            millis: 0.into(),
+            stands_still: false,
+        })))
+    }
+
+    /// A clock that stands at `start` but for [`Clock::advance`].
+    pub fn manual(start: Timestamp) -> Self {
+        Self(Some(std::sync::Arc::new(TestTime {
+            millis: start.0.into(),
+            stands_still: true,
+        })))
     }
 
     pub fn now(&self) -> Timestamp {
-        let offset = self
-            .0
-            .as_ref()
-            .map_or(0, |o| o.load(std::sync::atomic::Ordering::Relaxed));
-        Timestamp(Timestamp::now().0.saturating_add(offset))
+        match &self.0 {
+            None => Timestamp::now(),
+            Some(test) => {
+                let millis = test.millis.load(std::sync::atomic::Ordering::Acquire);
+                if test.stands_still {
+                    Timestamp(millis)
+                } else {
+                    Timestamp(Timestamp::now().0.saturating_add(millis))
+                }
+            }
+        }
     }
 
-    /// Moves an adjustable clock forward; the system clock stays as it is.
+    /// Moves a test's clock forward; the system clock stays as it is.
     pub fn advance(&self, by: std::time::Duration) {
-        if let Some(offset) = &self.0 {
+        if let Some(test) = &self.0 {
             let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-            offset.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+            test.millis
+                .fetch_add(by, std::sync::atomic::Ordering::AcqRel);
         }
     }
 }
@@ -158,6 +201,10 @@ mod tests {
         let system = Clock::system();
         system.advance(std::time::Duration::from_secs(600));
         assert!(system.now().millis() - Timestamp::now().millis() < 1000);
+        let manual = Clock::manual(Timestamp::from_millis(5_000));
+        assert_eq!(manual.now(), Timestamp::from_millis(5_000));
+        manual.advance(std::time::Duration::from_secs(1));
+        assert_eq!(manual.now(), Timestamp::from_millis(6_000));
     }
 
     #[test]
@@ -194,6 +241,20 @@ mod tests {
             Timestamp::from_millis(253_402_300_800_000).to_rfc3339_slow(),
             "year 10000 falls back"
         );
+    }
+
+    #[test]
+    fn parses_rfc3339_and_dates() {
+        let t = Timestamp::parse_rfc3339("2023-11-14T22:13:20.123Z").unwrap();
+        assert_eq!(t.millis(), 1_700_000_000_123);
+        let t = Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00").unwrap();
+        assert_eq!(t.millis(), 1_700_000_000_123);
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14").unwrap().to_rfc3339(),
+            "2023-11-15T00:00:00.000Z"
+        );
+        assert!(Timestamp::parse_rfc3339("tomorrow").is_none());
+        assert!(Timestamp::parse_rfc3339("2023-02-30").is_none());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::basic::{self, BasicError};
 use super::error::ApiError;
 use super::extract::client;
 use super::AppState;
+use crate::domain::Scope;
 use crate::service::DeviceCaller;
 
 /// The wrapped caller can only come from [`Service::authenticate`](crate::service::Service::authenticate).
@@ -20,6 +21,19 @@ impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let need = Scope::needed_for(parts.method.as_str().as_bytes());
+        device_caller(parts, state, need).await.map(DeviceAuth)
+    }
+}
+
+/// The caller a request's Basic credentials prove, for a request that needs
+/// `need`: every way a device password arrives comes through here.
+pub async fn device_caller(
+    parts: &Parts,
+    state: &AppState,
+    need: Scope,
+) -> Result<DeviceCaller, ApiError> {
+    {
         let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
         let (Some(header), None) = (headers.next(), headers.next()) else {
             return Err(ApiError::unauthorized(
@@ -52,9 +66,10 @@ impl FromRequestParts<AppState> for DeviceAuth {
             .authenticate(
                 &credentials.user_id,
                 &credentials.password,
-                &client(parts, &state.trusted_proxies),
+                &client(parts, &state.trusted_proxies)?,
+                need,
             )
             .await?;
-        Ok(DeviceAuth(who))
+        Ok(who)
     }
 }

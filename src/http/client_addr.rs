@@ -1,6 +1,8 @@
 //! The client's address: the TCP peer, unless that peer is a trusted reverse
 //! proxy, in which case the nearest untrusted address in `X-Forwarded-For`.
-//! Throttling and "last used" depend on it, so untrusted peers can never set it.
+//! Throttling, "last used" and network limits depend on it, so untrusted
+//! peers can never set it, and a trusted proxy's header that cannot be read
+//! is refused rather than skipped: skipping would make the proxy the client.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -8,12 +10,16 @@ use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap, HeaderValue};
 use ipnet::IpNet;
 
+/// A trusted proxy sent an `X-Forwarded-For` that cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadForwardedFor;
+
 /// The client's address of a request, if its connection's is known.
 pub fn of_request(
     extensions: &Extensions,
     headers: &HeaderMap,
     trusted: &[IpNet],
-) -> Option<IpAddr> {
+) -> Result<Option<IpAddr>, BadForwardedFor> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| {
@@ -23,35 +29,32 @@ pub fn of_request(
                 trusted,
             )
         })
+        .transpose()
 }
 
 pub fn client_ip<'a>(
     peer: IpAddr,
     forwarded_for: impl DoubleEndedIterator<Item = &'a HeaderValue>,
     trusted: &[IpNet],
-) -> IpAddr {
+) -> Result<IpAddr, BadForwardedFor> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&canonical(*ip)));
     if !is_trusted(&peer) {
-        return peer;
+        return Ok(peer);
     }
     // Each proxy appends what it saw, so walk from the right: the first
     // address no trusted proxy vouches for is the client.
     let mut client = peer;
     for value in forwarded_for.rev() {
-        let Ok(list) = value.to_str() else {
-            return client;
-        };
+        let list = value.to_str().map_err(|_| BadForwardedFor)?;
         for entry in list.rsplit(',') {
-            let Some(ip) = parse_entry(entry) else {
-                return client;
-            };
+            let ip = parse_entry(entry).ok_or(BadForwardedFor)?;
             client = ip;
             if !is_trusted(&ip) {
-                return ip;
+                return Ok(ip);
             }
         }
     }
-    client
+    Ok(client)
 }
 
 /// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443` or `203.0.113.7:80`.
@@ -84,7 +87,10 @@ mod tests {
             .map(|h| HeaderValue::from_str(h).unwrap())
             .collect();
         let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
-        client_ip(peer.parse().unwrap(), values.iter(), &trusted).to_string()
+        match client_ip(peer.parse().unwrap(), values.iter(), &trusted) {
+            Ok(ip) => ip.to_string(),
+            Err(BadForwardedFor) => "refused".to_owned(),
+        }
     }
 
     #[test]
@@ -124,12 +130,23 @@ mod tests {
     }
 
     #[test]
-    fn garbage_stops_at_the_last_trusted_hop() {
+    fn garbage_from_a_trusted_proxy_is_refused_not_skipped() {
         let proxies = ["10.0.0.0/8", "127.0.0.1/32"];
-        assert_eq!(run("127.0.0.1", &["not-an-ip"], &proxies), "127.0.0.1");
+        assert_eq!(run("127.0.0.1", &["not-an-ip"], &proxies), "refused");
+        assert_eq!(run("127.0.0.1", &[""], &proxies), "refused");
         assert_eq!(
             run("127.0.0.1", &["203.0.113.7, unknown, 10.0.0.2"], &proxies),
-            "10.0.0.2"
+            "refused"
+        );
+        // Left of the client, nothing is read: what it sent does not matter.
+        assert_eq!(
+            run("127.0.0.1", &["garbage, 203.0.113.7, 10.0.0.2"], &proxies),
+            "203.0.113.7"
+        );
+        // From a peer that is no trusted proxy the header is never read.
+        assert_eq!(
+            run("198.51.100.9", &["not-an-ip"], &proxies),
+            "198.51.100.9"
         );
         assert_eq!(run("127.0.0.1", &[], &proxies), "127.0.0.1");
         assert_eq!(

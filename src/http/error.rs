@@ -129,6 +129,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::PermissionMissing(_) => {
                 Self::new(StatusCode::FORBIDDEN, "permission_missing", message)
             }
+            ServiceError::InsufficientScope(_) => {
+                Self::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
+            }
+            ServiceError::CredentialExpired => Self::unauthorized("credential_expired", message),
+            ServiceError::LifetimeExceeded(_) => {
+                Self::unauthorized("credential_lifetime_exceeded", message)
+            }
+            ServiceError::AddressNotAllowed => {
+                Self::new(StatusCode::FORBIDDEN, "address_not_allowed", message)
+            }
+            ServiceError::BadForwardedFor => Self::bad_request("invalid_forwarded_for", message),
             ServiceError::AccountDisabled => {
                 Self::new(StatusCode::FORBIDDEN, "account_disabled", message)
             }

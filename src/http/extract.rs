@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::json_body::{self, JsonBody};
 use super::limits::TooLarge;
 use super::AppState;
-use crate::service::Client;
+use crate::service::{Client, ServiceError};
 
 /// A JSON body: missing or JSON content type, size-limited, and every way
 /// it can be wrong answered with its own code and a sentence that says
@@ -52,6 +52,38 @@ where
     }
 }
 
+/// Like [`ApiJson`], but an empty body (the article's routes send none)
+/// is the body's default.
+pub struct OptionalApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalApiJson<T>
+where
+    S: Send + Sync,
+    T: JsonBody + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(TooLarge::Body)
+                } else {
+                    ApiError::bad_request("invalid_request", "The request body could not be read.")
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalApiJson(T::default()));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(body)| OptionalApiJson(body))
+    }
+}
+
 fn is_json(content_type: &[u8]) -> bool {
     let Ok(content_type) = std::str::from_utf8(content_type) else {
         return false;
@@ -80,16 +112,19 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// The client's address (see [`client_ip`]) and user agent.
-pub fn client<'a>(parts: &'a Parts, trusted_proxies: &[IpNet]) -> Client<'a> {
-    Client {
-        ip: client_addr::of_request(&parts.extensions, &parts.headers, trusted_proxies),
+/// The client's address (see [`client_addr`]) and user agent; refused
+/// when a trusted proxy's `X-Forwarded-For` cannot be read.
+pub fn client<'a>(parts: &'a Parts, trusted_proxies: &[IpNet]) -> Result<Client<'a>, ServiceError> {
+    let ip = client_addr::of_request(&parts.extensions, &parts.headers, trusted_proxies)
+        .map_err(|_| ServiceError::BadForwardedFor)?;
+    Ok(Client {
+        ip,
         // Not `to_str`, which gives up on any byte outside ASCII.
         user_agent: parts
             .headers
             .get(USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes())),
-    }
+    })
 }
 
 /// [`client`], owned, for handlers that also take a body.
@@ -108,13 +143,13 @@ impl ClientInfo {
 }
 
 impl FromRequestParts<AppState> for ClientInfo {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let c = client(parts, &state.trusted_proxies);
+        let c = client(parts, &state.trusted_proxies)?;
         Ok(ClientInfo {
             ip: c.ip,
             user_agent: c.user_agent.map(Cow::into_owned),

@@ -41,6 +41,20 @@ impl Field {
             kind: Kind::OptionalString,
         }
     }
+
+    pub const fn optional_count(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: Kind::OptionalCount,
+        }
+    }
+
+    pub const fn optional_strings(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: Kind::OptionalStrings,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +63,10 @@ pub enum Kind {
     String,
     /// A string, `null` or left out.
     OptionalString,
+    /// A whole number from 0 to 2³²−1, `null` or left out.
+    OptionalCount,
+    /// An array of strings, `null` or left out.
+    OptionalStrings,
 }
 
 /// What a body does with fields it does not take.
@@ -123,6 +141,15 @@ fn check(field: &Field, value: &Value) -> Result<(), ApiError> {
     let fits = match field.kind {
         Kind::String => value.is_string(),
         Kind::OptionalString => value.is_string() || value.is_null(),
+        Kind::OptionalCount => {
+            value.is_null() || value.as_u64().is_some_and(|n| u32::try_from(n).is_ok())
+        }
+        Kind::OptionalStrings => {
+            value.is_null()
+                || value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(Value::is_string))
+        }
     };
     if fits {
         return Ok(());
@@ -130,6 +157,8 @@ fn check(field: &Field, value: &Value) -> Result<(), ApiError> {
     let wanted = match field.kind {
         Kind::String => "a string",
         Kind::OptionalString => "a string or null",
+        Kind::OptionalCount => "a whole number from 0 to 4294967295, or null",
+        Kind::OptionalStrings => "an array of strings, or null",
     };
     Err(ApiError::bad_request(
         "invalid_request",
@@ -179,7 +208,11 @@ fn quoted(name: &str) -> String {
 /// and deviceName, and optionally deviceType."
 fn shape<T: JsonBody>() -> String {
     let required: Vec<&str> = names(T::FIELDS, Kind::String);
-    let optional: Vec<&str> = names(T::FIELDS, Kind::OptionalString);
+    let optional: Vec<&str> = T::FIELDS
+        .iter()
+        .filter(|f| f.kind != Kind::String)
+        .map(|f| f.name)
+        .collect();
     let mut shape = String::from("The request body must be a JSON object");
     match (required.is_empty(), optional.is_empty()) {
         (true, true) => {}

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+mod authz;
 pub mod basic;
 mod client_addr;
 pub mod error;
@@ -50,6 +51,7 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
 pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
     let router = Router::new()
         .merge(api::router())
+        .merge(authz::router())
         .merge(web::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -100,7 +102,9 @@ impl<B> MakeSpan<B> for RequestSpan {
             request.extensions(),
             request.headers(),
             &self.trusted_proxies,
-        );
+        )
+        .ok()
+        .flatten();
         // The target and level of tower-http's default span, so that the
         // documented filter still shows the access log.
         tracing::span!(

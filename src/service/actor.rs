@@ -5,8 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::cache::Holder;
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
-use crate::domain::{rules, Account, AccountId, Device, LastUse, WebSession};
+use crate::domain::{rules, Account, AccountId, Device, LastUse, Permissions, Scope, WebSession};
 
 /// A request authenticated with a device password: the device as cached,
 /// and this very use of it.
@@ -17,15 +18,43 @@ pub struct DeviceCaller {
     /// The digest of the token this request presented: "Change password"
     /// replaces exactly that one, or nothing.
     presented: TokenDigest,
+    holder: Arc<Holder>,
+    permissions: Permissions,
+    scope: Scope,
 }
 
 impl DeviceCaller {
-    pub(super) fn new(device: Arc<Device>, used: LastUse, presented: TokenDigest) -> Self {
+    pub(super) fn new(
+        device: Arc<Device>,
+        used: LastUse,
+        presented: TokenDigest,
+        holder: Arc<Holder>,
+        permissions: Permissions,
+        scope: Scope,
+    ) -> Self {
         Self {
             device,
             used,
             presented,
+            holder,
+            permissions,
+            scope,
         }
+    }
+
+    /// The account it belongs to: email and name.
+    pub fn holder(&self) -> &Holder {
+        &self.holder
+    }
+
+    /// The holder's permissions when the credential was checked.
+    pub fn permissions(&self) -> Permissions {
+        self.permissions
+    }
+
+    /// The scope it acts with (`admin` only while its holder is an administrator).
+    pub fn scope(&self) -> Scope {
+        self.scope
     }
 
     pub fn device(&self) -> &Device {
@@ -228,11 +257,24 @@ pub trait DeviceActor: Sync {
     fn itself(&self, _id: &str) -> Option<Device> {
         None
     }
+    /// Whether this actor may loosen limits (change them, or move an expiry
+    /// later): people may; a device password only with the `admin` scope,
+    /// or any device could lift the limits its owner set on it.
+    fn may_loosen_limits(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
 }
 
 impl DeviceActor for DeviceCaller {
     fn acting(&self) -> Acting<'_> {
         Acting::Device(&self.device.id)
+    }
+    fn may_loosen_limits(&self) -> Result<(), rules::Refusal> {
+        if self.scope >= Scope::Admin {
+            Ok(())
+        } else {
+            Err(rules::Refusal::InsufficientScope(Scope::Admin))
+        }
     }
     fn owner(&self) -> Option<AccountId> {
         Some(self.account_id())

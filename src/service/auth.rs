@@ -2,29 +2,46 @@
 //! under the guessing throttle. What comes out is a proof (see [`actor`](super::actor)).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use super::cache::{CachedCredential, Lookup};
+use super::cache::{CachedCredential, Holder, Lookup};
 use super::throttle::{Refused, Source};
 use super::{Client, DeviceCaller, Service, ServiceError};
-use crate::credential::{DeviceId, MainPassword, Secret, Token, TrustedEntry};
-use crate::domain::{rules, Account, Email};
+use crate::credential::{DeviceId, MainPassword, Secret, Token, TokenDigest, TrustedEntry};
+use crate::domain::limits::{self, UseContext};
+use crate::domain::{rules, Account, Email, Permission, Scope, Timestamp};
+
+/// The current token, or the one it replaced while that still overlaps.
+fn presented_matches(credential: &CachedCredential, digest: &TokenDigest, now: Timestamp) -> bool {
+    credential.digest.matches(digest)
+        || (credential
+            .previous_digest
+            .as_ref()
+            .is_some_and(|previous| previous.matches(digest))
+            && limits::within_grace(credential.device.previous_token_until, now))
+}
 
 impl Service {
-    /// Checks a device id and token: the hot path. Once the credential is
-    /// cached this is one SHA-256 and one constant-time compare.
+    /// Checks a device id and token, and the credential's limits for a
+    /// request that needs `need`: the hot path, for every way a device
+    /// password arrives (the API, forward auth). Once the credential is
+    /// cached this is one SHA-256, one constant-time compare and
+    /// [`limits::may_use`], with no database query.
     pub async fn authenticate(
         &self,
         device_id: &str,
         token: &Secret,
         client: &Client<'_>,
+        need: Scope,
     ) -> Result<DeviceCaller, ServiceError> {
         let id = DeviceId::parse(device_id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
         let token =
             Token::parse(token.expose()).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
         let digest = token.digest();
+        let now = self.clock.now();
         let credential = match self.cache.get(id.as_str()) {
-            Lookup::Known(credential) if credential.digest.matches(&digest) => credential,
+            Lookup::Known(credential) if presented_matches(&credential, &digest, now) => credential,
             Lookup::Known(_) | Lookup::Unknown => {
                 return Err(ServiceError::InvalidDeviceCredentials)
             }
@@ -40,18 +57,32 @@ impl Service {
                     self.lookups.record_failure(client.ip);
                     return Err(ServiceError::InvalidDeviceCredentials);
                 };
+                let mut device = record.device;
+                // Use this node saw but has not written yet counts too.
+                self.last_used.overlay(&mut device);
+                let last_seen = device
+                    .last_used
+                    .as_ref()
+                    .map_or(i64::MIN, |used| used.at.millis());
+                let credential = CachedCredential {
+                    digest: record.digest,
+                    previous_digest: record.previous_digest,
+                    account_enabled: record.account_enabled,
+                    permissions: record.permissions,
+                    device: Arc::new(device),
+                    holder: Arc::new(Holder {
+                        email: record.account_email,
+                        name: record.account_name,
+                    }),
+                    last_seen: Arc::new(AtomicI64::new(last_seen)),
+                };
                 // Only verified credentials are cached: wrong tokens for real
-                // ids cannot push anything out either.
-                if !record.digest.matches(&digest) {
+                // ids cannot push anything out either. An old token past its
+                // overlap is simply wrong.
+                if !presented_matches(&credential, &digest, now) {
                     self.lookups.record_failure(client.ip);
                     return Err(ServiceError::InvalidDeviceCredentials);
                 }
-                let credential = CachedCredential {
-                    digest: record.digest,
-                    account_enabled: record.account_enabled,
-                    permissions: record.permissions,
-                    device: Arc::new(record.device),
-                };
                 self.cache.fill(ticket, id.as_str(), credential.clone());
                 credential
             }
@@ -60,12 +91,40 @@ impl Service {
             return Err(ServiceError::AccountDisabled);
         }
         rules::may_use_device_passwords(&credential.permissions)?;
+        let last_seen = credential.last_seen.load(Ordering::Relaxed);
+        let holder_is_admin = credential.permissions.contains(Permission::Admin);
+        let context = UseContext {
+            issued_at: credential.device.token_issued_at,
+            last_used_at: (last_seen != i64::MIN).then(|| Timestamp::from_millis(last_seen)),
+            holder_is_admin,
+        };
+        limits::may_use(
+            &credential.device.limits,
+            &context,
+            need,
+            client.ip,
+            now,
+            self.lifetime,
+        )?;
+        credential
+            .last_seen
+            .fetch_max(now.millis(), Ordering::Relaxed);
         let used = self.last_used.record(
             &credential.device.id,
             client.ip,
             client.user_agent.as_deref(),
+            now,
+            credential.device.last_used.as_ref(),
         );
-        Ok(DeviceCaller::new(credential.device, used, digest))
+        let scope = limits::effective_scope(&credential.device.limits, holder_is_admin);
+        Ok(DeviceCaller::new(
+            credential.device,
+            used,
+            digest,
+            credential.holder,
+            credential.permissions,
+            scope,
+        ))
     }
 
     /// Checks an email and main password under the guessing throttle, then

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,24 @@ use crate::domain::{AccountId, Device, Permissions};
 #[derive(Clone, Debug)]
 pub struct CachedCredential {
     pub digest: TokenDigest,
+    /// The token "Change password" replaced, while it overlaps (until
+    /// `device.previous_token_until`).
+    pub previous_digest: Option<TokenDigest>,
     pub account_enabled: bool,
     pub permissions: Permissions,
     pub device: Arc<Device>,
+    /// Who holds it, for forward auth's identity headers.
+    pub holder: Arc<Holder>,
+    /// Unix ms of the last use this node saw, or the stored one: idle
+    /// expiry reads it without a lookup. Shared by every clone of the entry.
+    pub last_seen: Arc<AtomicI64>,
+}
+
+/// The account a credential belongs to, as forward auth names it.
+#[derive(Debug)]
+pub struct Holder {
+    pub email: String,
+    pub name: String,
 }
 
 /// What the cache knows about a device id.
@@ -230,6 +245,7 @@ mod tests {
     fn credential(account: i64) -> CachedCredential {
         CachedCredential {
             digest: TokenDigest([account as u8; 32]),
+            previous_digest: None,
             account_enabled: true,
             permissions: Permissions::default(),
             device: Arc::new(Device {
@@ -239,7 +255,15 @@ mod tests {
                 device_type: "unknown".into(),
                 created_at: crate::domain::Timestamp::now(),
                 last_used: None,
+                limits: Default::default(),
+                token_issued_at: crate::domain::Timestamp::now(),
+                previous_token_until: None,
             }),
+            holder: Arc::new(Holder {
+                email: "ann@example.com".into(),
+                name: "Ann".into(),
+            }),
+            last_seen: Arc::new(AtomicI64::new(0)),
         }
     }
 

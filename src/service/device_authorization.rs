@@ -14,7 +14,8 @@ use super::actor::DeviceActor;
 use super::{parse_device_name, Client, Member, Service, ServiceError};
 use crate::credential::{DeviceCode, Token, UserCode};
 use crate::domain::{
-    poll_decision, Device, DeviceAuthorization, LastUse, PollDecision, SLOW_DOWN_STEP,
+    poll_decision, Device, DeviceAuthorization, LastUse, PollDecision, RequestedLimits,
+    SLOW_DOWN_STEP,
 };
 use crate::store::{NewDeviceAuthorization, StoreError};
 
@@ -262,6 +263,9 @@ impl Service {
                 Some(request.device_type.as_str()),
                 request.token_digest,
                 Some(request.id),
+                // The article's defaults; the person can set limits in the
+                // Devices tab afterwards.
+                RequestedLimits::default(),
             )
             .await?;
         tracing::info!(account = %by.account().email, device = %device.id, "app sign-in approved");

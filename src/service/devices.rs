@@ -6,8 +6,30 @@ use super::actor::DeviceActor;
 use super::{parse_device_name, parse_email, Client, Member, PasswordDeviceRequest};
 use super::{Service, ServiceError};
 use crate::credential::{DeviceId, MainPassword, Token, TokenDigest};
-use crate::domain::{rules, Account, Device, DeviceName};
-use crate::store::{NewDevice, StoreError};
+use crate::domain::limits::{self, LimitsRejection, UseContext, MAX_GRACE_SECONDS};
+use crate::domain::{rules, Account, Device, DeviceName, Permission, RequestedLimits, Timestamp};
+use crate::store::{NewDevice, NewToken, StoreError};
+
+/// What "Change password" was asked for besides a new token.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenChange {
+    /// How long the old token keeps working; 0: it dies at once.
+    pub grace_seconds: u32,
+    /// A new expiry; without one, the old one stays while it is ahead.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// How a device stands now.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceState {
+    pub expired: bool,
+    /// Until when the token before the last "Change password" still works.
+    pub previous_token_until: Option<Timestamp>,
+}
+
+fn rejected(rejection: LimitsRejection) -> ServiceError {
+    ServiceError::invalid(rejection.code(), rejection)
+}
 
 /// How often a random device id may collide before we give up.
 const DEVICE_ID_ATTEMPTS: usize = 5;
@@ -36,6 +58,7 @@ impl Service {
                 request.device_type.as_deref(),
                 token.digest(),
                 None,
+                request.limits,
             )
             .await?;
         Ok((device, token))
@@ -47,12 +70,20 @@ impl Service {
         by: &Member,
         name: &str,
         device_type: Option<&str>,
+        limits: RequestedLimits,
     ) -> Result<(Device, Token), ServiceError> {
         by.may_manage()?;
         let name = parse_device_name(name)?;
         let token = Token::generate();
         let device = self
-            .insert_device(by.account(), name, device_type, token.digest(), None)
+            .insert_device(
+                by.account(),
+                name,
+                device_type,
+                token.digest(),
+                None,
+                limits,
+            )
             .await?;
         Ok((device, token))
     }
@@ -68,8 +99,12 @@ impl Service {
         device_type: Option<&str>,
         token_digest: TokenDigest,
         approving: Option<i64>,
+        limits: RequestedLimits,
     ) -> Result<Device, ServiceError> {
         let now = self.clock.now();
+        let is_admin = account.permissions.contains(Permission::Admin);
+        let limits =
+            limits::limits_for_new(limits, is_admin, now, self.lifetime).map_err(rejected)?;
         let mut new = NewDevice {
             id: DeviceId::generate(),
             account_id: account.id,
@@ -77,6 +112,7 @@ impl Service {
             device_type: self.device_types.resolve(device_type),
             token_digest,
             created_at: now,
+            limits,
         };
         for _ in 0..DEVICE_ID_ATTEMPTS {
             // A taken id spoils the transaction, so each attempt has its own.
@@ -155,7 +191,8 @@ impl Service {
     }
 
     /// The article's "Change password": same id, new token, old token dead
-    /// at once. When a device changes its own password, the change is made
+    /// at once, or with `change.grace_seconds` still working for that long.
+    /// When a device changes its own password, the change is made
     /// only while the token it presented is still the stored one: of several
     /// requests sent with the same old token exactly one gets a new token,
     /// the others are told their credentials are no longer valid.
@@ -163,16 +200,47 @@ impl Service {
         &self,
         by: &impl DeviceActor,
         id: &str,
+        change: TokenChange,
     ) -> Result<(Device, Token), ServiceError> {
-        let device = self.device(by, id).await?;
+        if change.grace_seconds > MAX_GRACE_SECONDS {
+            return Err(ServiceError::invalid(
+                "invalid_grace",
+                format!("graceSeconds must be between 0 and {MAX_GRACE_SECONDS} (24 hours)."),
+            ));
+        }
+        let mut device = self.device(by, id).await?;
+        let now = self.clock.now();
+        if let (Some(asked), Some(had)) = (change.expires_at, device.limits.expires_at) {
+            if asked > had {
+                by.may_loosen_limits()?;
+            }
+        }
+        let expires_at = limits::expiry_for(
+            change.expires_at,
+            device.limits.expires_at,
+            now,
+            self.lifetime,
+        )
+        .map_err(rejected)?;
         let expected = by
             .as_device()
             .filter(|(own, _)| **own == device.id)
             .map(|(_, presented)| presented);
         let token = Token::generate();
+        let previous_until = (change.grace_seconds > 0)
+            .then(|| Timestamp::from_millis(now.millis() + i64::from(change.grace_seconds) * 1000));
         let mut tx = self.begin_write().await?;
         let replaced = tx
-            .set_device_token(&device.id, expected, &token.digest())
+            .set_device_token(
+                &device.id,
+                expected,
+                &NewToken {
+                    digest: token.digest(),
+                    issued_at: now,
+                    expires_at,
+                    previous_until,
+                },
+            )
             .await?;
         tx.commit().await?;
         self.cache.invalidate_device(device.id.as_str());
@@ -182,8 +250,84 @@ impl Service {
                 None => ServiceError::DeviceNotFound,
             });
         }
-        tracing::info!(by = %by.acting(), device = %device.id, "device password changed");
+        tracing::info!(by = %by.acting(), device = %device.id, grace_seconds = change.grace_seconds, "device password changed");
+        device.limits.expires_at = expires_at;
+        device.token_issued_at = now;
+        device.previous_token_until = previous_until;
         Ok((device, token))
+    }
+
+    /// Replaces a device's limits; every node enforces them from then on.
+    pub async fn set_device_limits(
+        &self,
+        by: &impl DeviceActor,
+        id: &str,
+        requested: RequestedLimits,
+    ) -> Result<Device, ServiceError> {
+        by.may_loosen_limits()?;
+        let mut device = self.device(by, id).await?;
+        let is_admin = match self.store.account(device.account_id).await? {
+            Some(account) => account.permissions.contains(Permission::Admin),
+            None => return Err(ServiceError::DeviceNotFound),
+        };
+        let now = self.clock.now();
+        let expiry_given = requested.expires_at.is_some();
+        let mut limits =
+            limits::limits_for_new(requested, is_admin, now, self.lifetime).map_err(rejected)?;
+        if !expiry_given {
+            // No expiry asked for: none, unless the policy demands one.
+            limits.expires_at = None;
+            if self.lifetime.max_days.is_some() {
+                limits.expires_at =
+                    limits::expiry_for(None, device.limits.expires_at, now, self.lifetime)
+                        .map_err(rejected)?;
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        let changed = tx.set_device_limits(&device.id, &limits).await?;
+        tx.commit().await?;
+        self.cache.invalidate_device(device.id.as_str());
+        if !changed {
+            return Err(ServiceError::DeviceNotFound);
+        }
+        tracing::info!(by = %by.acting(), device = %device.id, "device limits changed");
+        device.limits = limits;
+        Ok(device)
+    }
+
+    /// "End now": the token replaced by the last "Change password" stops
+    /// working at once, on every node.
+    pub async fn end_previous_token(
+        &self,
+        by: &impl DeviceActor,
+        id: &str,
+    ) -> Result<Device, ServiceError> {
+        let mut device = self.device(by, id).await?;
+        let mut tx = self.begin_write().await?;
+        let ended = tx.end_previous_token(&device.id).await?;
+        tx.commit().await?;
+        self.cache.invalidate_device(device.id.as_str());
+        if ended {
+            tracing::info!(by = %by.acting(), device = %device.id, "previous device password ended");
+        }
+        device.previous_token_until = None;
+        Ok(device)
+    }
+
+    /// How a device stands now, for lists and resources.
+    pub fn device_state(&self, device: &Device) -> DeviceState {
+        let now = self.clock.now();
+        let context = UseContext {
+            issued_at: device.token_issued_at,
+            last_used_at: device.last_used.as_ref().map(|u| u.at),
+            holder_is_admin: true,
+        };
+        DeviceState {
+            expired: limits::is_expired(&device.limits, &context, now, self.lifetime),
+            previous_token_until: device
+                .previous_token_until
+                .filter(|until| limits::within_grace(Some(*until), now)),
+        }
     }
 
     /// Deletes a device: its password stops working on every node.

@@ -52,6 +52,16 @@ pub enum ServiceError {
     SignInStopped,
     #[error("The server is busy checking passwords. Try again in a few seconds.")]
     Busy,
+    #[error("This credential's scope is too narrow for this request: it needs scope \"{0}\".")]
+    InsufficientScope(crate::domain::Scope),
+    #[error("This device password has expired. Give the device a new password with an expiry, in Personal settings, Devices tab, Change password.")]
+    CredentialExpired,
+    #[error("This device password is valid longer than the server's policy allows ({0} days). Give the device a new password within the policy.")]
+    LifetimeExceeded(u32),
+    #[error("This device password may not be used from your network address.")]
+    AddressNotAllowed,
+    #[error("The X-Forwarded-For header from the proxy cannot be read, so the client's address is unknown.")]
+    BadForwardedFor,
     #[error("The database is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -74,6 +84,10 @@ impl From<Refusal> for ServiceError {
             Refusal::TwoFactorEnabled => ServiceError::TwoFactorEnabled,
             Refusal::PermissionMissing(permission) => ServiceError::PermissionMissing(permission),
             Refusal::NotAnAdministrator => ServiceError::NotAnAdministrator,
+            Refusal::InsufficientScope(scope) => ServiceError::InsufficientScope(scope),
+            Refusal::CredentialExpired => ServiceError::CredentialExpired,
+            Refusal::LifetimeExceeded(days) => ServiceError::LifetimeExceeded(days),
+            Refusal::AddressNotAllowed => ServiceError::AddressNotAllowed,
             Refusal::LastAdministrator => ServiceError::invalid(
                 "last_administrator",
                 "This would leave no enabled administrator. Make another account an administrator first, or nobody could administer this server.",

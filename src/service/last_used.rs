@@ -16,21 +16,35 @@ pub struct LastUsedRecorder {
 }
 
 impl LastUsedRecorder {
-    /// Notes a use of the device now, and returns it.
-    pub fn record(&self, id: &DeviceId, ip: Option<IpAddr>, user_agent: Option<&str>) -> LastUse {
-        let now = Timestamp::now();
+    /// Notes a use of the device at `now`, and returns it. `stored` is the
+    /// last use the database knew of when the credential was read: the
+    /// recent addresses carry on from it.
+    pub fn record(
+        &self,
+        id: &DeviceId,
+        ip: Option<IpAddr>,
+        user_agent: Option<&str>,
+        now: Timestamp,
+        stored: Option<&LastUse>,
+    ) -> LastUse {
         let mut pending = self.lock();
+        let mut recent = stored.map(|s| s.recent).unwrap_or_default();
         if let Some((_, used)) = pending.get_mut(id.as_str()) {
             // The common case, the same client again: only the time changes.
             if used.ip == ip && used.user_agent.as_deref() == user_agent.map(str::trim) {
                 used.at = used.at.max(now);
                 return used.clone();
             }
+            recent = used.recent;
+        }
+        if let Some(ip) = ip {
+            recent.note(ip);
         }
         let used = LastUse {
             at: now,
             ip,
             user_agent: user_agent.and_then(LastUse::clean_user_agent),
+            recent,
         };
         pending.insert(id.as_str().to_owned(), (id.clone(), used.clone()));
         used

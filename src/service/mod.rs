@@ -14,8 +14,8 @@ use crate::credential::{
     ServerKey, SignInForms, TrustedBrowsers,
 };
 use crate::domain::{
-    Clock, DeviceName, DeviceTypes, Email, PasswordPolicy, Permissions, Requirement, Timestamp,
-    TwoFactorPolicy,
+    Clock, DeviceName, DeviceTypes, Email, LifetimePolicy, PasswordPolicy, Permissions,
+    RequestedLimits, Requirement, Scope, Timestamp, TwoFactorPolicy,
 };
 use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
 use cache::CredentialCache;
@@ -41,6 +41,7 @@ pub use actor::{Admin, DeviceCaller, Member, Operator};
 pub use device_authorization::{
     AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,
 };
+pub use devices::{DeviceState, TokenChange};
 pub use error::ServiceError;
 pub use sessions::SignIn;
 pub use two_factor::{
@@ -64,6 +65,53 @@ pub struct PasswordDeviceRequest {
     pub password: Secret,
     pub device_name: String,
     pub device_type: Option<String>,
+    pub limits: RequestedLimits,
+}
+
+/// Limits as they arrive from a form, the API or the command line, unparsed.
+#[derive(Clone, Debug, Default)]
+pub struct RawLimits {
+    pub scope: Option<String>,
+    pub expires_at: Option<String>,
+    pub idle_expiry_days: Option<u32>,
+    pub allowed_networks: Vec<String>,
+    pub denied_networks: Vec<String>,
+}
+
+/// Reads limits; blank values count as not given.
+pub fn parse_limits(raw: RawLimits) -> Result<RequestedLimits, ServiceError> {
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let scope = given(raw.scope)
+        .map(|s| s.parse::<Scope>())
+        .transpose()
+        .map_err(|e| ServiceError::invalid("invalid_scope", e))?;
+    let expires_at = given(raw.expires_at)
+        .map(|raw| {
+            Timestamp::parse_rfc3339(&raw).ok_or_else(|| {
+                ServiceError::invalid(
+                    "invalid_expiry",
+                    "expiresAt must be a time in RFC 3339 form, such as 2027-01-31T12:00:00Z, or a date such as 2027-01-31 (valid through that day, UTC).",
+                )
+            })
+        })
+        .transpose()?;
+    let networks = |list: Vec<String>| -> Result<Vec<ipnet::IpNet>, ServiceError> {
+        list.iter()
+            .flat_map(|entry| entry.split([',', '\n', ' ']))
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                crate::domain::limits::parse_network(n)
+                    .map_err(|e| ServiceError::invalid("invalid_network", e))
+            })
+            .collect()
+    };
+    Ok(RequestedLimits {
+        scope,
+        expires_at,
+        idle_expiry_days: raw.idle_expiry_days,
+        allowed_networks: networks(raw.allowed_networks)?,
+        denied_networks: networks(raw.denied_networks)?,
+    })
 }
 
 #[derive(Debug)]
@@ -94,7 +142,9 @@ pub struct Settings {
     /// Which accounts must have a second factor, and how long they get.
     pub require_two_factor: Requirement,
     pub two_factor_grace: Duration,
-    /// What the two-factor rules take as now.
+    /// `--max-credential-lifetime-days`.
+    pub lifetime: LifetimePolicy,
+    /// Where expiries, idle expiry and overlaps read the time.
     pub clock: Clock,
 }
 
@@ -110,6 +160,7 @@ impl Default for Settings {
             issuer: "latchkey".to_owned(),
             require_two_factor: Requirement::None,
             two_factor_grace: Duration::from_secs(7 * 86_400),
+            lifetime: LifetimePolicy::default(),
             clock: Clock::default(),
         }
     }
@@ -158,6 +209,7 @@ pub struct Service {
     /// Since when the requirement has been in force, as the database
     /// recorded it at start.
     requirement_since: std::sync::OnceLock<Timestamp>,
+    lifetime: LifetimePolicy,
 }
 
 impl Service {
@@ -177,6 +229,7 @@ impl Service {
             require_two_factor: settings.require_two_factor,
             two_factor_grace: settings.two_factor_grace,
             requirement_since: std::sync::OnceLock::new(),
+            lifetime: settings.lifetime,
             store,
         }
     }
@@ -253,6 +306,14 @@ impl Service {
 
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.password_policy
+    }
+
+    pub fn lifetime_policy(&self) -> LifetimePolicy {
+        self.lifetime
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// A main password someone wants to set for the account with `email`,

@@ -19,8 +19,8 @@ use sqlite::SqliteStore;
 
 use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, Device, DeviceAuthorization, DeviceName, Email, LastUse, Notice,
-    Permission, Permissions, SessionId, Timestamp, WebSession,
+    Account, AccountId, CredentialLimits, Device, DeviceAuthorization, DeviceName, Email, LastUse,
+    Notice, Permission, Permissions, SessionId, Timestamp, WebSession,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,7 @@ pub struct NewDevice {
     pub device_type: String,
     pub token_digest: TokenDigest,
     pub created_at: Timestamp,
+    pub limits: CredentialLimits,
 }
 
 impl NewDevice {
@@ -73,6 +74,9 @@ impl NewDevice {
             device_type: self.device_type.clone(),
             created_at: self.created_at,
             last_used: None,
+            limits: self.limits.clone(),
+            token_issued_at: self.created_at,
+            previous_token_until: None,
         }
     }
 }
@@ -89,6 +93,15 @@ pub struct NewDeviceAuthorization {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub interval: Duration,
+}
+
+/// A token "Change password" issues.
+pub struct NewToken {
+    pub digest: TokenDigest,
+    pub issued_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    /// Keep the old token working until then; `None`: it dies now.
+    pub previous_until: Option<Timestamp>,
 }
 
 /// How the server uses its database connections.
@@ -176,6 +189,10 @@ pub struct PendingSignInRecord {
 #[derive(Clone, Debug)]
 pub struct CredentialRecord {
     pub digest: TokenDigest,
+    /// The token "Change password" replaced, while it overlaps.
+    pub previous_digest: Option<TokenDigest>,
+    pub account_email: String,
+    pub account_name: String,
     pub account_enabled: bool,
     pub permissions: Permissions,
     pub device: Device,
@@ -409,8 +426,17 @@ pub trait WriteTx: Send {
         &mut self,
         id: &DeviceId,
         expected: Option<&TokenDigest>,
-        digest: &TokenDigest,
+        new: &NewToken,
     ) -> Result<bool, StoreError>;
+    /// Replaces the device's limits; returns whether the device existed.
+    async fn set_device_limits(
+        &mut self,
+        id: &DeviceId,
+        limits: &CredentialLimits,
+    ) -> Result<bool, StoreError>;
+    /// Ends the overlap of the device's previous token; returns whether
+    /// there was one.
+    async fn end_previous_token(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
     /// Returns whether the device existed.
     async fn delete_device(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
 

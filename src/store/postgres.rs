@@ -152,11 +152,13 @@ impl Backend for Postgres {
             .map(|(_, u)| u.ip.map(|ip| ip.to_string()))
             .collect();
         let agents: Vec<Option<&str>> = uses.iter().map(|(_, u)| u.user_agent.as_deref()).collect();
+        let recent: Vec<Option<String>> = uses.iter().map(|(_, u)| u.recent.to_stored()).collect();
         sqlx::query(
             "UPDATE devices d SET last_used_at = u.at, last_used_ip = u.ip,
-                 last_used_user_agent = u.agent
+                 last_used_user_agent = u.agent, recent_ips = u.recent
              FROM (SELECT DISTINCT ON (id) * FROM
-                     UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS u(id, at, ip, agent)
+                     UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])
+                       AS u(id, at, ip, agent, recent)
                    ORDER BY id, at DESC) u
              WHERE d.id = u.id AND (d.last_used_at IS NULL OR d.last_used_at < u.at)",
         )
@@ -164,6 +166,7 @@ impl Backend for Postgres {
         .bind(&ats)
         .bind(&ips)
         .bind(&agents)
+        .bind(&recent)
         .execute(pool)
         .await
         .map_err(Postgres::unavailable_or_internal)?;

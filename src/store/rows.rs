@@ -7,9 +7,11 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{CredentialRecord, StoreError};
 use crate::credential::{CsrfSecret, DeviceId, TokenDigest};
+use crate::domain::limits::networks_from_stored;
 use crate::domain::{
-    Account, AccountId, AuthorizationStatus, Device, DeviceAuthorization, DeviceName, Email,
-    LastUse, Permission, Permissions, SessionId, Timestamp, WebSession,
+    Account, AccountId, AuthorizationStatus, CredentialLimits, Device, DeviceAuthorization,
+    DeviceName, Email, LastUse, Permission, Permissions, RecentAddresses, Scope, SessionId,
+    Timestamp, WebSession,
 };
 
 pub(super) const SESSION_COLUMNS: &str =
@@ -91,20 +93,40 @@ where
     let name: String = row.decoded("name")?;
     let last_used_at: Option<i64> = row.decoded("last_used_at")?;
     let last_used_ip: Option<String> = row.decoded("last_used_ip")?;
+    let created_at = Timestamp::from_millis(row.decoded("created_at")?);
+    let scope: String = row.decoded("scope")?;
+    let allowed: Option<String> = row.decoded("allowed_networks")?;
+    let denied: Option<String> = row.decoded("denied_networks")?;
+    let recent: Option<String> = row.decoded("recent_ips")?;
+    let idle: Option<i64> = row.decoded("idle_expiry_days")?;
+    let issued: Option<i64> = row.decoded("token_issued_at")?;
+    let millis = |m: Option<i64>| m.map(Timestamp::from_millis);
     Ok(Device {
         id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
         account_id: AccountId(row.decoded("account_id")?),
         name: DeviceName::from_stored(name),
         device_type: row.decoded("device_type")?,
-        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+        created_at,
         last_used: match last_used_at {
             Some(at) => Some(LastUse {
                 at: Timestamp::from_millis(at),
                 ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
                 user_agent: row.decoded("last_used_user_agent")?,
+                recent: RecentAddresses::from_stored(recent.as_deref()),
             }),
             None => None,
         },
+        limits: CredentialLimits {
+            scope: scope
+                .parse::<Scope>()
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
+            expires_at: millis(row.decoded("expires_at")?),
+            idle_expiry_days: idle.and_then(|d| u32::try_from(d).ok()),
+            allowed_networks: networks_from_stored(allowed.as_deref()),
+            denied_networks: networks_from_stored(denied.as_deref()),
+        },
+        token_issued_at: millis(issued).unwrap_or(created_at),
+        previous_token_until: millis(row.decoded("previous_token_until")?),
     })
 }
 
@@ -115,14 +137,19 @@ where
     i64: Decodes<R::Database>,
     bool: Decodes<R::Database>,
     Vec<u8>: Decodes<R::Database>,
+    Option<Vec<u8>>: Decodes<R::Database>,
     Option<i64>: Decodes<R::Database>,
     String: Decodes<R::Database>,
     Option<String>: Decodes<R::Database>,
 {
     let digest: Vec<u8> = row.decoded("token_digest")?;
+    let previous: Option<Vec<u8>> = row.decoded("previous_token_digest")?;
     Ok(CredentialRecord {
         digest: TokenDigest::from_slice(&digest)
             .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
+        previous_digest: previous.as_deref().and_then(TokenDigest::from_slice),
+        account_email: row.decoded("email")?,
+        account_name: row.decoded("account_name")?,
         account_enabled: row.decoded("enabled")?,
         permissions: permissions(row)?,
         device: device(row)?,

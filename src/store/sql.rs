@@ -15,13 +15,14 @@ use tokio::task::JoinHandle;
 use super::rows::{self, internal};
 use super::{
     BucketUpdate, Buckets, ChangeSink, CredentialRecord, KeyRegistration, NewAccount, NewDevice,
-    NewDeviceAuthorization, NewSession, PendingSignInRecord, Serialise, Store, StoreError,
-    TwoFactorRecord, WriteTx,
+    NewDeviceAuthorization, NewSession, NewToken, PendingSignInRecord, Serialise, Store,
+    StoreError, TwoFactorRecord, WriteTx,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
+use crate::domain::limits::networks_to_stored;
 use crate::domain::{
-    Account, AccountId, Device, DeviceAuthorization, DeviceName, Email, LastUse, Notice,
-    Permission, SessionId, Timestamp, WebSession,
+    Account, AccountId, CredentialLimits, Device, DeviceAuthorization, DeviceName, Email, LastUse,
+    Notice, Permission, SessionId, Timestamp, WebSession,
 };
 
 /// What a backend does its own way: how a write is serialised, the bulk
@@ -125,7 +126,8 @@ const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.enabled, a.two_factor_en
     (SELECT string_agg(permission, ',') FROM account_permissions p WHERE p.account_id = a.id) AS permissions";
 
 const DEVICE_COLUMNS: &str = "id, account_id, name, device_type, created_at,
-    last_used_at, last_used_ip, last_used_user_agent";
+    last_used_at, last_used_ip, last_used_user_agent, recent_ips, scope, expires_at,
+    idle_expiry_days, allowed_networks, denied_networks, token_issued_at, previous_token_until";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
@@ -237,7 +239,10 @@ where
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError> {
         sqlx::query(
             "SELECT d.id, d.account_id, d.name, d.device_type, d.created_at, d.last_used_at,
-               d.last_used_ip, d.last_used_user_agent, d.token_digest, a.enabled,
+               d.last_used_ip, d.last_used_user_agent, d.recent_ips, d.scope, d.expires_at,
+               d.idle_expiry_days, d.allowed_networks, d.denied_networks, d.token_issued_at,
+               d.previous_token_until, d.previous_token_digest, d.token_digest, a.enabled,
+               a.email, a.name AS account_name,
                (SELECT string_agg(permission, ',') FROM account_permissions p
                 WHERE p.account_id = d.account_id) AS permissions
              FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.id = $1",
@@ -817,6 +822,7 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<&'q [u8]>: Encode<'q, DB>,
 {
@@ -935,7 +941,46 @@ where
 
     async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError> {
         DB::insert_devices(&mut self.tx, std::slice::from_ref(device)).await?;
+        if device.limits != CredentialLimits::default() {
+            self.set_device_limits(&device.id, &device.limits).await?;
+        }
         Ok(device.inserted())
+    }
+
+    async fn set_device_limits(
+        &mut self,
+        id: &DeviceId,
+        limits: &CredentialLimits,
+    ) -> Result<bool, StoreError> {
+        let allowed = networks_to_stored(&limits.allowed_networks);
+        let denied = networks_to_stored(&limits.denied_networks);
+        let done = sqlx::query(
+            "UPDATE devices SET scope = $1, expires_at = $2, idle_expiry_days = $3,
+                 allowed_networks = $4, denied_networks = $5
+             WHERE id = $6",
+        )
+        .bind(limits.scope.as_str())
+        .bind(limits.expires_at.map(Timestamp::millis))
+        .bind(limits.idle_expiry_days.map(i64::from))
+        .bind(allowed.as_deref())
+        .bind(denied.as_deref())
+        .bind(id.as_str())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn end_previous_token(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE devices SET previous_token_digest = NULL, previous_token_until = NULL
+             WHERE id = $1 AND previous_token_digest IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn rename_device(
@@ -956,18 +1001,24 @@ where
         &mut self,
         id: &DeviceId,
         expected: Option<&TokenDigest>,
-        digest: &TokenDigest,
+        new: &NewToken,
     ) -> Result<bool, StoreError> {
         // One statement: SQLite runs it under the write lock, and PostgreSQL
         // (READ COMMITTED) re-checks the condition against a row a concurrent
-        // update changed meanwhile.
+        // update changed meanwhile. The right-hand sides see the old row, so
+        // the replaced token is the one that overlaps.
         let done = sqlx::query(
-            "UPDATE devices SET token_digest = $1
+            "UPDATE devices SET token_digest = $1, token_issued_at = $4, expires_at = $5,
+                 previous_token_digest = CASE WHEN $6 IS NULL THEN NULL ELSE token_digest END,
+                 previous_token_until = $6
              WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
         )
-        .bind(&digest.0[..])
+        .bind(&new.digest.0[..])
         .bind(id.as_str())
         .bind(expected.map(|d| &d.0[..]))
+        .bind(new.issued_at.millis())
+        .bind(new.expires_at.map(Timestamp::millis))
+        .bind(new.previous_until.map(Timestamp::millis))
         .execute(&mut *self.tx)
         .await
         .map_err(DB::unavailable_or_internal)?;

@@ -118,13 +118,15 @@ impl Backend for Sqlite {
         for (id, used) in uses {
             // The condition keeps the newest use when flushes arrive out of order.
             sqlx::query(
-                "UPDATE devices SET last_used_at = $1, last_used_ip = $2, last_used_user_agent = $3
+                "UPDATE devices SET last_used_at = $1, last_used_ip = $2, last_used_user_agent = $3,
+                     recent_ips = $5
                  WHERE id = $4 AND (last_used_at IS NULL OR last_used_at < $1)",
             )
             .bind(used.at.millis())
             .bind(used.ip.map(|ip| ip.to_string()))
             .bind(used.user_agent.as_deref())
             .bind(id.as_str())
+            .bind(used.recent.to_stored())
             .execute(&mut *tx)
             .await
             .map_err(Sqlite::unavailable_or_internal)?;

@@ -26,7 +26,9 @@ mod api {
     mod database_health;
     mod devices;
     mod durability;
+    mod forward_auth;
     mod last_used;
+    mod limits;
     mod logs;
     mod proxies;
     mod races;

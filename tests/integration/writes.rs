@@ -112,7 +112,13 @@ impl AutoCommit for dyn Store {
         digest: &TokenDigest,
     ) -> Result<bool, StoreError> {
         let mut tx = begin(self).await?;
-        let done = tx.set_device_token(id, expected, digest).await?;
+        let new = latchkey::store::NewToken {
+            digest: *digest,
+            issued_at: latchkey::domain::Timestamp::now(),
+            expires_at: None,
+            previous_until: None,
+        };
+        let done = tx.set_device_token(id, expected, &new).await?;
         tx.commit().await?;
         Ok(done)
     }

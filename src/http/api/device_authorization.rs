@@ -110,7 +110,8 @@ pub async fn poll(
         .await?;
     Ok(match outcome {
         Poll::Approved(device, token) => {
-            Json(DeviceResource::new(device, Some(&token))).into_response()
+            let device_state = state.service.device_state(&device);
+            Json(DeviceResource::new(device, device_state, Some(&token))).into_response()
         }
         Poll::Pending => poll_error(
             "authorization_pending",

@@ -4,7 +4,7 @@ mod device;
 mod device_authorization;
 mod user;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use super::AppState;
@@ -35,6 +35,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/server/api/device/authorize/token",
             post(device_authorization::poll),
+        )
+        .route("/server/api/device/{id}/limits", put(device::set_limits))
+        .route(
+            "/server/api/device/{id}/previous-password",
+            delete(device::end_previous),
         )
         .route("/server/api/user", get(user::show))
 }

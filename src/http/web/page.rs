@@ -188,6 +188,15 @@ impl From<ServiceError> for WebError {
                 Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
             }
             ServiceError::NotAnAdministrator => Self::admins_only(),
+            ServiceError::InsufficientScope(_) | ServiceError::AddressNotAllowed => {
+                Self::new(StatusCode::FORBIDDEN, "Not allowed", message)
+            }
+            ServiceError::CredentialExpired | ServiceError::LifetimeExceeded(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "Expired", message)
+            }
+            ServiceError::BadForwardedFor => {
+                Self::new(StatusCode::BAD_REQUEST, "Address unknown", message)
+            }
             ServiceError::DeviceNotFound | ServiceError::AccountNotFound(_) => Self::not_found(),
             ServiceError::EmailTaken(_) => {
                 Self::new(StatusCode::CONFLICT, "Already exists", message)

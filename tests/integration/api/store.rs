@@ -73,6 +73,7 @@ async fn device(store: &dyn Store, owner: &latchkey::domain::Account) -> DeviceI
             device_type: UNKNOWN_DEVICE_TYPE.into(),
             token_digest: Token::generate().digest(),
             created_at: Timestamp::now(),
+            limits: Default::default(),
         })
         .await
         .unwrap();
@@ -110,6 +111,7 @@ async fn unique_keys_are_conflicts(#[case] backend: Backend) {
             device_type: UNKNOWN_DEVICE_TYPE.into(),
             token_digest: Token::generate().digest(),
             created_at: Timestamp::now(),
+            limits: Default::default(),
         })
         .await;
     assert!(
@@ -131,6 +133,7 @@ async fn an_older_last_use_never_overwrites_a_newer_one(#[case] backend: Backend
         at: Timestamp::from_millis(millis),
         ip: Some("192.0.2.7".parse().unwrap()),
         user_agent: Some(format!("agent {millis}")),
+        recent: Default::default(),
     };
     store
         .record_last_used(&[(id.clone(), at(2_000))])
@@ -338,6 +341,7 @@ async fn a_bulk_import_is_all_or_nothing(#[case] backend: Backend) {
         device_type: UNKNOWN_DEVICE_TYPE.into(),
         token_digest: Token::generate().digest(),
         created_at: Timestamp::now(),
+        limits: Default::default(),
     };
     let batch: Vec<NewDevice> = (0..25).map(|_| new(DeviceId::generate())).collect();
     store.insert_devices(&batch).await.unwrap();
@@ -409,6 +413,7 @@ fn new_device(owner: AccountId, name: &str, created_at: i64) -> NewDevice {
         device_type: "phone".into(),
         token_digest: Token::generate().digest(),
         created_at: Timestamp::from_millis(created_at),
+        limits: Default::default(),
     }
 }
 
@@ -1122,6 +1127,7 @@ async fn last_use_batches_keep_the_newest_use_of_each_device(#[case] backend: Ba
         at: Timestamp::from_millis(millis),
         ip: None,
         user_agent: agent.map(str::to_owned),
+        recent: Default::default(),
     };
     // One device twice in a batch: the newer use wins, wherever it stands.
     store

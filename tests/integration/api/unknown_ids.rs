@@ -104,6 +104,7 @@ async fn a_device_created_after_its_id_was_tried_works_at_once(#[case] backend: 
             device_type: "unknown".into(),
             token_digest: Token::parse(&later.token).unwrap().digest(),
             created_at: latchkey::domain::Timestamp::now(),
+            limits: Default::default(),
         })
         .await
         .unwrap();

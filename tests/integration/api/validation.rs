@@ -125,7 +125,7 @@ async fn malformed_bodies_are_refused_with_clear_codes(#[case] backend: Backend)
 async fn refusals_say_what_is_wrong_in_the_apis_words(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_member("member@example.org").await;
-    let shape = "The request body must be a JSON object with the fields email, password and deviceName, and optionally deviceType.";
+    let shape = "The request body must be a JSON object with the fields email, password and deviceName, and optionally deviceType, scope, expiresAt, idleExpiryDays, allowedNetworks and deniedNetworks.";
     let cases: Vec<(&[u8], &str, String)> = vec![
         (b"null", "invalid_request", format!("{shape} It is null.")),
         (b"[]", "invalid_request", format!("{shape} It is an array.")),

@@ -139,6 +139,7 @@ async fn a_device_created_on_one_node_works_on_another_that_thought_it_unknown(
             device_type: "unknown".into(),
             token_digest: token.digest(),
             created_at: latchkey::domain::Timestamp::now(),
+            limits: Default::default(),
         })
         .await
         .unwrap();

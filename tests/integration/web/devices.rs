@@ -255,3 +255,86 @@ async fn a_hostile_device_name_is_text_everywhere(#[case] backend: Backend) {
         assert!(page.body.contains(escaped), "{path}");
     }
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn limits_are_set_shown_and_an_overlap_ended_in_the_tab(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("member@example.org").await;
+    let visitor = Visitor::signed_in(&app, "member@example.org").await;
+    // Only administrators are offered the admin scope.
+    let tab = visitor.get("/settings/devices").await;
+    assert!(tab.body.contains("name=\"scope\""));
+    assert!(!tab.body.contains("value=\"admin\""));
+    visitor
+        .submit(
+            "/settings/devices",
+            "/settings/devices",
+            &[
+                ("name", "Time clock"),
+                ("scope", "read"),
+                ("expires", "2999-12-31"),
+                ("idle_days", "30"),
+                ("allowed_networks", "127.0.0.0/8, 2001:db8::/32"),
+                ("denied_networks", ""),
+            ],
+        )
+        .await
+        .assert_redirect("/settings/devices");
+    let page = visitor.get("/settings/devices").await;
+    let device = credentials(
+        &page.text_of("shown-device-id").unwrap(),
+        &page.text_of("shown-password").unwrap(),
+    );
+    assert!(page.body.contains("scope read"), "{}", page.body);
+    assert!(page.body.contains("expires after 30 days unused"));
+    assert!(page.body.contains("only from 127.0.0.0/8, 2001:db8::/32"));
+    let devices = app.devices(None).await.unwrap();
+    assert_eq!(
+        devices[0].limits.expires_at.unwrap().to_rfc3339(),
+        "3000-01-01T00:00:00.000Z"
+    );
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+
+    // A refused limit is said next to the form, nothing is created.
+    let refused = visitor
+        .submit(
+            "/settings/devices",
+            "/settings/devices",
+            &[("name", "bad"), ("allowed_networks", "10.0.0.0/33")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.devices(None).await.unwrap().len(), 1);
+
+    // Change password with an overlap: the row says until when, End now ends it.
+    visitor
+        .act(
+            "/settings/devices",
+            &format!("/settings/devices/{}/password", device.id),
+            &[("grace_seconds", "3600"), ("expires", "")],
+        )
+        .await;
+    let page = visitor.get("/settings/devices").await;
+    assert!(
+        page.body.contains("old password works until"),
+        "{}",
+        page.body
+    );
+    assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
+    visitor
+        .act(
+            "/settings/devices",
+            &format!("/settings/devices/{}/previous-password/end", device.id),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        app.get_own_device(&device).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let page = visitor.get("/settings/devices").await;
+    assert!(!page.body.contains("old password works until"));
+}

@@ -15,13 +15,13 @@ use serde::Deserialize;
 
 use super::{NoFields, PagePath};
 use crate::credential::Token;
-use crate::domain::Device;
+use crate::domain::{Device, Permission, RequestedLimits};
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
 use crate::http::web::reveal::{Reveal, RevealItem};
 use crate::http::web::session::SignedIn;
 use crate::http::AppState;
-use crate::service::ServiceError;
+use crate::service::{parse_limits, DeviceState, RawLimits, ServiceError, TokenChange};
 
 const HERE: &str = "/settings/devices";
 
@@ -36,6 +36,8 @@ struct DevicesPage {
     new_type: String,
     errors: FieldErrors,
     may_regenerate: bool,
+    /// Whether the new-device dialog offers the admin scope.
+    may_admin_scope: bool,
     action_base: String,
     /// Where Cancel goes: this tab.
     back: String,
@@ -78,21 +80,54 @@ pub struct DeviceRow {
     pub device_type: String,
     pub created: String,
     pub last_used: Option<String>,
-    pub last_address: Option<String>,
+    /// The last distinct addresses, newest first, comma-separated.
+    pub last_addresses: Option<String>,
+    pub scope: &'static str,
+    /// Expiry, idle expiry and networks, in words; empty for none.
+    pub limits: Vec<String>,
+    pub expired: bool,
+    /// Until when the password before the last change still works.
+    pub previous_until: Option<String>,
 }
 
-impl From<Device> for DeviceRow {
-    fn from(device: Device) -> Self {
+impl DeviceRow {
+    pub fn new(device: Device, state: DeviceState) -> Self {
+        let limits = &device.limits;
+        let mut shown = Vec::new();
+        if let Some(at) = limits.expires_at {
+            shown.push(format!("expires {}", when(at)));
+        }
+        if let Some(days) = limits.idle_expiry_days {
+            shown.push(format!("expires after {days} days unused"));
+        }
+        let nets = |list: &[ipnet::IpNet]| {
+            list.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !limits.allowed_networks.is_empty() {
+            shown.push(format!("only from {}", nets(&limits.allowed_networks)));
+        }
+        if !limits.denied_networks.is_empty() {
+            shown.push(format!("never from {}", nets(&limits.denied_networks)));
+        }
+        let addresses: Vec<String> = device
+            .last_used
+            .as_ref()
+            .map(|u| u.recent.iter().map(|ip| ip.to_string()).collect())
+            .unwrap_or_default();
         Self {
             id: device.id.to_string(),
             name: device.name.to_string(),
             device_type: device.device_type,
             created: when(device.created_at),
             last_used: device.last_used.as_ref().map(|u| when(u.at)),
-            last_address: device
-                .last_used
-                .as_ref()
-                .and_then(|u| u.ip.map(|ip| ip.to_string())),
+            last_addresses: (!addresses.is_empty()).then(|| addresses.join(", ")),
+            scope: limits.scope.as_str(),
+            limits: shown,
+            expired: state.expired,
+            previous_until: state.previous_token_until.map(when),
         }
     }
 }
@@ -120,7 +155,18 @@ async fn page(state: &AppState, user: &SignedIn, layout: Layout) -> Result<Devic
     Ok(DevicesPage {
         layout,
         tab: "devices",
-        devices: devices.into_iter().map(DeviceRow::from).collect(),
+        devices: devices
+            .into_iter()
+            .map(|d| {
+                let now = state.service.device_state(&d);
+                DeviceRow::new(d, now)
+            })
+            .collect(),
+        may_admin_scope: user
+            .actor()
+            .account()
+            .permissions
+            .contains(Permission::Admin),
         types: state
             .service
             .device_types()
@@ -182,6 +228,47 @@ pub struct NewDevice {
     name: String,
     #[serde(default)]
     device_type: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    idle_days: String,
+    #[serde(default)]
+    allowed_networks: String,
+    #[serde(default)]
+    denied_networks: String,
+}
+
+impl NewDevice {
+    fn limits(&self) -> Result<RequestedLimits, ServiceError> {
+        let idle = self.idle_days.trim();
+        let idle_expiry_days = if idle.is_empty() {
+            None
+        } else {
+            Some(idle.parse::<u32>().map_err(|_| {
+                ServiceError::invalid(
+                    "invalid_idle_expiry",
+                    "The idle expiry must be a number of days.",
+                )
+            })?)
+        };
+        parse_limits(RawLimits {
+            scope: Some(self.scope.clone()),
+            expires_at: Some(self.expires.clone()),
+            idle_expiry_days,
+            allowed_networks: vec![self.allowed_networks.clone()],
+            denied_networks: vec![self.denied_networks.clone()],
+        })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ChangePassword {
+    #[serde(default)]
+    grace_seconds: String,
+    #[serde(default)]
+    expires: String,
 }
 
 pub async fn create(
@@ -189,11 +276,16 @@ pub async fn create(
     Form(user, form): Form<SignedIn, NewDevice>,
 ) -> Result<Response, WebError> {
     let device_type = Some(form.device_type.trim()).filter(|t| !t.is_empty());
-    match state
-        .service
-        .create_device(user.actor(), &form.name, device_type)
-        .await
-    {
+    let created = match form.limits() {
+        Ok(limits) => {
+            state
+                .service
+                .create_device(user.actor(), &form.name, device_type, limits)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
         Ok((device, token)) => {
             let flash = format!("Device password “{}” created.", device.name);
             let reveal = shown_once(&device, &token);
@@ -213,15 +305,49 @@ pub async fn create(
 pub async fn regenerate(
     State(state): State<AppState>,
     PagePath(id): PagePath<String>,
-    Form(user, NoFields {}): Form<SignedIn, NoFields>,
+    Form(user, form): Form<SignedIn, ChangePassword>,
 ) -> Result<Response, WebError> {
-    let (device, token) = state.service.regenerate_token(user.actor(), &id).await?;
-    let flash = format!(
-        "The password of “{}” has been changed; the old one no longer works.",
-        device.name
-    );
+    let grace_seconds = match form.grace_seconds.trim() {
+        "" => 0,
+        raw => raw.parse::<u32>().map_err(|_| WebError::bad_form())?,
+    };
+    let expires_at = parse_limits(RawLimits {
+        expires_at: Some(form.expires),
+        ..RawLimits::default()
+    })?
+    .expires_at;
+    let change = TokenChange {
+        grace_seconds,
+        expires_at,
+    };
+    let (device, token) = state
+        .service
+        .regenerate_token(user.actor(), &id, change)
+        .await?;
+    let flash = match device.previous_token_until {
+        Some(until) => format!(
+            "The password of “{}” has been changed; the old one still works until {}.",
+            device.name,
+            when(until)
+        ),
+        None => format!(
+            "The password of “{}” has been changed; the old one no longer works.",
+            device.name
+        ),
+    };
     let reveal = shown_once(&device, &token);
     user.done(&state, flash, Some(reveal), HERE).await
+}
+
+/// "End now": the old password of the last change stops working at once.
+pub async fn end_previous(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<String>,
+    Form(user, NoFields {}): Form<SignedIn, NoFields>,
+) -> Result<Response, WebError> {
+    let device = state.service.end_previous_token(user.actor(), &id).await?;
+    let flash = format!("The old password of “{}” no longer works.", device.name);
+    user.done(&state, flash, None, HERE).await
 }
 
 pub async fn delete(

@@ -48,6 +48,10 @@ pub fn router() -> Router<AppState> {
             get(devices::confirm_regenerate).post(devices::regenerate),
         )
         .route(
+            "/settings/devices/{id}/previous-password/end",
+            post(devices::end_previous),
+        )
+        .route(
             "/settings/devices/{id}/delete",
             get(devices::confirm_delete).post(devices::delete),
         )

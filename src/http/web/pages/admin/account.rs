@@ -62,7 +62,10 @@ async fn account_page(
         .devices(&user.actor().over(id))
         .await?
         .into_iter()
-        .map(DeviceRow::from)
+        .map(|d| {
+            let now = state.service.device_state(&d);
+            DeviceRow::new(d, now)
+        })
         .collect();
     let sessions = state.service.sessions_of(user.actor(), id).await?;
     let last_sign_in = match sessions.first() {

@@ -1,0 +1,200 @@
+//! Forward auth: lets a reverse proxy (nginx `auth_request`, Traefik
+//! `forwardAuth`, Caddy `forward_auth`, HAProxy) guard an API that is not
+//! latchkey's own with device passwords. The proxy asks here about each
+//! request; only a positively verified credential is answered 2xx, with the
+//! identity as headers. Anything missing, malformed or unreadable is 401
+//! or 403, and an outage 503: never 200.
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use serde::Deserialize;
+
+use super::auth::device_caller;
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::{Permission, Scope};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/server/authz/auth-request", any(auth_request))
+        .route("/server/authz/forward-auth", any(forward_auth))
+}
+
+/// `GET /server/authz/auth-request`: nginx, with `X-Original-Method` and
+/// `X-Original-URL`.
+async fn auth_request(State(state): State<AppState>, parts: Parts) -> Response {
+    let original = nginx_original(&parts.headers);
+    answer(&state, &parts, original).await
+}
+
+/// `GET /server/authz/forward-auth`: Traefik, Caddy and HAProxy, with
+/// `X-Forwarded-Method` and, when sent, `-Proto`, `-Host` and `-Uri`.
+async fn forward_auth(State(state): State<AppState>, parts: Parts) -> Response {
+    let original = forwarded_original(&parts.headers);
+    answer(&state, &parts, original).await
+}
+
+/// Per-upstream rules in the query string.
+#[derive(Deserialize)]
+struct Rules {
+    scope: Option<String>,
+    group: Option<String>,
+}
+
+async fn answer(state: &AppState, parts: &Parts, original: Result<Scope, ApiError>) -> Response {
+    match check(state, parts, original).await {
+        Ok(headers) => (StatusCode::OK, headers).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check(
+    state: &AppState,
+    parts: &Parts,
+    original: Result<Scope, ApiError>,
+) -> Result<HeaderMap, ApiError> {
+    let method_needs = original?;
+    let (rule_scope, group) = rules(parts.uri.query())?;
+    let need = method_needs.max(rule_scope);
+    let caller = device_caller(parts, state, need).await?;
+    if let Some(group) = group {
+        if !caller.permissions().contains(group) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_missing",
+                format!("This service needs the \"{group}\" permission."),
+            ));
+        }
+    }
+    let holder = caller.holder();
+    let mut headers = HeaderMap::with_capacity(6);
+    let mut put = |name: &'static str, value: Option<HeaderValue>| {
+        if let Some(value) = value {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    let email = HeaderValue::from_str(&holder.email).ok();
+    put("remote-user", email.clone());
+    put("remote-email", email);
+    // Names may be any text: UTF-8 bytes are allowed in a header value,
+    // control characters are not, and a name that has any is left out.
+    put(
+        "remote-name",
+        HeaderValue::from_bytes(holder.name.as_bytes()).ok(),
+    );
+    let groups: Vec<&str> = caller
+        .permissions()
+        .iter()
+        .map(Permission::as_str)
+        .collect();
+    put(
+        "remote-groups",
+        HeaderValue::from_str(&groups.join(",")).ok(),
+    );
+    put(
+        "remote-credential",
+        HeaderValue::from_str(&format!("device:{}", caller.device().id)).ok(),
+    );
+    put(
+        "remote-scope",
+        Some(HeaderValue::from_static(caller.scope().as_str())),
+    );
+    Ok(headers)
+}
+
+fn rules(query: Option<&str>) -> Result<(Scope, Option<Permission>), ApiError> {
+    let invalid = |what: String| ApiError::new(StatusCode::FORBIDDEN, "invalid_rule", what);
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok((Scope::Read, None));
+    };
+    let rules: Rules = serde_urlencoded::from_str(query).map_err(|_| {
+        invalid("The query string must be scope=read|full|admin and/or group=<permission>.".into())
+    })?;
+    let scope = match rules.scope {
+        Some(raw) => raw.parse::<Scope>().map_err(|e| invalid(e.to_string()))?,
+        None => Scope::Read,
+    };
+    let group = rules
+        .group
+        .map(|raw| raw.parse::<Permission>())
+        .transpose()
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((scope, group))
+}
+
+fn unreadable(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_original_request",
+        format!("The proxy's {what} header is missing or cannot be read, so the request cannot be judged."),
+    )
+}
+
+/// Exactly one value, or none.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a HeaderValue>, ()> {
+    let mut all = headers.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => Ok(Some(v)),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
+/// The scope the original method needs; the method must be an HTTP token
+/// in upper case, as proxies send it.
+fn method_scope(headers: &HeaderMap, name: &str) -> Result<Scope, ApiError> {
+    let Ok(Some(value)) = single(headers, name) else {
+        return Err(unreadable(name));
+    };
+    let method = value.as_bytes();
+    if method.is_empty() || method.len() > 32 || !method.iter().all(u8::is_ascii_uppercase) {
+        return Err(unreadable(name));
+    }
+    Ok(Scope::needed_for(method))
+}
+
+fn nginx_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
+    let scope = method_scope(headers, "x-original-method")?;
+    let Ok(Some(url)) = single(headers, "x-original-url") else {
+        return Err(unreadable("X-Original-URL"));
+    };
+    let url = url
+        .to_str()
+        .ok()
+        .and_then(|u| u.parse::<Uri>().ok())
+        .ok_or_else(|| unreadable("X-Original-URL"))?;
+    if !matches!(url.scheme_str(), Some("http" | "https")) || url.authority().is_none() {
+        return Err(unreadable("X-Original-URL"));
+    }
+    Ok(scope)
+}
+
+fn forwarded_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
+    let scope = method_scope(headers, "x-forwarded-method")?;
+    match single(headers, "x-forwarded-proto") {
+        Ok(None) => {}
+        Ok(Some(v)) if matches!(v.as_bytes(), b"http" | b"https") => {}
+        _ => return Err(unreadable("X-Forwarded-Proto")),
+    }
+    match single(headers, "x-forwarded-host") {
+        Ok(None) => {}
+        Ok(Some(v))
+            if v.to_str().ok().is_some_and(|h| {
+                !h.is_empty() && h.parse::<axum::http::uri::Authority>().is_ok()
+            }) => {}
+        _ => return Err(unreadable("X-Forwarded-Host")),
+    }
+    match single(headers, "x-forwarded-uri") {
+        Ok(None) => {}
+        Ok(Some(v))
+            if v.to_str()
+                .ok()
+                .is_some_and(|u| u.starts_with('/') && u.parse::<Uri>().is_ok()) => {}
+        _ => return Err(unreadable("X-Forwarded-Uri")),
+    }
+    Ok(scope)
+}
