@@ -73,7 +73,7 @@ pub enum Poll {
     /// A device code this server did not issue (or forgot long ago).
     Unknown,
     /// The one successful poll.
-    Approved(Device, Token),
+    Approved(Box<Device>, Token),
 }
 
 /// A request as the person deciding sees it.
@@ -197,7 +197,7 @@ impl Service {
                 match stored {
                     Some(stored) if stored.digest.matches(&token.digest()) => {
                         tracing::info!(device = %stored.device.id, "app sign-in collected");
-                        Ok(Poll::Approved(stored.device, token))
+                        Ok(Poll::Approved(Box::new(stored.device), token))
                     }
                     // Deleted, or given a new password, between approval
                     // and collection: this token would not work.

@@ -111,7 +111,7 @@ pub async fn poll(
     Ok(match outcome {
         Poll::Approved(device, token) => {
             let device_state = state.service.device_state(&device);
-            Json(DeviceResource::new(device, device_state, Some(&token))).into_response()
+            Json(DeviceResource::new(*device, device_state, Some(&token))).into_response()
         }
         Poll::Pending => poll_error(
             "authorization_pending",
