@@ -16,7 +16,11 @@ use crate::helpers::{Backend, TestDatabase};
 const BINARY: &str = env!("CARGO_BIN_EXE_latchkey");
 
 /// Starts `latchkey serve` on an ephemeral port; returns it and its address.
-async fn start_server(database_url: &str) -> (Child, String) {
+/// The key file lives in the database's temporary directory, not in the
+/// working directory.
+async fn start_server(database: &TestDatabase) -> (Child, String) {
+    let database_url = database.url.as_str();
+    let key_file = database.dir.path().join("secret.key");
     let mut server = Command::new(BINARY)
         .args([
             "--database-url",
@@ -25,6 +29,8 @@ async fn start_server(database_url: &str) -> (Child, String) {
             "--listen",
             "127.0.0.1:0",
         ])
+        .arg("--secret-key-file")
+        .arg(&key_file)
         .env("LATCHKEY_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,8 +99,7 @@ async fn kill(mut server: Child) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_start_creates_an_administrator_once(#[case] backend: Backend) {
     let database = TestDatabase::new(backend).await;
-    let data_dir = database.url.as_str();
-    let (server, address) = start_server(data_dir).await;
+    let (server, address) = start_server(&database).await;
     // The administrator is created before the server listens.
     let printed = kill(server).await;
     let password = printed
@@ -106,7 +111,7 @@ async fn the_first_start_creates_an_administrator_once(#[case] backend: Backend)
     assert!(printed.contains("Change it now"));
     assert!(printed.contains(&format!("http://{address}/server/api/device")));
 
-    let (server, address) = start_server(data_dir).await;
+    let (server, address) = start_server(&database).await;
     let response = reqwest::Client::new()
         .post(format!("http://{address}/server/api/device"))
         .json(&json!({"email": "admin@localhost", "password": password, "deviceName": "first"}))
@@ -131,7 +136,7 @@ async fn an_acknowledged_device_survives_sigkill(#[case] backend: Backend) {
 
     create_member(data_dir, "a@example.org", "durable password").await;
 
-    let (server, address) = start_server(data_dir).await;
+    let (server, address) = start_server(&database).await;
     let response = reqwest::Client::new()
         .post(format!("http://{address}/server/api/device"))
         .json(&json!({"email": "a@example.org", "password": "durable password", "deviceName": "kept"}))
@@ -163,7 +168,7 @@ async fn an_acknowledged_device_survives_sigkill(#[case] backend: Backend) {
 async fn sigterm_drains_and_writes_pending_last_use(#[case] backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let data_dir = database.url.as_str();
-    let (server, address) = start_server(data_dir).await;
+    let (server, address) = start_server(&database).await;
     let password = "member password";
     create_member(data_dir, "m@example.org", password).await;
     let http = reqwest::Client::new();
