@@ -65,8 +65,9 @@ mod two_factor {
     mod web;
 }
 
-/// The web interface in headless Chromium through chromedriver, on SQLite
-/// only: pages do not depend on the backend. Without Chromium or
+/// The web interface in headless Chromium through chromedriver, mostly on
+/// SQLite: pages do not depend on the backend; the two-factor flows
+/// run on both. Without Chromium or
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
 mod browser {
     mod app_sign_in;
