@@ -32,6 +32,7 @@ mod api {
     mod logs;
     mod proxies;
     mod races;
+    mod real_proxies;
     mod routes;
     mod secrets;
     mod store;
