@@ -95,12 +95,17 @@ pub async fn show(
 /// Renders the form with a fresh double-submit token.
 fn form_page(state: &AppState, status: StatusCode, mut page: SignInPage) -> Response {
     page.csrf = state.service.issue_sign_in_form();
-    let mut response = render(status, &page);
+    with_form_cookie(state, render(status, &page), &page.csrf)
+}
+
+/// Sets the cookie half of a sign-in form token (the first step's form and
+/// the second step's alike).
+fn with_form_cookie(state: &AppState, mut response: Response, token: &str) -> Response {
     response.headers_mut().append(
         header::SET_COOKIE,
         cookie::set(
             cookie::SIGN_IN,
-            &page.csrf,
+            token,
             state.web.secure_cookies,
             Some(SIGN_IN_FORM_LIFETIME as u64),
         ),
@@ -266,17 +271,7 @@ async fn pending(state: &AppState, headers: &HeaderMap) -> Result<Option<Session
 
 fn code_page(state: &AppState, status: StatusCode, mut page: CodePage) -> Response {
     page.csrf = state.service.issue_sign_in_form();
-    let mut response = render(status, &page);
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        cookie::set(
-            cookie::SIGN_IN,
-            &page.csrf,
-            state.web.secure_cookies,
-            Some(SIGN_IN_FORM_LIFETIME as u64),
-        ),
-    );
-    response
+    with_form_cookie(state, render(status, &page), &page.csrf)
 }
 
 /// The second step's page; without a live pending sign-in, back to the start.
