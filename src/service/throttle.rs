@@ -193,18 +193,17 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn change(&self, keys: &[(String, Budget)], change: impl Fn(&mut (u32, u32))) -> bool {
+    /// Applies `change` to each key's counts; keys nobody holds or asks
+    /// about any more are forgotten.
+    fn change(&self, keys: &[(String, Budget)], change: impl Fn(&mut (u32, u32))) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let mut idle = false;
         for (key, _) in keys {
             let entry = counts.entry(key.clone()).or_default();
             change(entry);
             if *entry == (0, 0) {
                 counts.remove(key);
-                idle = true;
             }
         }
-        idle
     }
 
     /// Whether some other attempt on this node may yet give `key` a token back.
