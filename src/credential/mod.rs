@@ -23,7 +23,9 @@ pub use signed::{
     FormToken, SignInForms, TrustedBrowsers, TrustedEntry, SIGN_IN_FORM_LIFETIME,
     TRUSTED_BROWSER_LIFETIME,
 };
-pub use token::{Token, TokenDigest, TokenFormatError, TOKEN_LEN, TOKEN_PREFIX};
+pub use token::{
+    Token, TokenDigest, TokenFormatError, TokenKind, ACCESS_TOKEN_PREFIX, TOKEN_LEN, TOKEN_PREFIX,
+};
 pub use totp::{
     looks_like_totp_code, RecoveryCode, RecoveryDigests, SealError, SecretBox, TotpSecret,
     RECOVERY_CODES, TOTP_DRIFT_STEPS, TOTP_STEP_SECONDS,

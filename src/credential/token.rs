@@ -9,6 +9,27 @@ use zeroize::Zeroizing;
 
 /// Every device token starts with this, so secret scanners can find leaks.
 pub const TOKEN_PREFIX: &str = "lkd_";
+/// Every API access authorisation's token starts with this instead: the
+/// prefix says which kind of credential a token is, before any lookup.
+pub const ACCESS_TOKEN_PREFIX: &str = "lks_";
+
+/// Which kind of credential a token belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A device password: a person's, for one application.
+    Device,
+    /// An API access authorisation: a service's, belonging to no person.
+    Access,
+}
+
+impl TokenKind {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Device => TOKEN_PREFIX,
+            TokenKind::Access => ACCESS_TOKEN_PREFIX,
+        }
+    }
+}
 /// Base62 characters of randomness: 62^43 > 2^256.
 const SECRET_CHARS: usize = 43;
 /// Base62 characters of the CRC32 checksum (62^6 > 2^32).
@@ -17,9 +38,9 @@ pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + SECRET_CHARS + CHECKSUM_CHARS;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// A device token: `lkd_` + 43 base62 characters (256 random bits) + a
-/// 6-character base62 CRC32 of those characters. Debug output is redacted
-/// and the memory is wiped on drop.
+/// A device token: `lkd_` (`lks_` for an API access authorisation) + 43
+/// base62 characters (256 random bits) + a 6-character base62 CRC32 of
+/// those characters. Debug output is redacted and the memory is wiped on drop.
 #[derive(Clone)]
 pub struct Token(Zeroizing<String>);
 
@@ -32,10 +53,15 @@ pub enum TokenFormatError {
 }
 
 impl Token {
-    /// A fresh token from the operating system's random generator.
+    /// A fresh device token from the operating system's random generator.
     pub fn generate() -> Self {
+        Self::generate_for(TokenKind::Device)
+    }
+
+    /// A fresh token of the given kind.
+    pub fn generate_for(kind: TokenKind) -> Self {
         let mut rng = OsRng;
-        Self::from_random_bytes(|| {
+        Self::from_random_bytes(kind, || {
             let mut byte = [0u8; 1];
             rng.fill_bytes(&mut byte);
             byte[0]
@@ -47,7 +73,7 @@ impl Token {
     pub fn derive(seed: &[u8; 32]) -> Self {
         let mut block = Zeroizing::new([0u8; 32]);
         let (mut counter, mut used) = (0u64, 32);
-        Self::from_random_bytes(|| {
+        Self::from_random_bytes(TokenKind::Device, || {
             if used == 32 {
                 let mut mac = Hmac::<Sha256>::new_from_slice(seed).expect("any key length");
                 mac.update(&counter.to_be_bytes());
@@ -60,9 +86,9 @@ impl Token {
         })
     }
 
-    fn from_random_bytes(mut next: impl FnMut() -> u8) -> Self {
+    fn from_random_bytes(kind: TokenKind, mut next: impl FnMut() -> u8) -> Self {
         let mut token = Zeroizing::new(String::with_capacity(TOKEN_LEN));
-        token.push_str(TOKEN_PREFIX);
+        token.push_str(kind.prefix());
         while token.len() < TOKEN_PREFIX.len() + SECRET_CHARS {
             let byte = next();
             // Rejection sampling keeps every character uniform: 248 = 4 * 62.
@@ -80,6 +106,7 @@ impl Token {
     pub fn parse(raw: &str) -> Result<Self, TokenFormatError> {
         let body = raw
             .strip_prefix(TOKEN_PREFIX)
+            .or_else(|| raw.strip_prefix(ACCESS_TOKEN_PREFIX))
             .ok_or(TokenFormatError::Malformed)?;
         if raw.len() != TOKEN_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(TokenFormatError::Malformed);
@@ -94,6 +121,15 @@ impl Token {
             return Err(TokenFormatError::BadChecksum);
         }
         Ok(Self(Zeroizing::new(raw.to_owned())))
+    }
+
+    /// Which kind of credential the token is for, by its prefix.
+    pub fn kind(&self) -> TokenKind {
+        if self.0.starts_with(ACCESS_TOKEN_PREFIX) {
+            TokenKind::Access
+        } else {
+            TokenKind::Device
+        }
     }
 
     /// The token's text, for the one answer that shows it.
@@ -162,6 +198,26 @@ mod tests {
         assert!(text.starts_with("lkd_"));
         assert!(text[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(Token::parse(text).unwrap().expose(), text);
+    }
+
+    #[test]
+    fn access_tokens_have_their_own_prefix_and_the_same_checksum() {
+        let token = Token::generate_for(TokenKind::Access);
+        let text = token.expose();
+        assert_eq!(text.len(), TOKEN_LEN);
+        assert!(text.starts_with("lks_"));
+        let parsed = Token::parse(text).unwrap();
+        assert_eq!(parsed.kind(), TokenKind::Access);
+        assert_eq!(Token::generate().kind(), TokenKind::Device);
+        // The checksum covers the random part only, so the prefix must not
+        // be what makes a device token an access token unnoticed: the two
+        // kinds are told apart, never confused.
+        let swapped = text.replacen("lks_", "lkd_", 1);
+        assert_eq!(Token::parse(&swapped).unwrap().kind(), TokenKind::Device);
+        assert!(!Token::parse(&swapped)
+            .unwrap()
+            .digest()
+            .matches(&parsed.digest()));
     }
 
     #[test]

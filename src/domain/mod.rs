@@ -1,6 +1,7 @@
 //! Accounts, devices and permissions: plain types and the rules that govern
 //! them. Nothing here knows HTTP or SQL.
 
+mod access;
 mod account;
 mod device;
 mod device_authorization;
@@ -14,6 +15,7 @@ mod session;
 mod time;
 mod two_factor;
 
+pub use access::{parse_description, AccessAuthorisation, AccessId, MAX_DESCRIPTION_CHARS};
 pub use account::{Account, AccountId};
 pub use device::{
     Device, DeviceTypes, LastUse, RecentAddresses, DEFAULT_DEVICE_TYPES, MAX_USER_AGENT_CHARS,

@@ -143,6 +143,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::AccountDisabled => {
                 Self::new(StatusCode::FORBIDDEN, "account_disabled", message)
             }
+            ServiceError::AccessDisabled => {
+                Self::new(StatusCode::FORBIDDEN, "access_disabled", message)
+            }
+            ServiceError::AccountRequired => {
+                Self::new(StatusCode::FORBIDDEN, "account_required", message)
+            }
+            ServiceError::AccessNotFound => {
+                Self::new(StatusCode::NOT_FOUND, "access_not_found", message)
+            }
             ServiceError::NotAnAdministrator => {
                 Self::new(StatusCode::FORBIDDEN, "admin_required", message)
             }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::cache::Holder;
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
-use crate::domain::{rules, Account, AccountId, Device, LastUse, Permissions, Scope, WebSession};
+use crate::domain::{
+    rules, AccessAuthorisation, Account, AccountId, Device, LastUse, Permissions, Scope, WebSession,
+};
 
 /// A request authenticated with a device password: the device as cached,
 /// and this very use of it.
@@ -68,6 +70,61 @@ impl DeviceCaller {
 
     pub fn account_id(&self) -> AccountId {
         self.device.account_id
+    }
+}
+
+/// A request authenticated with an API access authorisation: a service,
+/// which belongs to no person and so acts for no account.
+#[derive(Clone, Debug)]
+pub struct AccessCaller {
+    access: Arc<AccessAuthorisation>,
+    used: LastUse,
+}
+
+impl AccessCaller {
+    pub(super) fn new(access: Arc<AccessAuthorisation>, used: LastUse) -> Self {
+        Self { access, used }
+    }
+
+    /// The access authorisation as cached, with this use as its last.
+    pub fn access(&self) -> AccessAuthorisation {
+        AccessAuthorisation {
+            last_used: Some(self.used.clone()),
+            ..AccessAuthorisation::clone(&self.access)
+        }
+    }
+
+    pub fn id(&self) -> &crate::domain::AccessId {
+        &self.access.id
+    }
+
+    /// The scope it acts with: its own, no person's state can narrow it.
+    pub fn scope(&self) -> Scope {
+        self.access.limits.scope
+    }
+}
+
+/// Whoever a request's credential proved: a person's device, or a service.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Device(DeviceCaller),
+    Access(AccessCaller),
+}
+
+impl Caller {
+    pub fn scope(&self) -> Scope {
+        match self {
+            Caller::Device(device) => device.scope(),
+            Caller::Access(access) => access.scope(),
+        }
+    }
+
+    /// The holder's permissions; a service holds none.
+    pub fn permissions(&self) -> Permissions {
+        match self {
+            Caller::Device(device) => device.permissions(),
+            Caller::Access(_) => Permissions::default(),
+        }
     }
 }
 
@@ -192,6 +249,7 @@ pub struct OperatorOver {
 #[derive(Clone, Copy, Debug)]
 pub enum Acting<'a> {
     Device(&'a DeviceId),
+    Access(&'a DeviceId),
     Member(&'a Account),
     Admin(&'a Account),
     Operator,
@@ -201,6 +259,7 @@ impl fmt::Display for Acting<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Acting::Device(id) => write!(f, "device {id}"),
+            Acting::Access(id) => write!(f, "API access {id}"),
             Acting::Member(account) => write!(f, "{}", account.email),
             Acting::Admin(account) => write!(f, "administrator {}", account.email),
             Acting::Operator => f.write_str("operator"),
@@ -239,6 +298,32 @@ impl Administrator for Operator {
     }
     fn keeps_an_administrator(&self) -> bool {
         !self.force
+    }
+}
+
+/// An actor who manages API access authorisations: administrators only,
+/// in the web interface, over the admin API, or at the command line.
+pub trait AccessManager: Sync {
+    fn acting(&self) -> Acting<'_>;
+    /// How the authorisations this actor makes name their maker.
+    fn maker(&self) -> Option<String>;
+}
+
+impl AccessManager for Admin {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Admin(self.account())
+    }
+    fn maker(&self) -> Option<String> {
+        Some(self.account().email.to_string())
+    }
+}
+
+impl AccessManager for Operator {
+    fn acting(&self) -> Acting<'_> {
+        Acting::Operator
+    }
+    fn maker(&self) -> Option<String> {
+        None
     }
 }
 

@@ -5,29 +5,79 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use super::cache::{CachedCredential, Holder, Lookup};
+use super::cache::{CachedAccess, CachedCredential, Holder, Lookup};
 use super::throttle::{Refused, Source};
-use super::{Client, DeviceCaller, Service, ServiceError};
-use crate::credential::{DeviceId, MainPassword, Secret, Token, TokenDigest, TrustedEntry};
+use super::{AccessCaller, Caller, Client, DeviceCaller, Service, ServiceError};
+use crate::credential::{
+    DeviceId, MainPassword, Secret, Token, TokenDigest, TokenKind, TrustedEntry,
+};
 use crate::domain::limits::{self, UseContext};
 use crate::domain::{rules, Account, Email, Permission, Scope, Timestamp};
 
 /// The current token, or the one it replaced while that still overlaps.
-fn presented_matches(credential: &CachedCredential, digest: &TokenDigest, now: Timestamp) -> bool {
-    credential.digest.matches(digest)
-        || (credential
-            .previous_digest
-            .as_ref()
-            .is_some_and(|previous| previous.matches(digest))
-            && limits::within_grace(credential.device.previous_token_until, now))
+fn presented_matches(
+    current: &TokenDigest,
+    previous: Option<&TokenDigest>,
+    previous_until: Option<Timestamp>,
+    digest: &TokenDigest,
+    now: Timestamp,
+) -> bool {
+    current.matches(digest)
+        || (previous.is_some_and(|previous| previous.matches(digest))
+            && limits::within_grace(previous_until, now))
+}
+
+fn device_matches(credential: &CachedCredential, digest: &TokenDigest, now: Timestamp) -> bool {
+    presented_matches(
+        &credential.digest,
+        credential.previous_digest.as_ref(),
+        credential.device.previous_token_until,
+        digest,
+        now,
+    )
+}
+
+fn access_matches(credential: &CachedAccess, digest: &TokenDigest, now: Timestamp) -> bool {
+    presented_matches(
+        &credential.digest,
+        credential.previous_digest.as_ref(),
+        credential.access.previous_token_until,
+        digest,
+        now,
+    )
 }
 
 impl Service {
-    /// Checks a device id and token, and the credential's limits for a
-    /// request that needs `need`: the hot path, for every way a device
-    /// password arrives (the API, forward auth). Once the credential is
-    /// cached this is one SHA-256, one constant-time compare and
-    /// [`limits::may_use`], with no database query.
+    /// Checks a credential id and token (a device password, or an API
+    /// access authorisation: the token's prefix says which), and the
+    /// credential's limits for a request that needs `need`: the hot path,
+    /// for every way a credential arrives (the API, forward auth, the admin
+    /// API). Once the credential is cached this is one SHA-256, one
+    /// constant-time compare and [`limits::may_use`], with no database query.
+    pub async fn authenticate_caller(
+        &self,
+        id: &str,
+        token: &Secret,
+        client: &Client<'_>,
+        need: Scope,
+    ) -> Result<Caller, ServiceError> {
+        let id = DeviceId::parse(id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        let token =
+            Token::parse(token.expose()).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        match token.kind() {
+            TokenKind::Device => self
+                .authenticate_device(id, &token, client, need)
+                .await
+                .map(Caller::Device),
+            TokenKind::Access => self
+                .authenticate_access(id, &token, client, need)
+                .await
+                .map(Caller::Access),
+        }
+    }
+
+    /// [`Self::authenticate_caller`] for what only a person's device may do:
+    /// an API access authorisation acts for no account.
     pub async fn authenticate(
         &self,
         device_id: &str,
@@ -35,13 +85,26 @@ impl Service {
         client: &Client<'_>,
         need: Scope,
     ) -> Result<DeviceCaller, ServiceError> {
-        let id = DeviceId::parse(device_id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
-        let token =
-            Token::parse(token.expose()).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        match self
+            .authenticate_caller(device_id, token, client, need)
+            .await?
+        {
+            Caller::Device(device) => Ok(device),
+            Caller::Access(_) => Err(ServiceError::AccountRequired),
+        }
+    }
+
+    async fn authenticate_device(
+        &self,
+        id: DeviceId,
+        token: &Token,
+        client: &Client<'_>,
+        need: Scope,
+    ) -> Result<DeviceCaller, ServiceError> {
         let digest = token.digest();
         let now = self.clock.now();
         let credential = match self.cache.get(id.as_str()) {
-            Lookup::Known(credential) if presented_matches(&credential, &digest, now) => credential,
+            Lookup::Known(credential) if device_matches(&credential, &digest, now) => credential,
             Lookup::Known(_) | Lookup::Unknown => {
                 return Err(ServiceError::InvalidDeviceCredentials)
             }
@@ -79,7 +142,7 @@ impl Service {
                 // Only verified credentials are cached: wrong tokens for real
                 // ids cannot push anything out either. An old token past its
                 // overlap is simply wrong.
-                if !presented_matches(&credential, &digest, now) {
+                if !device_matches(&credential, &digest, now) {
                     self.lookups.record_failure(client.ip);
                     return Err(ServiceError::InvalidDeviceCredentials);
                 }
@@ -125,6 +188,87 @@ impl Service {
             credential.permissions,
             scope,
         ))
+    }
+
+    /// The same checks for an API access authorisation: its own enabled
+    /// flag and limits decide, never a person's state.
+    async fn authenticate_access(
+        &self,
+        id: DeviceId,
+        token: &Token,
+        client: &Client<'_>,
+        need: Scope,
+    ) -> Result<AccessCaller, ServiceError> {
+        let digest = token.digest();
+        let now = self.clock.now();
+        let credential = match self.access_cache.get(id.as_str()) {
+            Lookup::Known(credential) if access_matches(&credential, &digest, now) => credential,
+            Lookup::Known(_) | Lookup::Unknown => {
+                return Err(ServiceError::InvalidDeviceCredentials)
+            }
+            Lookup::Miss => {
+                if !self.lookups.allows(client.ip) {
+                    return Err(ServiceError::RateLimited {
+                        retry_after: self.lookups.retry_after(),
+                    });
+                }
+                let ticket = self.access_cache.ticket();
+                let Some(record) = self.store.access_credential(&id).await? else {
+                    self.access_cache.fill_unknown(ticket, id.as_str());
+                    self.lookups.record_failure(client.ip);
+                    return Err(ServiceError::InvalidDeviceCredentials);
+                };
+                let mut access = record.access;
+                self.access_last_used
+                    .overlay_on(&access.id, &mut access.last_used);
+                let last_seen = access
+                    .last_used
+                    .as_ref()
+                    .map_or(i64::MIN, |used| used.at.millis());
+                let credential = CachedAccess {
+                    digest: record.digest,
+                    previous_digest: record.previous_digest,
+                    access: Arc::new(access),
+                    last_seen: Arc::new(AtomicI64::new(last_seen)),
+                };
+                if !access_matches(&credential, &digest, now) {
+                    self.lookups.record_failure(client.ip);
+                    return Err(ServiceError::InvalidDeviceCredentials);
+                }
+                self.access_cache
+                    .fill(ticket, id.as_str(), credential.clone());
+                credential
+            }
+        };
+        if !credential.access.enabled {
+            return Err(ServiceError::AccessDisabled);
+        }
+        let last_seen = credential.last_seen.load(Ordering::Relaxed);
+        let context = UseContext {
+            issued_at: credential.access.token_issued_at,
+            last_used_at: (last_seen != i64::MIN).then(|| Timestamp::from_millis(last_seen)),
+            // Nobody's permission can lapse: an administrator gave it its scope.
+            holder_is_admin: true,
+        };
+        limits::may_use(
+            &credential.access.limits,
+            &context,
+            need,
+            client.ip,
+            now,
+            self.lifetime,
+        )?;
+        credential
+            .last_seen
+            .fetch_max(now.millis(), Ordering::Relaxed);
+        let used = self.access_last_used.record(
+            &credential.access.id,
+            client.ip,
+            client.user_agent.as_deref(),
+            now,
+            credential.access.last_used.as_ref(),
+        );
+        Ok(AccessCaller::new(credential.access, used))
     }
 
     /// Checks an email and main password under the guessing throttle, then

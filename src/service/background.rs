@@ -10,17 +10,32 @@ impl Service {
     pub fn apply_change(&self, change: CredentialChange) {
         match change {
             CredentialChange::Device(id) => self.cache.invalidate_device(id.as_str()),
+            CredentialChange::Access(id) => self.access_cache.invalidate_device(id.as_str()),
             CredentialChange::Account(id) => self.cache.invalidate_account(id),
-            CredentialChange::Everything => self.cache.clear(),
-            CredentialChange::FeedLost => self.cache.feed_lost(),
-            CredentialChange::FeedRestored => self.cache.feed_restored(),
-            CredentialChange::FeedCaughtUp => self.cache.feed_caught_up(),
+            CredentialChange::Everything => {
+                self.cache.clear();
+                self.access_cache.clear();
+            }
+            CredentialChange::FeedLost => {
+                self.cache.feed_lost();
+                self.access_cache.feed_lost();
+            }
+            CredentialChange::FeedRestored => {
+                self.cache.feed_restored();
+                self.access_cache.feed_restored();
+            }
+            CredentialChange::FeedCaughtUp => {
+                self.cache.feed_caught_up();
+                self.access_cache.feed_caught_up();
+            }
         }
     }
 
-    /// Writes pending last-used data.
+    /// Writes pending last-used data of every kind of credential.
     pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
-        self.last_used.flush(self.store.as_ref()).await
+        let devices = self.last_used.flush(self.store.as_ref()).await;
+        let access = self.access_last_used.flush(self.store.as_ref()).await?;
+        Ok(devices? + access)
     }
 
     /// Forgets throttle buckets that have refilled, and used sign-in form
@@ -34,6 +49,6 @@ impl Service {
     }
 
     pub fn cached_credentials(&self) -> usize {
-        self.cache.len()
+        self.cache.len() + self.access_cache.len()
     }
 }

@@ -4,7 +4,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::credential::TokenDigest;
-use crate::domain::{AccountId, Device, Permissions};
+use crate::domain::{AccessAuthorisation, AccountId, Device, Permissions};
+
+/// What the cache holds: a verified credential, and whose it is.
+pub trait Cached: Clone {
+    /// The account it belongs to, if any: an account's change drops it.
+    fn account(&self) -> Option<AccountId>;
+}
 
 /// What the hot path needs to decide on a request: the token digest, the
 /// owning account's state at the time it was read, and the device itself so
@@ -25,6 +31,29 @@ pub struct CachedCredential {
     pub last_seen: Arc<AtomicI64>,
 }
 
+impl Cached for CachedCredential {
+    fn account(&self) -> Option<AccountId> {
+        Some(self.device.account_id)
+    }
+}
+
+/// An API access authorisation, verified: it belongs to no account, so only
+/// its own changes drop it.
+#[derive(Clone, Debug)]
+pub struct CachedAccess {
+    pub digest: TokenDigest,
+    pub previous_digest: Option<TokenDigest>,
+    pub access: Arc<AccessAuthorisation>,
+    /// As [`CachedCredential::last_seen`].
+    pub last_seen: Arc<AtomicI64>,
+}
+
+impl Cached for CachedAccess {
+    fn account(&self) -> Option<AccountId> {
+        None
+    }
+}
+
 /// The account a credential belongs to, as forward auth names it.
 #[derive(Debug)]
 pub struct Holder {
@@ -32,10 +61,10 @@ pub struct Holder {
     pub name: String,
 }
 
-/// What the cache knows about a device id.
+/// What the cache knows about a credential id.
 #[derive(Debug)]
-pub enum Lookup {
-    Known(CachedCredential),
+pub enum Lookup<V = CachedCredential> {
+    Known(V),
     /// Looked up recently and not found: no need to ask again.
     Unknown,
     Miss,
@@ -56,8 +85,8 @@ const UNKNOWN_TTL: Duration = Duration::from_secs(300);
 /// While the change feed is lost, entries are served for at most
 /// `max_staleness` and nothing new is cached; once it is back, everything
 /// is dropped, since what changed meanwhile is unknown.
-pub struct CredentialCache {
-    maps: RwLock<Maps>,
+pub struct CredentialCache<V = CachedCredential> {
+    maps: RwLock<Maps<V>>,
     generation: AtomicU64,
     capacity: usize,
     unknown_capacity: usize,
@@ -68,17 +97,25 @@ pub struct CredentialCache {
     max_staleness: Duration,
 }
 
-#[derive(Default)]
-struct Maps {
-    known: HashMap<String, CachedCredential>,
+struct Maps<V> {
+    known: HashMap<String, V>,
     unknown: HashMap<String, Instant>,
+}
+
+impl<V> Default for Maps<V> {
+    fn default() -> Self {
+        Self {
+            known: HashMap::new(),
+            unknown: HashMap::new(),
+        }
+    }
 }
 
 /// Proof of the generation a database read started in.
 #[derive(Clone, Copy, Debug)]
 pub struct FillTicket(u64);
 
-impl CredentialCache {
+impl<V: Cached> CredentialCache<V> {
     pub fn new(capacity: usize, max_staleness: Duration) -> Self {
         let capacity = capacity.max(1);
         Self {
@@ -93,7 +130,7 @@ impl CredentialCache {
         }
     }
 
-    pub fn get(&self, device_id: &str) -> Lookup {
+    pub fn get(&self, device_id: &str) -> Lookup<V> {
         if !self.feed_live.load(Ordering::Acquire) && self.stale() {
             return Lookup::Miss;
         }
@@ -112,7 +149,7 @@ impl CredentialCache {
         FillTicket(self.generation.load(Ordering::Acquire))
     }
 
-    pub fn fill(&self, ticket: FillTicket, device_id: &str, credential: CachedCredential) {
+    pub fn fill(&self, ticket: FillTicket, device_id: &str, credential: V) {
         let mut maps = self.write();
         if !self.may_fill(ticket) {
             return;
@@ -154,7 +191,7 @@ impl CredentialCache {
     pub fn invalidate_account(&self, account_id: AccountId) {
         let mut maps = self.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        maps.known.retain(|_, c| c.device.account_id != account_id);
+        maps.known.retain(|_, c| c.account() != Some(account_id));
     }
 
     pub fn clear(&self) {
@@ -227,13 +264,13 @@ impl CredentialCache {
         true
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps<V>> {
         // A panic while holding the lock cannot leave the maps half-updated in
         // a way that matters: every operation is a single insert or remove.
         self.maps.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps<V>> {
         self.maps.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -269,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_fill_that_raced_an_invalidation_is_dropped() {
-        let cache = CredentialCache::new(10, Duration::from_secs(60));
+        let cache: CredentialCache = CredentialCache::new(10, Duration::from_secs(60));
         let ticket = cache.ticket();
         cache.invalidate_device("100000001");
         cache.fill(ticket, "100000001", credential(1));
@@ -280,7 +317,7 @@ mod tests {
 
     #[test]
     fn account_invalidation_drops_only_that_account() {
-        let cache = CredentialCache::new(10, Duration::from_secs(60));
+        let cache: CredentialCache = CredentialCache::new(10, Duration::from_secs(60));
         cache.fill(cache.ticket(), "100000001", credential(1));
         cache.fill(cache.ticket(), "100000002", credential(2));
         cache.invalidate_account(AccountId(1));
@@ -290,7 +327,7 @@ mod tests {
 
     #[test]
     fn stays_within_capacity() {
-        let cache = CredentialCache::new(3, Duration::from_secs(60));
+        let cache: CredentialCache = CredentialCache::new(3, Duration::from_secs(60));
         for i in 0..10 {
             cache.fill(cache.ticket(), &format!("1000000{i:02}"), credential(i));
         }
@@ -301,7 +338,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_are_remembered_apart_from_credentials() {
-        let cache = CredentialCache::new(3, Duration::from_secs(60));
+        let cache: CredentialCache = CredentialCache::new(3, Duration::from_secs(60));
         cache.fill(cache.ticket(), "100000001", credential(1));
         for i in 0..5000 {
             cache.fill_unknown(cache.ticket(), &format!("9{i:011}"));
@@ -315,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_lost_feed_serves_for_a_bounded_time_then_nothing() {
-        let cache = CredentialCache::new(10, Duration::from_millis(50));
+        let cache: CredentialCache = CredentialCache::new(10, Duration::from_millis(50));
         cache.fill(cache.ticket(), "100000001", credential(1));
         cache.feed_lost();
         assert!(matches!(cache.get("100000001"), Lookup::Known(_)));
@@ -331,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_feed_that_caught_up_keeps_the_cache() {
-        let cache = CredentialCache::new(10, Duration::from_secs(60));
+        let cache: CredentialCache = CredentialCache::new(10, Duration::from_secs(60));
         cache.fill(cache.ticket(), "100000001", credential(1));
         cache.feed_lost();
         cache.feed_caught_up();
@@ -342,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_restored_feed_drops_what_was_served_meanwhile() {
-        let cache = CredentialCache::new(10, Duration::from_secs(60));
+        let cache: CredentialCache = CredentialCache::new(10, Duration::from_secs(60));
         cache.fill(cache.ticket(), "100000001", credential(1));
         cache.feed_lost();
         cache.feed_restored();

@@ -31,6 +31,13 @@ pub enum ServiceError {
     PermissionMissing(Permission),
     #[error("This account is disabled. Ask your administrator to enable it.")]
     AccountDisabled,
+    #[error("This API access authorisation is disabled. Ask an administrator to enable it.")]
+    AccessDisabled,
+    /// An API access authorisation on a route that acts for an account.
+    #[error("An API access authorisation belongs to no account, so it cannot do this: it acts for an account's device passwords. Use a device password of that account.")]
+    AccountRequired,
+    #[error("There is no API access authorisation with that ID.")]
+    AccessNotFound,
     #[error("Only administrators can do this.")]
     NotAnAdministrator,
     #[error("No account has the email address {0}.")]

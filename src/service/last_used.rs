@@ -8,14 +8,28 @@ use std::sync::Mutex;
 
 use crate::credential::DeviceId;
 use crate::domain::{Device, LastUse, Timestamp};
-use crate::store::{Store, StoreError};
+use crate::store::{CredentialTable, Store, StoreError};
 
-#[derive(Default)]
+/// One per credential table: device passwords, API access authorisations.
 pub struct LastUsedRecorder {
+    table: CredentialTable,
     pending: Mutex<HashMap<String, (DeviceId, LastUse)>>,
 }
 
+impl Default for LastUsedRecorder {
+    fn default() -> Self {
+        Self::for_table(CredentialTable::Devices)
+    }
+}
+
 impl LastUsedRecorder {
+    pub fn for_table(table: CredentialTable) -> Self {
+        Self {
+            table,
+            pending: Mutex::default(),
+        }
+    }
+
     /// Notes a use of the device at `now`, and returns it. `stored` is the
     /// last use the database knew of when the credential was read: the
     /// recent addresses carry on from it.
@@ -52,13 +66,15 @@ impl LastUsedRecorder {
 
     /// Shows not-yet-written use on a device read from the store.
     pub fn overlay(&self, device: &mut Device) {
-        if let Some((_, used)) = self.lock().get(device.id.as_str()) {
-            if device
-                .last_used
-                .as_ref()
-                .is_none_or(|stored| stored.at <= used.at)
-            {
-                device.last_used = Some(used.clone());
+        self.overlay_on(&device.id, &mut device.last_used);
+    }
+
+    /// Shows not-yet-written use of the credential `id` on what was read
+    /// from the store.
+    pub fn overlay_on(&self, id: &DeviceId, last_used: &mut Option<LastUse>) {
+        if let Some((_, used)) = self.lock().get(id.as_str()) {
+            if last_used.as_ref().is_none_or(|stored| stored.at <= used.at) {
+                *last_used = Some(used.clone());
             }
         }
     }
@@ -76,7 +92,7 @@ impl LastUsedRecorder {
             return Ok(0);
         }
         let uses: Vec<(DeviceId, LastUse)> = batch.values().cloned().collect();
-        match store.record_last_used(&uses).await {
+        match store.record_last_used(self.table, &uses).await {
             Ok(()) => Ok(uses.len()),
             Err(e) => {
                 let mut pending = self.lock();

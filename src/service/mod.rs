@@ -17,11 +17,12 @@ use crate::domain::{
     Clock, DeviceName, DeviceTypes, Email, LifetimePolicy, PasswordPolicy, Permissions,
     RequestedLimits, Requirement, Scope, Timestamp, TwoFactorPolicy,
 };
-use crate::store::{KeyRegistration, Serialise, Store, WriteTx};
-use cache::CredentialCache;
+use crate::store::{CredentialTable, KeyRegistration, Serialise, Store, WriteTx};
+use cache::{CachedAccess, CredentialCache};
 use last_used::LastUsedRecorder;
 use throttle::{LookupLimiter, Throttle, ThrottleConfig};
 
+mod access;
 mod accounts;
 pub mod actor;
 mod admin;
@@ -37,7 +38,7 @@ mod sessions;
 pub mod throttle;
 mod two_factor;
 
-pub use actor::{Admin, DeviceCaller, Member, Operator};
+pub use actor::{AccessCaller, Admin, Caller, DeviceCaller, Member, Operator};
 pub use device_authorization::{
     AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,
 };
@@ -198,6 +199,8 @@ pub struct Service {
     device_types: DeviceTypes,
     cache: CredentialCache,
     last_used: LastUsedRecorder,
+    access_cache: CredentialCache<CachedAccess>,
+    access_last_used: LastUsedRecorder,
     throttle: Throttle,
     lookups: LookupLimiter,
     password_policy: PasswordPolicy,
@@ -220,6 +223,8 @@ impl Service {
             device_types: settings.device_types,
             cache: CredentialCache::new(settings.cache_capacity, settings.max_staleness),
             last_used: LastUsedRecorder::default(),
+            access_cache: CredentialCache::new(settings.cache_capacity, settings.max_staleness),
+            access_last_used: LastUsedRecorder::for_table(CredentialTable::Access),
             throttle: Throttle::new(settings.throttle, store.clone()),
             lookups: LookupLimiter::new(settings.throttle.lookup_failures),
             password_policy: settings.password_policy,

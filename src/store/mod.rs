@@ -19,8 +19,9 @@ use sqlite::SqliteStore;
 
 use crate::credential::{CsrfSecret, DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    Account, AccountId, CredentialLimits, Device, DeviceAuthorization, DeviceName, Email, LastUse,
-    Notice, Permission, Permissions, SessionId, Timestamp, WebSession,
+    AccessAuthorisation, AccessId, Account, AccountId, CredentialLimits, Device,
+    DeviceAuthorization, DeviceName, Email, LastUse, Notice, Permission, Permissions, SessionId,
+    Timestamp, WebSession,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,51 @@ impl NewDevice {
             limits: self.limits.clone(),
             token_issued_at: self.created_at,
             previous_token_until: None,
+        }
+    }
+}
+
+/// An API access authorisation as it is first stored.
+pub struct NewAccess {
+    pub id: AccessId,
+    pub name: DeviceName,
+    pub description: String,
+    pub created_by: Option<String>,
+    pub token_digest: TokenDigest,
+    pub created_at: Timestamp,
+    pub limits: CredentialLimits,
+}
+
+impl NewAccess {
+    /// The access authorisation as it is right after the insert.
+    pub fn inserted(&self) -> AccessAuthorisation {
+        AccessAuthorisation {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            created_by: self.created_by.clone(),
+            created_at: self.created_at,
+            enabled: true,
+            limits: self.limits.clone(),
+            token_issued_at: self.created_at,
+            previous_token_until: None,
+            last_used: None,
+        }
+    }
+}
+
+/// The two tables credentials live in, for what both do the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialTable {
+    Devices,
+    Access,
+}
+
+impl CredentialTable {
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            CredentialTable::Devices => "devices",
+            CredentialTable::Access => "access_authorisations",
         }
     }
 }
@@ -198,10 +244,19 @@ pub struct CredentialRecord {
     pub device: Device,
 }
 
+/// What authenticating an API access authorisation needs, read in one query.
+#[derive(Clone, Debug)]
+pub struct AccessRecord {
+    pub digest: TokenDigest,
+    pub previous_digest: Option<TokenDigest>,
+    pub access: AccessAuthorisation,
+}
+
 /// Something changed that may invalidate cached credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialChange {
     Device(DeviceId),
+    Access(AccessId),
     Account(AccountId),
     /// Too much changed to say what; drop everything.
     Everything,
@@ -242,7 +297,16 @@ pub trait Store: Send + Sync + 'static {
     async fn devices(&self, account: Option<AccountId>) -> Result<Vec<Device>, StoreError>;
     async fn credential(&self, id: &DeviceId) -> Result<Option<CredentialRecord>, StoreError>;
     /// Writes coalesced last-use data; an older value never overwrites a newer one.
-    async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError>;
+    async fn record_last_used(
+        &self,
+        table: CredentialTable,
+        uses: &[(DeviceId, LastUse)],
+    ) -> Result<(), StoreError>;
+
+    async fn access(&self, id: &AccessId) -> Result<Option<AccessAuthorisation>, StoreError>;
+    /// Every API access authorisation, oldest first.
+    async fn accesses(&self) -> Result<Vec<AccessAuthorisation>, StoreError>;
+    async fn access_credential(&self, id: &AccessId) -> Result<Option<AccessRecord>, StoreError>;
 
     /// Reads the buckets under `keys` and writes back what `update` returns,
     /// atomically with respect to every other process. Returns whether it wrote.
@@ -439,6 +503,40 @@ pub trait WriteTx: Send {
     async fn end_previous_token(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
     /// Returns whether the device existed.
     async fn delete_device(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`]`("access id")` when the id is taken.
+    async fn insert_access(&mut self, access: &NewAccess) -> Result<(), StoreError>;
+    /// Gives it a new token, only while its expiry is still `read_expiry`
+    /// (what the new one was decided on); returns whether it replaced.
+    async fn set_access_token(
+        &mut self,
+        id: &AccessId,
+        read_expiry: Option<Timestamp>,
+        new: &NewToken,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the limits; returns whether it existed.
+    async fn set_access_limits(
+        &mut self,
+        id: &AccessId,
+        limits: &CredentialLimits,
+    ) -> Result<bool, StoreError>;
+    /// Returns whether it existed.
+    async fn set_access_enabled(
+        &mut self,
+        id: &AccessId,
+        enabled: bool,
+    ) -> Result<bool, StoreError>;
+    /// Renames it and replaces its description; returns whether it existed.
+    async fn set_access_details(
+        &mut self,
+        id: &AccessId,
+        name: &DeviceName,
+        description: &str,
+    ) -> Result<bool, StoreError>;
+    /// Ends the overlap of its previous token; returns whether there was one.
+    async fn end_previous_access_token(&mut self, id: &AccessId) -> Result<bool, StoreError>;
+    /// Returns whether it existed.
+    async fn delete_access(&mut self, id: &AccessId) -> Result<bool, StoreError>;
 
     /// Stores the request unless its address already has `limit` pending,
     /// unexpired ones; returns whether it stored it. Requests from one

@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use super::rows::internal;
 use super::sql::{conflict_on, Backend, SqlStore};
-use super::{Buckets, ChangeSink, CredentialChange, NewDevice, StoreError, StoreOptions};
+use super::{
+    Buckets, ChangeSink, CredentialChange, CredentialTable, NewDevice, StoreError, StoreOptions,
+};
 use crate::credential::{DeviceId, SessionDigest};
 use crate::domain::{AccountId, LastUse, Notice};
 
@@ -139,6 +141,7 @@ impl Backend for Postgres {
 
     async fn record_last_used(
         pool: &PgPool,
+        table: CredentialTable,
         uses: &[(DeviceId, LastUse)],
     ) -> Result<(), StoreError> {
         // One statement for the whole batch; the condition keeps the newest
@@ -153,23 +156,25 @@ impl Backend for Postgres {
             .collect();
         let agents: Vec<Option<&str>> = uses.iter().map(|(_, u)| u.user_agent.as_deref()).collect();
         let recent: Vec<Option<String>> = uses.iter().map(|(_, u)| u.recent.to_stored()).collect();
-        sqlx::query(
-            "UPDATE devices d SET last_used_at = u.at, last_used_ip = u.ip,
+        let sql = format!(
+            "UPDATE {} d SET last_used_at = u.at, last_used_ip = u.ip,
                  last_used_user_agent = u.agent, recent_ips = u.recent
              FROM (SELECT DISTINCT ON (id) * FROM
                      UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])
                        AS u(id, at, ip, agent, recent)
                    ORDER BY id, at DESC) u
              WHERE d.id = u.id AND (d.last_used_at IS NULL OR d.last_used_at < u.at)",
-        )
-        .bind(&ids)
-        .bind(&ats)
-        .bind(&ips)
-        .bind(&agents)
-        .bind(&recent)
-        .execute(pool)
-        .await
-        .map_err(Postgres::unavailable_or_internal)?;
+            table.name()
+        );
+        sqlx::query(&sql)
+            .bind(&ids)
+            .bind(&ats)
+            .bind(&ips)
+            .bind(&agents)
+            .bind(&recent)
+            .execute(pool)
+            .await
+            .map_err(Postgres::unavailable_or_internal)?;
         Ok(())
     }
 
@@ -409,6 +414,10 @@ fn parse_payload(payload: &str) -> Option<CredentialChange> {
             Ok(id) => CredentialChange::Device(id),
             Err(_) => CredentialChange::Everything,
         }),
+        Some(("s", id)) => Some(match DeviceId::parse(id) {
+            Ok(id) => CredentialChange::Access(id),
+            Err(_) => CredentialChange::Everything,
+        }),
         Some(("a", id)) => Some(match id.parse() {
             Ok(id) => CredentialChange::Account(AccountId(id)),
             Err(_) => CredentialChange::Everything,
@@ -434,6 +443,12 @@ mod tests {
         assert_eq!(
             parse_payload("a:42"),
             Some(CredentialChange::Account(AccountId(42)))
+        );
+        assert_eq!(
+            parse_payload("s:123456789012"),
+            Some(CredentialChange::Access(
+                DeviceId::parse("123456789012").unwrap()
+            ))
         );
         assert_eq!(parse_payload("p"), None);
         assert_eq!(parse_payload("a:x"), Some(CredentialChange::Everything));

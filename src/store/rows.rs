@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{CredentialRecord, StoreError};
+use super::{AccessRecord, CredentialRecord, StoreError};
 use crate::credential::{CsrfSecret, DeviceId, TokenDigest};
 use crate::domain::limits::networks_from_stored;
 use crate::domain::{
-    Account, AccountId, AuthorizationStatus, CredentialLimits, Device, DeviceAuthorization,
-    DeviceName, Email, LastUse, Permission, Permissions, RecentAddresses, Scope, SessionId,
-    Timestamp, WebSession,
+    AccessAuthorisation, Account, AccountId, AuthorizationStatus, CredentialLimits, Device,
+    DeviceAuthorization, DeviceName, Email, LastUse, Permission, Permissions, RecentAddresses,
+    Scope, SessionId, Timestamp, WebSession,
 };
 
 pub(super) const SESSION_COLUMNS: &str =
@@ -91,42 +91,113 @@ where
 {
     let id: String = row.decoded("id")?;
     let name: String = row.decoded("name")?;
-    let last_used_at: Option<i64> = row.decoded("last_used_at")?;
-    let last_used_ip: Option<String> = row.decoded("last_used_ip")?;
     let created_at = Timestamp::from_millis(row.decoded("created_at")?);
-    let scope: String = row.decoded("scope")?;
-    let allowed: Option<String> = row.decoded("allowed_networks")?;
-    let denied: Option<String> = row.decoded("denied_networks")?;
-    let recent: Option<String> = row.decoded("recent_ips")?;
-    let idle: Option<i64> = row.decoded("idle_expiry_days")?;
     let issued: Option<i64> = row.decoded("token_issued_at")?;
-    let millis = |m: Option<i64>| m.map(Timestamp::from_millis);
     Ok(Device {
         id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
         account_id: AccountId(row.decoded("account_id")?),
         name: DeviceName::from_stored(name),
         device_type: row.decoded("device_type")?,
         created_at,
-        last_used: match last_used_at {
-            Some(at) => Some(LastUse {
-                at: Timestamp::from_millis(at),
-                ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
-                user_agent: row.decoded("last_used_user_agent")?,
-                recent: RecentAddresses::from_stored(recent.as_deref()),
-            }),
-            None => None,
-        },
-        limits: CredentialLimits {
-            scope: scope
-                .parse::<Scope>()
-                .map_err(|e| StoreError::Internal(e.to_string()))?,
-            expires_at: millis(row.decoded("expires_at")?),
-            idle_expiry_days: idle.and_then(|d| u32::try_from(d).ok()),
-            allowed_networks: networks_from_stored(allowed.as_deref()),
-            denied_networks: networks_from_stored(denied.as_deref()),
-        },
-        token_issued_at: millis(issued).unwrap_or(created_at),
+        last_used: last_use(row)?,
+        limits: limits(row)?,
+        token_issued_at: issued.map_or(created_at, Timestamp::from_millis),
         previous_token_until: millis(row.decoded("previous_token_until")?),
+    })
+}
+
+fn millis(m: Option<i64>) -> Option<Timestamp> {
+    m.map(Timestamp::from_millis)
+}
+
+/// The last-use columns every credential table has.
+fn last_use<R>(row: &R) -> Result<Option<LastUse>, StoreError>
+where
+    R: PlainRow,
+    Option<i64>: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let last_used_at: Option<i64> = row.decoded("last_used_at")?;
+    let Some(at) = last_used_at else {
+        return Ok(None);
+    };
+    let last_used_ip: Option<String> = row.decoded("last_used_ip")?;
+    let recent: Option<String> = row.decoded("recent_ips")?;
+    Ok(Some(LastUse {
+        at: Timestamp::from_millis(at),
+        ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
+        user_agent: row.decoded("last_used_user_agent")?,
+        recent: RecentAddresses::from_stored(recent.as_deref()),
+    }))
+}
+
+/// The limit columns every credential table has.
+fn limits<R>(row: &R) -> Result<CredentialLimits, StoreError>
+where
+    R: PlainRow,
+    Option<i64>: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let scope: String = row.decoded("scope")?;
+    let allowed: Option<String> = row.decoded("allowed_networks")?;
+    let denied: Option<String> = row.decoded("denied_networks")?;
+    let idle: Option<i64> = row.decoded("idle_expiry_days")?;
+    Ok(CredentialLimits {
+        scope: scope
+            .parse::<Scope>()
+            .map_err(|e| StoreError::Internal(e.to_string()))?,
+        expires_at: millis(row.decoded("expires_at")?),
+        idle_expiry_days: idle.and_then(|d| u32::try_from(d).ok()),
+        allowed_networks: networks_from_stored(allowed.as_deref()),
+        denied_networks: networks_from_stored(denied.as_deref()),
+    })
+}
+
+/// An API access authorisation, read with `ACCESS_COLUMNS`.
+pub(super) fn access<R>(row: &R) -> Result<AccessAuthorisation, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    bool: Decodes<R::Database>,
+    Option<i64>: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let id: String = row.decoded("id")?;
+    Ok(AccessAuthorisation {
+        id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
+        name: DeviceName::from_stored(row.decoded("name")?),
+        description: row.decoded("description")?,
+        created_by: row.decoded("created_by")?,
+        created_at: Timestamp::from_millis(row.decoded("created_at")?),
+        enabled: row.decoded("enabled")?,
+        limits: limits(row)?,
+        token_issued_at: Timestamp::from_millis(row.decoded("token_issued_at")?),
+        previous_token_until: millis(row.decoded("previous_token_until")?),
+        last_used: last_use(row)?,
+    })
+}
+
+/// An API access authorisation with its token digests.
+pub(super) fn access_credential<R>(row: &R) -> Result<AccessRecord, StoreError>
+where
+    R: PlainRow,
+    i64: Decodes<R::Database>,
+    bool: Decodes<R::Database>,
+    Vec<u8>: Decodes<R::Database>,
+    Option<Vec<u8>>: Decodes<R::Database>,
+    Option<i64>: Decodes<R::Database>,
+    String: Decodes<R::Database>,
+    Option<String>: Decodes<R::Database>,
+{
+    let digest: Vec<u8> = row.decoded("token_digest")?;
+    let previous: Option<Vec<u8>> = row.decoded("previous_token_digest")?;
+    Ok(AccessRecord {
+        digest: TokenDigest::from_slice(&digest)
+            .ok_or_else(|| StoreError::Internal("token digest is not 32 bytes".into()))?,
+        previous_digest: previous.as_deref().and_then(TokenDigest::from_slice),
+        access: access(row)?,
     })
 }
 

@@ -14,15 +14,16 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, internal};
 use super::{
-    BucketUpdate, Buckets, ChangeSink, CredentialRecord, KeyRegistration, NewAccount, NewDevice,
-    NewDeviceAuthorization, NewSession, NewToken, PendingSignInRecord, Serialise, Store,
-    StoreError, TwoFactorRecord, WriteTx,
+    AccessRecord, BucketUpdate, Buckets, ChangeSink, CredentialRecord, CredentialTable,
+    KeyRegistration, NewAccess, NewAccount, NewDevice, NewDeviceAuthorization, NewSession,
+    NewToken, PendingSignInRecord, Serialise, Store, StoreError, TwoFactorRecord, WriteTx,
 };
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::limits::networks_to_stored;
 use crate::domain::{
-    Account, AccountId, CredentialLimits, Device, DeviceAuthorization, DeviceName, Email, LastUse,
-    Notice, Permission, SessionId, Timestamp, WebSession,
+    AccessAuthorisation, AccessId, Account, AccountId, CredentialLimits, Device,
+    DeviceAuthorization, DeviceName, Email, LastUse, Notice, Permission, SessionId, Timestamp,
+    WebSession,
 };
 
 /// What a backend does its own way: how a write is serialised, the bulk
@@ -50,6 +51,7 @@ pub(super) trait Backend: Database {
 
     async fn record_last_used(
         pool: &Pool<Self>,
+        table: CredentialTable,
         uses: &[(DeviceId, LastUse)],
     ) -> Result<(), StoreError>;
 
@@ -128,6 +130,10 @@ const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.name, a.enabled, a.two_factor_en
 const DEVICE_COLUMNS: &str = "id, account_id, name, device_type, created_at,
     last_used_at, last_used_ip, last_used_user_agent, recent_ips, scope, expires_at,
     idle_expiry_days, allowed_networks, denied_networks, token_issued_at, previous_token_until";
+
+const ACCESS_COLUMNS: &str = "id, name, description, created_by, created_at, enabled,
+    token_issued_at, previous_token_until, scope, expires_at, idle_expiry_days, allowed_networks,
+    denied_networks, last_used_at, last_used_ip, last_used_user_agent, recent_ips";
 
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
@@ -255,11 +261,52 @@ where
         .transpose()
     }
 
-    async fn record_last_used(&self, uses: &[(DeviceId, LastUse)]) -> Result<(), StoreError> {
+    async fn record_last_used(
+        &self,
+        table: CredentialTable,
+        uses: &[(DeviceId, LastUse)],
+    ) -> Result<(), StoreError> {
         if uses.is_empty() {
             return Ok(());
         }
-        DB::record_last_used(&self.pool, uses).await
+        DB::record_last_used(&self.pool, table, uses).await
+    }
+
+    async fn access(&self, id: &AccessId) -> Result<Option<AccessAuthorisation>, StoreError> {
+        let sql = format!("SELECT {ACCESS_COLUMNS} FROM access_authorisations WHERE id = $1");
+        sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::access(&row))
+            .transpose()
+    }
+
+    async fn accesses(&self) -> Result<Vec<AccessAuthorisation>, StoreError> {
+        let sql =
+            format!("SELECT {ACCESS_COLUMNS} FROM access_authorisations ORDER BY created_at, id");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .iter()
+            .map(rows::access)
+            .collect()
+    }
+
+    async fn access_credential(&self, id: &AccessId) -> Result<Option<AccessRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ACCESS_COLUMNS}, token_digest, previous_token_digest
+             FROM access_authorisations WHERE id = $1"
+        );
+        sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DB::unavailable_or_internal)?
+            .map(|row| rows::access_credential(&row))
+            .transpose()
     }
 
     async fn update_buckets(
@@ -811,6 +858,104 @@ struct SqlTx<DB: Database> {
     tx: Transaction<'static, DB>,
 }
 
+/// What device passwords and API access authorisations do the same way.
+impl<DB> SqlTx<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+{
+    async fn set_limits(
+        &mut self,
+        table: CredentialTable,
+        id: &DeviceId,
+        limits: &CredentialLimits,
+    ) -> Result<bool, StoreError> {
+        let allowed = networks_to_stored(&limits.allowed_networks);
+        let denied = networks_to_stored(&limits.denied_networks);
+        let sql = format!(
+            "UPDATE {} SET scope = $1, expires_at = $2, idle_expiry_days = $3,
+                 allowed_networks = $4, denied_networks = $5
+             WHERE id = $6",
+            table.name()
+        );
+        let done = sqlx::query(&sql)
+            .bind(limits.scope.as_str())
+            .bind(limits.expires_at.map(Timestamp::millis))
+            .bind(limits.idle_expiry_days.map(i64::from))
+            .bind(allowed.as_deref())
+            .bind(denied.as_deref())
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn end_previous(
+        &mut self,
+        table: CredentialTable,
+        id: &DeviceId,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE {} SET previous_token_digest = NULL, previous_token_until = NULL
+             WHERE id = $1 AND previous_token_digest IS NOT NULL",
+            table.name()
+        );
+        let done = sqlx::query(&sql)
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// With `expected`, only while that is the stored token digest; with
+    /// `read_expiry`, only while that is the stored expiry.
+    async fn set_token(
+        &mut self,
+        table: CredentialTable,
+        id: &DeviceId,
+        expected: Option<&TokenDigest>,
+        read_expiry: Option<Option<Timestamp>>,
+        new: &NewToken,
+    ) -> Result<bool, StoreError> {
+        // One statement: SQLite runs it under the write lock, and PostgreSQL
+        // (READ COMMITTED) re-checks the condition against a row a concurrent
+        // update changed meanwhile. The right-hand sides see the old row, so
+        // the replaced token is the one that overlaps.
+        let sql = format!(
+            "UPDATE {} SET token_digest = $1, token_issued_at = $4, expires_at = $5,
+                 previous_token_digest = CASE WHEN $6 IS NULL THEN NULL ELSE token_digest END,
+                 previous_token_until = $6
+             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)
+               AND ($7 = 0 OR COALESCE(expires_at, -1) = $8)",
+            table.name()
+        );
+        let done = sqlx::query(&sql)
+            .bind(&new.digest.0[..])
+            .bind(id.as_str())
+            .bind(expected.map(|d| &d.0[..]))
+            .bind(new.issued_at.millis())
+            .bind(new.expires_at.map(Timestamp::millis))
+            .bind(new.previous_until.map(Timestamp::millis))
+            .bind(i64::from(read_expiry.is_some()))
+            .bind(read_expiry.flatten().map_or(-1, Timestamp::millis))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+}
+
 #[async_trait]
 impl<DB> WriteTx for SqlTx<DB>
 where
@@ -952,18 +1097,82 @@ where
         id: &DeviceId,
         limits: &CredentialLimits,
     ) -> Result<bool, StoreError> {
-        let allowed = networks_to_stored(&limits.allowed_networks);
-        let denied = networks_to_stored(&limits.denied_networks);
-        let done = sqlx::query(
-            "UPDATE devices SET scope = $1, expires_at = $2, idle_expiry_days = $3,
-                 allowed_networks = $4, denied_networks = $5
-             WHERE id = $6",
+        self.set_limits(CredentialTable::Devices, id, limits).await
+    }
+
+    async fn end_previous_token(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
+        self.end_previous(CredentialTable::Devices, id).await
+    }
+
+    async fn insert_access(&mut self, access: &NewAccess) -> Result<(), StoreError> {
+        let allowed = networks_to_stored(&access.limits.allowed_networks);
+        let denied = networks_to_stored(&access.limits.denied_networks);
+        sqlx::query(
+            "INSERT INTO access_authorisations (id, name, description, created_by, created_at,
+                 token_digest, token_issued_at, scope, expires_at, idle_expiry_days,
+                 allowed_networks, denied_networks)
+             VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9, $10, $11)",
         )
-        .bind(limits.scope.as_str())
-        .bind(limits.expires_at.map(Timestamp::millis))
-        .bind(limits.idle_expiry_days.map(i64::from))
+        .bind(access.id.as_str())
+        .bind(access.name.as_str())
+        .bind(access.description.as_str())
+        .bind(access.created_by.as_deref())
+        .bind(access.created_at.millis())
+        .bind(&access.token_digest.0[..])
+        .bind(access.limits.scope.as_str())
+        .bind(access.limits.expires_at.map(Timestamp::millis))
+        .bind(access.limits.idle_expiry_days.map(i64::from))
         .bind(allowed.as_deref())
         .bind(denied.as_deref())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| conflict_on::<DB>(e, "access id"))?;
+        Ok(())
+    }
+
+    async fn set_access_token(
+        &mut self,
+        id: &AccessId,
+        read_expiry: Option<Timestamp>,
+        new: &NewToken,
+    ) -> Result<bool, StoreError> {
+        self.set_token(CredentialTable::Access, id, None, Some(read_expiry), new)
+            .await
+    }
+
+    async fn set_access_limits(
+        &mut self,
+        id: &AccessId,
+        limits: &CredentialLimits,
+    ) -> Result<bool, StoreError> {
+        self.set_limits(CredentialTable::Access, id, limits).await
+    }
+
+    async fn set_access_enabled(
+        &mut self,
+        id: &AccessId,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE access_authorisations SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn set_access_details(
+        &mut self,
+        id: &AccessId,
+        name: &DeviceName,
+        description: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_authorisations SET name = $1, description = $2 WHERE id = $3",
+        )
+        .bind(name.as_str())
+        .bind(description)
         .bind(id.as_str())
         .execute(&mut *self.tx)
         .await
@@ -971,15 +1180,16 @@ where
         Ok(DB::rows_affected(&done) == 1)
     }
 
-    async fn end_previous_token(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE devices SET previous_token_digest = NULL, previous_token_until = NULL
-             WHERE id = $1 AND previous_token_digest IS NOT NULL",
-        )
-        .bind(id.as_str())
-        .execute(&mut *self.tx)
-        .await
-        .map_err(DB::unavailable_or_internal)?;
+    async fn end_previous_access_token(&mut self, id: &AccessId) -> Result<bool, StoreError> {
+        self.end_previous(CredentialTable::Access, id).await
+    }
+
+    async fn delete_access(&mut self, id: &AccessId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM access_authorisations WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(DB::unavailable_or_internal)?;
         Ok(DB::rows_affected(&done) == 1)
     }
 

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::rows::internal;
 use super::sql::{conflict_on, Backend, SqlStore};
-use super::{Buckets, ChangeSink, CredentialChange, NewDevice, StoreError};
+use super::{Buckets, ChangeSink, CredentialChange, CredentialTable, NewDevice, StoreError};
 use crate::credential::{DeviceId, SessionDigest};
 use crate::domain::{AccountId, LastUse, Notice, Timestamp};
 
@@ -112,24 +112,27 @@ impl Backend for Sqlite {
 
     async fn record_last_used(
         pool: &SqlitePool,
+        table: CredentialTable,
         uses: &[(DeviceId, LastUse)],
     ) -> Result<(), StoreError> {
         let mut tx = Self::begin_write(pool).await?;
+        let sql = format!(
+            "UPDATE {} SET last_used_at = $1, last_used_ip = $2, last_used_user_agent = $3,
+                 recent_ips = $5
+             WHERE id = $4 AND (last_used_at IS NULL OR last_used_at < $1)",
+            table.name()
+        );
         for (id, used) in uses {
             // The condition keeps the newest use when flushes arrive out of order.
-            sqlx::query(
-                "UPDATE devices SET last_used_at = $1, last_used_ip = $2, last_used_user_agent = $3,
-                     recent_ips = $5
-                 WHERE id = $4 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(used.at.millis())
-            .bind(used.ip.map(|ip| ip.to_string()))
-            .bind(used.user_agent.as_deref())
-            .bind(id.as_str())
-            .bind(used.recent.to_stored())
-            .execute(&mut *tx)
-            .await
-            .map_err(Sqlite::unavailable_or_internal)?;
+            sqlx::query(&sql)
+                .bind(used.at.millis())
+                .bind(used.ip.map(|ip| ip.to_string()))
+                .bind(used.user_agent.as_deref())
+                .bind(id.as_str())
+                .bind(used.recent.to_stored())
+                .execute(&mut *tx)
+                .await
+                .map_err(Sqlite::unavailable_or_internal)?;
         }
         tx.commit().await.map_err(Sqlite::unavailable_or_internal)
     }
@@ -389,7 +392,8 @@ async fn poll_changes(
     }
     *version = now;
     let rows = sqlx::query(
-        "SELECT seq, account_id, device_id FROM credential_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "SELECT seq, account_id, device_id, access_id FROM credential_events
+         WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
     .bind(*cursor)
     .bind(WATCH_BATCH + 1)
@@ -412,11 +416,14 @@ async fn poll_changes(
     }
     for row in &rows {
         let device: Option<String> = row.try_get("device_id").map_err(internal)?;
+        let access: Option<String> = row.try_get("access_id").map_err(internal)?;
         let account: Option<i64> = row.try_get("account_id").map_err(internal)?;
-        match (device.and_then(|d| DeviceId::parse(&d).ok()), account) {
-            (Some(device), _) => sink(CredentialChange::Device(device)),
-            (None, Some(account)) => sink(CredentialChange::Account(AccountId(account))),
-            (None, None) => sink(CredentialChange::Everything),
+        let parsed = |id: Option<String>| id.and_then(|id| DeviceId::parse(&id).ok());
+        match (parsed(device), parsed(access), account) {
+            (Some(device), _, _) => sink(CredentialChange::Device(device)),
+            (None, Some(access), _) => sink(CredentialChange::Access(access)),
+            (None, None, Some(account)) => sink(CredentialChange::Account(AccountId(account))),
+            (None, None, None) => sink(CredentialChange::Everything),
         }
     }
     *cursor = last_seq;

@@ -188,7 +188,10 @@ impl From<ServiceError> for WebError {
                 Self::new(StatusCode::FORBIDDEN, "Permission missing", message)
             }
             ServiceError::NotAnAdministrator => Self::admins_only(),
-            ServiceError::InsufficientScope(_) | ServiceError::AddressNotAllowed => {
+            ServiceError::InsufficientScope(_)
+            | ServiceError::AddressNotAllowed
+            | ServiceError::AccessDisabled
+            | ServiceError::AccountRequired => {
                 Self::new(StatusCode::FORBIDDEN, "Not allowed", message)
             }
             ServiceError::CredentialExpired | ServiceError::LifetimeExceeded(_) => {
@@ -197,7 +200,9 @@ impl From<ServiceError> for WebError {
             ServiceError::BadForwardedFor => {
                 Self::new(StatusCode::BAD_REQUEST, "Address unknown", message)
             }
-            ServiceError::DeviceNotFound | ServiceError::AccountNotFound(_) => Self::not_found(),
+            ServiceError::DeviceNotFound
+            | ServiceError::AccountNotFound(_)
+            | ServiceError::AccessNotFound => Self::not_found(),
             ServiceError::EmailTaken(_) => {
                 Self::new(StatusCode::CONFLICT, "Already exists", message)
             }
