@@ -57,6 +57,10 @@ pub enum Command {
     /// Manage device passwords.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Manage API access authorisations: credentials of services that
+    /// belong to no person (a time-clocking terminal, a build server).
+    #[command(subcommand)]
+    Access(AccessCommand),
 }
 
 const DEFAULT_DATA_DIR: &str = "./latchkey-data";
@@ -437,6 +441,72 @@ pub enum DeviceCommand {
         #[arg(long, value_delimiter = ',')]
         deny: Vec<String>,
     },
+}
+
+/// The limits a credential is made or given with on the command line.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// read (GET, HEAD, OPTIONS only), full (the default) or admin (also
+    /// the admin API).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// When it stops working: RFC 3339 (2027-01-31T12:00:00Z) or a date
+    /// (valid through that day, UTC).
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Stops working once unused for this many days.
+    #[arg(long)]
+    pub idle_expiry_days: Option<u32>,
+    /// Only from these addresses or CIDR ranges (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Never from these addresses or CIDR ranges (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub deny: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// Make one; prints its ID and token once (the token is never shown again).
+    Create {
+        /// What it is for, e.g. "Time clock, hall 2".
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List every API access authorisation.
+    List,
+    /// Show one.
+    Show {
+        /// The API access authorisation's ID.
+        id: String,
+    },
+    /// Give it a new token (printed once); the old one stops working at
+    /// once, or after --grace-seconds.
+    Regenerate {
+        id: String,
+        /// Keep the old token working this long (at most 86400).
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u32,
+        /// A new expiry for the new token (needed when the old one expired).
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Refuse it everywhere at once, keeping it.
+    Disable { id: String },
+    /// Accept it again.
+    Enable { id: String },
+    /// Replace its limits (every limit not given is removed).
+    Limits {
+        id: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Delete it; its token stops working at once.
+    Delete { id: String },
 }
 
 /// `10.0.0.0/8`, or a single address such as `127.0.0.1`.

@@ -12,6 +12,7 @@ macro_rules! say {
     }};
 }
 
+mod access;
 mod device;
 mod serve;
 mod user;
@@ -48,6 +49,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(command) => {
             let service = open(&cli.database, false, PasswordPolicy::default()).await?;
             let result = device::run(&service, command).await;
+            service.store().close().await;
+            result
+        }
+        Command::Access(command) => {
+            let service = open(&cli.database, false, PasswordPolicy::default()).await?;
+            let result = access::run(&service, command).await;
             service.store().close().await;
             result
         }

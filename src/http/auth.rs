@@ -1,5 +1,6 @@
 //! Authorization by type: a handler that takes a [`DeviceAuth`] only runs
-//! for a request that carried a valid device password.
+//! for a request that carried a valid device password, one that takes an
+//! [`AccessAuth`] for a valid API access authorisation.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -10,10 +11,26 @@ use super::error::ApiError;
 use super::extract::client;
 use super::AppState;
 use crate::domain::Scope;
-use crate::service::DeviceCaller;
+use crate::service::{AccessCaller, Caller, DeviceCaller, ServiceError};
 
 /// The wrapped caller can only come from [`Service::authenticate`](crate::service::Service::authenticate).
 pub struct DeviceAuth(pub DeviceCaller);
+
+/// A service's API access authorisation, proved like a device password.
+pub struct AccessAuth(pub AccessCaller);
+
+impl FromRequestParts<AppState> for AccessAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let need = Scope::needed_for(parts.method.as_str().as_bytes());
+        match caller(parts, state, need).await? {
+            Caller::Access(access) => Ok(AccessAuth(access)),
+            // A device's own resource is under /server/api/device.
+            Caller::Device(_) => Err(ServiceError::AccessNotFound.into()),
+        }
+    }
+}
 
 const USE_DEVICE_PASSWORD: &str = "Sign in with a device password: HTTP Basic auth with the device ID as user name and the device password as password. Create one in Personal settings, Devices tab, or with POST /server/api/device.";
 
@@ -26,13 +43,23 @@ impl FromRequestParts<AppState> for DeviceAuth {
     }
 }
 
-/// The caller a request's Basic credentials prove, for a request that needs
-/// `need`: every way a device password arrives comes through here.
+/// The device a request's Basic credentials prove, for a route that acts
+/// for the device's account (an API access authorisation acts for none).
 pub async fn device_caller(
     parts: &Parts,
     state: &AppState,
     need: Scope,
 ) -> Result<DeviceCaller, ApiError> {
+    match caller(parts, state, need).await? {
+        Caller::Device(device) => Ok(device),
+        Caller::Access(_) => Err(ServiceError::AccountRequired.into()),
+    }
+}
+
+/// The credential a request's Basic credentials prove, for a request that
+/// needs `need`: every way a device password or an API access
+/// authorisation arrives comes through here.
+pub async fn caller(parts: &Parts, state: &AppState, need: Scope) -> Result<Caller, ApiError> {
     {
         let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
         let (Some(header), None) = (headers.next(), headers.next()) else {
@@ -63,7 +90,7 @@ pub async fn device_caller(
         }
         let who = state
             .service
-            .authenticate(
+            .authenticate_caller(
                 &credentials.user_id,
                 &credentials.password,
                 &client(parts, &state.trusted_proxies)?,

@@ -13,10 +13,11 @@ use axum::routing::any;
 use axum::Router;
 use serde::Deserialize;
 
-use super::auth::device_caller;
+use super::auth::caller;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::{Permission, Scope};
+use crate::service::Caller;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,7 +61,7 @@ async fn check(
     let method_needs = original?;
     let (rule_scope, group) = rules(parts.uri.query())?;
     let need = method_needs.max(rule_scope);
-    let caller = device_caller(parts, state, need).await?;
+    let caller = caller(parts, state, need).await?;
     if let Some(group) = group {
         if !caller.permissions().contains(group) {
             return Err(ApiError::new(
@@ -70,22 +71,40 @@ async fn check(
             ));
         }
     }
-    let holder = caller.holder();
     let mut headers = HeaderMap::with_capacity(6);
     let mut put = |name: &'static str, value: Option<HeaderValue>| {
         if let Some(value) = value {
             headers.insert(HeaderName::from_static(name), value);
         }
     };
-    let email = HeaderValue::from_str(&holder.email).ok();
-    put("remote-user", email.clone());
-    put("remote-email", email);
-    // Names may be any text: UTF-8 bytes are allowed in a header value,
-    // control characters are not, and a name that has any is left out.
-    put(
-        "remote-name",
-        HeaderValue::from_bytes(holder.name.as_bytes()).ok(),
-    );
+    match &caller {
+        Caller::Device(device) => {
+            let holder = device.holder();
+            let email = HeaderValue::from_str(&holder.email).ok();
+            put("remote-user", email.clone());
+            put("remote-email", email);
+            // Names may be any text: UTF-8 bytes are allowed in a header value,
+            // control characters are not, and a name that has any is left out.
+            put(
+                "remote-name",
+                HeaderValue::from_bytes(holder.name.as_bytes()).ok(),
+            );
+            put(
+                "remote-credential",
+                HeaderValue::from_str(&format!("device:{}", device.device().id)).ok(),
+            );
+        }
+        Caller::Access(access) => {
+            // A service has no email and belongs to nobody: its id names it.
+            let user = HeaderValue::from_str(&format!("access:{}", access.id())).ok();
+            put("remote-user", user.clone());
+            put(
+                "remote-name",
+                HeaderValue::from_bytes(access.name().as_bytes()).ok(),
+            );
+            put("remote-credential", user);
+        }
+    }
     let groups: Vec<&str> = caller
         .permissions()
         .iter()
@@ -94,10 +113,6 @@ async fn check(
     put(
         "remote-groups",
         HeaderValue::from_str(&groups.join(",")).ok(),
-    );
-    put(
-        "remote-credential",
-        HeaderValue::from_str(&format!("device:{}", caller.device().id)).ok(),
     );
     put(
         "remote-scope",

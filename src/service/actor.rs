@@ -98,6 +98,10 @@ impl AccessCaller {
         &self.access.id
     }
 
+    pub fn name(&self) -> &str {
+        self.access.name.as_str()
+    }
+
     /// The scope it acts with: its own, no person's state can narrow it.
     pub fn scope(&self) -> Scope {
         self.access.limits.scope

@@ -38,6 +38,7 @@ mod sessions;
 pub mod throttle;
 mod two_factor;
 
+pub use access::NewAccessRequest;
 pub use actor::{AccessCaller, Admin, Caller, DeviceCaller, Member, Operator};
 pub use device_authorization::{
     AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,

@@ -1,5 +1,6 @@
 //! The JSON API under `/server/api`.
 
+pub mod access;
 mod device;
 mod device_authorization;
 mod user;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
             delete(device::end_previous),
         )
         .route("/server/api/user", get(user::show))
+        .route("/server/api/access/{id}", get(access::show))
 }
 
 #[cfg(test)]
