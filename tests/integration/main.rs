@@ -18,6 +18,7 @@ mod writes;
 
 /// The JSON API, the admin CLI, the real server process and the store contract.
 mod api {
+    mod access;
     pub(crate) mod app_sign_in;
     mod article;
     mod basic_auth;
