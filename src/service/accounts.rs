@@ -128,7 +128,7 @@ impl Service {
         self.store
             .account(id)
             .await?
-            .ok_or_else(|| ServiceError::AccountNotFound(format!("#{}", id.0)))
+            .ok_or_else(|| ServiceError::AccountNotFound(format!("with ID {}", id.0)))
     }
 
     /// An account's live web sessions, newest sign-in first.

@@ -33,7 +33,8 @@ pub enum ServiceError {
     AccountDisabled,
     #[error("Only administrators can do this.")]
     NotAnAdministrator,
-    #[error("No account has the email address {0}.")]
+    /// Names the account as asked for: an email address, or "with ID 5".
+    #[error("There is no account {0}.")]
     AccountNotFound(String),
     #[error("There is no device with that ID on this account.")]
     DeviceNotFound,

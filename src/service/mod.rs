@@ -37,7 +37,8 @@ mod sessions;
 pub mod throttle;
 mod two_factor;
 
-pub use actor::{Admin, DeviceCaller, Member, Operator};
+pub use actor::{Admin, ApiAdministrator, DeviceCaller, Member, Operator};
+pub use admin::{AccountOverview, OwnedDevice};
 pub use device_authorization::{
     AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,
 };
