@@ -436,3 +436,72 @@ impl DeviceActor for OperatorOver {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::Token;
+    use crate::domain::{DeviceName, Timestamp};
+
+    fn caller(scope: Scope, permissions: &[Permission]) -> DeviceCaller {
+        let at = Timestamp::from_millis(0);
+        let device = Device {
+            id: DeviceId::generate(),
+            account_id: AccountId(7),
+            name: DeviceName::parse("script").unwrap(),
+            device_type: "unknown".into(),
+            created_at: at,
+            last_used: None,
+            limits: Default::default(),
+            token_issued_at: at,
+            previous_token_until: None,
+        };
+        let used = LastUse {
+            at,
+            ip: None,
+            user_agent: None,
+            recent: Default::default(),
+        };
+        let holder = Holder {
+            email: "boss@example.org".into(),
+            name: "boss".into(),
+        };
+        DeviceCaller::new(
+            Arc::new(device),
+            used,
+            Token::generate().digest(),
+            Arc::new(holder),
+            permissions.iter().copied().collect(),
+            scope,
+        )
+    }
+
+    #[test]
+    fn only_an_administrators_admin_scope_device_is_an_api_administrator() {
+        let both = [Permission::Admin, Permission::Synchronisation];
+        for scope in [Scope::Read, Scope::Full] {
+            assert_eq!(
+                ApiAdministrator::from_device(caller(scope, &both)).unwrap_err(),
+                rules::Refusal::InsufficientScope(Scope::Admin)
+            );
+        }
+        assert_eq!(
+            ApiAdministrator::from_device(caller(Scope::Admin, &[Permission::Synchronisation]))
+                .unwrap_err(),
+            rules::Refusal::NotAnAdministrator
+        );
+        let admin = ApiAdministrator::from_device(caller(Scope::Admin, &both)).unwrap();
+        assert_eq!(admin.own_account(), Some(AccountId(7)));
+        assert!(admin.keeps_an_administrator());
+        assert_eq!(DeviceActor::owner(&admin), None);
+        assert_eq!(
+            DeviceActor::owner(&admin.over(AccountId(3))),
+            Some(AccountId(3))
+        );
+        let acting = Administrator::acting(&admin).to_string();
+        assert!(
+            acting.starts_with("administrator boss@example.org with device "),
+            "{acting}"
+        );
+    }
+}
