@@ -123,7 +123,10 @@ impl Service {
         let mut tx = self.begin_admin_change().await?;
         let had = had_an_administrator(&mut tx, by).await?;
         if !tx.set_enabled(target, enabled).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         if !enabled {
             tx.end_sessions(target, None).await?;
@@ -151,7 +154,10 @@ impl Service {
         let hash = self.hasher.hash(&password).await?;
         let mut tx = self.begin_write().await?;
         if !tx.set_password_hash(target, &hash).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         tx.end_sessions(target, None).await?;
         tx.commit().await?;
@@ -238,7 +244,10 @@ impl Service {
         let mut tx = self.begin_admin_change().await?;
         let had = had_an_administrator(&mut tx, by).await?;
         if !tx.delete_account(target).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         let committed = commit_keeping_an_administrator(tx, by, target, had).await;
         self.cache.invalidate_account(target);

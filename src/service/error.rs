@@ -33,8 +33,8 @@ pub enum ServiceError {
     AccountDisabled,
     #[error("Only administrators can do this.")]
     NotAnAdministrator,
-    /// Names the account as asked for: an email address, or "with ID 5".
-    #[error("There is no account {0}.")]
+    /// What the account was asked for by: "the email address a@b.c", "the ID 5".
+    #[error("No account has {0}.")]
     AccountNotFound(String),
     #[error("There is no device with that ID on this account.")]
     DeviceNotFound,

@@ -66,7 +66,7 @@ fn account_id(raw: &str) -> Result<AccountId, ServiceError> {
         .ok()
         .filter(|id| *id > 0)
         .map(AccountId)
-        .ok_or_else(|| ServiceError::AccountNotFound("with that ID".to_owned()))
+        .ok_or_else(|| ServiceError::AccountNotFound("that ID".to_owned()))
 }
 
 fn permission(raw: &str) -> Result<Permission, ServiceError> {
