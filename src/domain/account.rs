@@ -1,6 +1,7 @@
 use super::{Email, Permissions, Timestamp};
 
-/// The database key of an account; never shown to API clients.
+/// The database key of an account; shown only to administrators (the
+/// admin pages' addresses, the admin API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(pub i64);
 

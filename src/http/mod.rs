@@ -73,7 +73,13 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
     }
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         // So browser apps can read where a new device lives and when to retry.
         .expose_headers([header::LOCATION, header::RETRY_AFTER])

@@ -128,7 +128,7 @@ impl Service {
         self.store
             .account(id)
             .await?
-            .ok_or_else(|| ServiceError::AccountNotFound(format!("#{}", id.0)))
+            .ok_or_else(|| ServiceError::AccountNotFound(format!("the ID {}", id.0)))
     }
 
     /// An account's live web sessions, newest sign-in first.
@@ -155,7 +155,9 @@ impl Service {
         let email = parse_email(email)?;
         match self.store.account_by_email(&email).await? {
             Some((account, _)) => Ok(account),
-            None => Err(ServiceError::AccountNotFound(email.to_string())),
+            None => Err(ServiceError::AccountNotFound(format!(
+                "the email address {email}"
+            ))),
         }
     }
 

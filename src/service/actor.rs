@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::cache::Holder;
 use crate::credential::{DeviceId, SessionDigest, TokenDigest};
 use crate::domain::{
-    rules, AccessAuthorisation, Account, AccountId, Device, LastUse, Permissions, Scope, WebSession,
+    rules, AccessAuthorisation, Account, AccountId, Device, LastUse, Permission, Permissions,
+    Scope, WebSession,
 };
 
 /// A request authenticated with a device password: the device as cached,
@@ -217,6 +218,54 @@ pub struct AdminOver<'a> {
     owner: Option<AccountId>,
 }
 
+/// An administrator acting over the admin API (`/server/api/admin/…`):
+/// made only by [`Service::api_administrator`](super::Service::api_administrator),
+/// from a credential that holds the `admin` scope. Today that is a device
+/// password whose holder is an administrator; an API access authorisation
+/// with the `admin` scope is to become a second way in (a second
+/// [`ApiCredential`] variant), with no account of its own.
+#[derive(Clone, Debug)]
+pub struct ApiAdministrator {
+    via: ApiCredential,
+}
+
+/// The credential an [`ApiAdministrator`] presented.
+#[derive(Clone, Debug)]
+enum ApiCredential {
+    /// An administrator's device password with scope `admin`.
+    Device(DeviceCaller),
+}
+
+impl ApiAdministrator {
+    /// Only for a caller whose effective scope is `admin`, which
+    /// [`limits::effective_scope`](crate::domain::limits::effective_scope)
+    /// gives only while its holder is an administrator; checked again here,
+    /// so that no other path can make one.
+    pub(super) fn from_device(caller: DeviceCaller) -> Result<Self, rules::Refusal> {
+        if caller.scope() != Scope::Admin {
+            return Err(rules::Refusal::InsufficientScope(Scope::Admin));
+        }
+        if !caller.permissions().contains(Permission::Admin) {
+            return Err(rules::Refusal::NotAnAdministrator);
+        }
+        Ok(Self {
+            via: ApiCredential::Device(caller),
+        })
+    }
+
+    /// This administrator acting on the devices of `owner`'s account.
+    pub fn over(&self, owner: AccountId) -> ApiAdministratorOver<'_> {
+        ApiAdministratorOver { admin: self, owner }
+    }
+}
+
+/// An API administrator managing one account's devices.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiAdministratorOver<'a> {
+    admin: &'a ApiAdministrator,
+    owner: AccountId,
+}
+
 /// The person at the command line. Whoever can run the binary against the
 /// database holds everything already, so there is nothing more to check;
 /// only the CLI makes one. Still held to the last-administrator rule, so a
@@ -256,6 +305,8 @@ pub enum Acting<'a> {
     Access(&'a DeviceId),
     Member(&'a Account),
     Admin(&'a Account),
+    /// An administrator over the admin API, with this device password.
+    AdminDevice(&'a DeviceId, &'a str),
     Operator,
 }
 
@@ -266,6 +317,7 @@ impl fmt::Display for Acting<'_> {
             Acting::Access(id) => write!(f, "API access {id}"),
             Acting::Member(account) => write!(f, "{}", account.email),
             Acting::Admin(account) => write!(f, "administrator {}", account.email),
+            Acting::AdminDevice(id, email) => write!(f, "administrator {email} with device {id}"),
             Acting::Operator => f.write_str("operator"),
         }
     }
@@ -287,6 +339,24 @@ impl Administrator for Admin {
     }
     fn own_account(&self) -> Option<AccountId> {
         Some(self.account().id)
+    }
+    fn keeps_an_administrator(&self) -> bool {
+        true
+    }
+}
+
+impl Administrator for ApiAdministrator {
+    fn acting(&self) -> Acting<'_> {
+        match &self.via {
+            ApiCredential::Device(caller) => {
+                Acting::AdminDevice(&caller.device().id, &caller.holder().email)
+            }
+        }
+    }
+    fn own_account(&self) -> Option<AccountId> {
+        match &self.via {
+            ApiCredential::Device(caller) => Some(caller.account_id()),
+        }
     }
     fn keeps_an_administrator(&self) -> bool {
         true
@@ -407,6 +477,30 @@ impl DeviceActor for AdminOver<'_> {
     }
 }
 
+impl DeviceActor for ApiAdministrator {
+    fn acting(&self) -> Acting<'_> {
+        Administrator::acting(self)
+    }
+    fn owner(&self) -> Option<AccountId> {
+        None
+    }
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
+}
+
+impl DeviceActor for ApiAdministratorOver<'_> {
+    fn acting(&self) -> Acting<'_> {
+        Administrator::acting(self.admin)
+    }
+    fn owner(&self) -> Option<AccountId> {
+        Some(self.owner)
+    }
+    fn may_manage(&self) -> Result<(), rules::Refusal> {
+        Ok(())
+    }
+}
+
 impl DeviceActor for Operator {
     fn acting(&self) -> Acting<'_> {
         Acting::Operator
@@ -428,5 +522,74 @@ impl DeviceActor for OperatorOver {
     }
     fn may_manage(&self) -> Result<(), rules::Refusal> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::Token;
+    use crate::domain::{DeviceName, Timestamp};
+
+    fn caller(scope: Scope, permissions: &[Permission]) -> DeviceCaller {
+        let at = Timestamp::from_millis(0);
+        let device = Device {
+            id: DeviceId::generate(),
+            account_id: AccountId(7),
+            name: DeviceName::parse("script").unwrap(),
+            device_type: "unknown".into(),
+            created_at: at,
+            last_used: None,
+            limits: Default::default(),
+            token_issued_at: at,
+            previous_token_until: None,
+        };
+        let used = LastUse {
+            at,
+            ip: None,
+            user_agent: None,
+            recent: Default::default(),
+        };
+        let holder = Holder {
+            email: "boss@example.org".into(),
+            name: "boss".into(),
+        };
+        DeviceCaller::new(
+            Arc::new(device),
+            used,
+            Token::generate().digest(),
+            Arc::new(holder),
+            permissions.iter().copied().collect(),
+            scope,
+        )
+    }
+
+    #[test]
+    fn only_an_administrators_admin_scope_device_is_an_api_administrator() {
+        let both = [Permission::Admin, Permission::Synchronisation];
+        for scope in [Scope::Read, Scope::Full] {
+            assert_eq!(
+                ApiAdministrator::from_device(caller(scope, &both)).unwrap_err(),
+                rules::Refusal::InsufficientScope(Scope::Admin)
+            );
+        }
+        assert_eq!(
+            ApiAdministrator::from_device(caller(Scope::Admin, &[Permission::Synchronisation]))
+                .unwrap_err(),
+            rules::Refusal::NotAnAdministrator
+        );
+        let admin = ApiAdministrator::from_device(caller(Scope::Admin, &both)).unwrap();
+        assert_eq!(admin.own_account(), Some(AccountId(7)));
+        assert!(admin.keeps_an_administrator());
+        assert_eq!(DeviceActor::owner(&admin), None);
+        assert_eq!(
+            DeviceActor::owner(&admin.over(AccountId(3))),
+            Some(AccountId(3))
+        );
+        let acting = Administrator::acting(&admin).to_string();
+        assert!(
+            acting.starts_with("administrator boss@example.org with device "),
+            "{acting}"
+        );
     }
 }

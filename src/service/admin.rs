@@ -3,13 +3,93 @@
 //! held to the last-administrator rule, checked inside the change's own
 //! transaction.
 
-use super::actor::Administrator;
-use super::{Service, ServiceError};
+use std::collections::HashMap;
+
+use super::actor::{Administrator, ApiAdministrator, DeviceActor};
+use super::{DeviceCaller, Service, ServiceError};
 use crate::credential::{MainPassword, Secret};
-use crate::domain::{rules, Account, AccountId, Permission};
+use crate::domain::{rules, Account, AccountId, Device, Permission};
 use crate::store::{Serialise, WriteTx};
 
+/// An account, and how many device passwords it has.
+#[derive(Clone, Debug)]
+pub struct AccountOverview {
+    pub account: Account,
+    pub devices: usize,
+}
+
+/// A device, and the account it belongs to.
+#[derive(Clone, Debug)]
+pub struct OwnedDevice {
+    pub device: Device,
+    pub owner: Account,
+}
+
 impl Service {
+    /// The administrator a credential with the `admin` scope proves, for
+    /// the admin API. The scope itself was checked by authentication, with
+    /// the one check every route makes; a credential of any narrower scope
+    /// is refused `insufficient_scope`.
+    pub fn api_administrator(
+        &self,
+        caller: DeviceCaller,
+    ) -> Result<ApiAdministrator, ServiceError> {
+        Ok(ApiAdministrator::from_device(caller)?)
+    }
+
+    /// Accounts whose email or name contains `query` (see [`Service::accounts`]),
+    /// each with how many device passwords it has.
+    pub async fn account_overviews(
+        &self,
+        by: &impl Administrator,
+        query: &str,
+    ) -> Result<Vec<AccountOverview>, ServiceError> {
+        let accounts = self.accounts(by, query).await?;
+        let mut counts: HashMap<AccountId, usize> = HashMap::new();
+        for device in self.store.devices(None).await? {
+            *counts.entry(device.account_id).or_default() += 1;
+        }
+        Ok(accounts
+            .into_iter()
+            .map(|account| AccountOverview {
+                devices: counts.get(&account.id).copied().unwrap_or(0),
+                account,
+            })
+            .collect())
+    }
+
+    /// One account, with how many device passwords it has.
+    pub async fn account_overview(
+        &self,
+        _by: &impl Administrator,
+        id: AccountId,
+    ) -> Result<AccountOverview, ServiceError> {
+        let account = self.account_unchecked(id).await?;
+        let devices = self.store.devices(Some(id)).await?.len();
+        Ok(AccountOverview { account, devices })
+    }
+
+    /// The devices the actor may see (see [`Service::devices`]), each with
+    /// its owner; a device whose account went away in between is left out.
+    pub async fn devices_with_owners(
+        &self,
+        by: &impl DeviceActor,
+    ) -> Result<Vec<OwnedDevice>, ServiceError> {
+        let devices = self.devices(by).await?;
+        let owners: Vec<Account> = match by.owner() {
+            Some(owner) => self.store.account(owner).await?.into_iter().collect(),
+            None => self.store.accounts().await?,
+        };
+        let owners: HashMap<AccountId, Account> = owners.into_iter().map(|a| (a.id, a)).collect();
+        Ok(devices
+            .into_iter()
+            .filter_map(|device| {
+                let owner = owners.get(&device.account_id)?.clone();
+                Some(OwnedDevice { device, owner })
+            })
+            .collect())
+    }
+
     /// Grants or revokes a permission. Two administrators demoting
     /// themselves or each other at the same moment cannot both succeed.
     pub async fn set_permission(
@@ -43,7 +123,10 @@ impl Service {
         let mut tx = self.begin_admin_change().await?;
         let had = had_an_administrator(&mut tx, by).await?;
         if !tx.set_enabled(target, enabled).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         if !enabled {
             tx.end_sessions(target, None).await?;
@@ -71,7 +154,10 @@ impl Service {
         let hash = self.hasher.hash(&password).await?;
         let mut tx = self.begin_write().await?;
         if !tx.set_password_hash(target, &hash).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         tx.end_sessions(target, None).await?;
         tx.commit().await?;
@@ -158,7 +244,10 @@ impl Service {
         let mut tx = self.begin_admin_change().await?;
         let had = had_an_administrator(&mut tx, by).await?;
         if !tx.delete_account(target).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         let committed = commit_keeping_an_administrator(tx, by, target, had).await;
         self.cache.invalidate_account(target);

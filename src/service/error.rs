@@ -40,7 +40,8 @@ pub enum ServiceError {
     AccessNotFound,
     #[error("Only administrators can do this.")]
     NotAnAdministrator,
-    #[error("No account has the email address {0}.")]
+    /// What the account was asked for by: "the email address a@b.c", "the ID 5".
+    #[error("No account has {0}.")]
     AccountNotFound(String),
     #[error("There is no device with that ID on this account.")]
     DeviceNotFound,

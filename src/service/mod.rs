@@ -39,7 +39,8 @@ pub mod throttle;
 mod two_factor;
 
 pub use access::NewAccessRequest;
-pub use actor::{AccessCaller, Admin, Caller, DeviceCaller, Member, Operator};
+pub use actor::{AccessCaller, Admin, ApiAdministrator, Caller, DeviceCaller, Member, Operator};
+pub use admin::{AccountOverview, OwnedDevice};
 pub use device_authorization::{
     AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,
 };

@@ -11,7 +11,10 @@ impl Service {
         let account = by.account();
         let mut tx = self.begin_write().await?;
         if !tx.set_account_name(account.id, name.as_str()).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         Ok(tx.commit().await?)
     }
@@ -36,7 +39,10 @@ impl Service {
         let hash = self.hasher.hash(&new).await?;
         let mut tx = self.begin_write().await?;
         if !tx.set_password_hash(account.id, &hash).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         tx.end_sessions(account.id, Some(by.session_digest()))
             .await?;

@@ -239,7 +239,10 @@ impl Service {
         let mut tx = self.begin_write().await?;
         let had = tx.delete_two_factor(target).await?;
         if !tx.set_two_factor_enabled(target, false).await? {
-            return Err(ServiceError::AccountNotFound(account.email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {}",
+                account.email
+            )));
         }
         tx.commit().await?;
         if had || account.two_factor_enabled {
@@ -256,7 +259,9 @@ impl Service {
     ) -> Result<Account, ServiceError> {
         let email = parse_email(email)?;
         let Some((account, _)) = self.store.account_by_email(&email).await? else {
-            return Err(ServiceError::AccountNotFound(email.to_string()));
+            return Err(ServiceError::AccountNotFound(format!(
+                "the email address {email}"
+            )));
         };
         self.reset_two_factor(by, account.id).await
     }

@@ -16,9 +16,10 @@ mod helpers;
 mod visitor;
 mod writes;
 
-/// The JSON API, the admin CLI, the real server process and the store contract.
+/// The JSON API (the admin API too), the admin CLI, the real server process and the store contract.
 mod api {
     mod access;
+    mod admin_api;
     pub(crate) mod app_sign_in;
     mod article;
     mod basic_auth;

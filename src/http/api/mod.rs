@@ -1,6 +1,7 @@
 //! The JSON API under `/server/api`.
 
 pub mod access;
+mod admin;
 mod device;
 mod device_authorization;
 mod user;
@@ -44,6 +45,25 @@ pub fn router() -> Router<AppState> {
         )
         .route("/server/api/user", get(user::show))
         .route("/server/api/access/{id}", get(access::show))
+        .route("/server/api/admin/accounts", get(admin::accounts))
+        .route("/server/api/admin/accounts/{id}", get(admin::account))
+        .route(
+            "/server/api/admin/accounts/{id}/permissions/{permission}",
+            put(admin::grant).delete(admin::revoke),
+        )
+        .route(
+            "/server/api/admin/accounts/{id}/disable",
+            post(admin::disable),
+        )
+        .route(
+            "/server/api/admin/accounts/{id}/enable",
+            post(admin::enable),
+        )
+        .route("/server/api/admin/devices", get(admin::devices))
+        .route(
+            "/server/api/admin/devices/{id}",
+            delete(admin::delete_device),
+        )
 }
 
 #[cfg(test)]
@@ -52,7 +72,12 @@ mod tests {
 
     #[test]
     fn api_paths_are_those_under_the_base_path() {
-        for path in ["/server/api", "/server/api/", "/server/api/device/1"] {
+        for path in [
+            "/server/api",
+            "/server/api/",
+            "/server/api/device/1",
+            "/server/api/admin/accounts/1",
+        ] {
             assert!(is_api_path(path), "{path}");
         }
         for path in [

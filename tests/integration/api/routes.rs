@@ -128,6 +128,15 @@ async fn cors_headers_are_on_the_api_only(#[case] backend: Backend) {
         .await
         .unwrap();
     assert_eq!(allowed(&preflight).as_deref(), Some(origin));
+    // PUT too: the limits and the admin API's permissions take it.
+    let methods = preflight
+        .headers()
+        .get("access-control-allow-methods")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        assert!(methods.contains(method), "{methods}");
+    }
     // Pages, their assets and the health checks are not the API.
     for path in [
         "/sign-in",
