@@ -202,23 +202,37 @@ impl Service {
         name: &str,
         description: &str,
     ) -> Result<AccessAuthorisation, ServiceError> {
-        let name = parse_device_name(name)?;
-        let description = parse_description(description)
+        self.update_access_details(by, id, Some(name.to_owned()), Some(description.to_owned()))
+            .await
+    }
+
+    /// Renames one and/or replaces its description; what is `None` stays,
+    /// whatever another change wrote meanwhile.
+    pub async fn update_access_details(
+        &self,
+        by: &impl AccessManager,
+        id: &str,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> Result<AccessAuthorisation, ServiceError> {
+        let name = name.as_deref().map(parse_device_name).transpose()?;
+        let description = description
+            .as_deref()
+            .map(parse_description)
+            .transpose()
             .map_err(|e| ServiceError::invalid("invalid_description", e))?;
-        let mut access = self.access(by, id).await?;
+        let id = self.access(by, id).await?.id;
         let mut tx = self.begin_write().await?;
         let changed = tx
-            .set_access_details(&access.id, &name, &description)
+            .set_access_details(&id, name.as_ref(), description.as_deref())
             .await?;
         tx.commit().await?;
-        self.access_cache.invalidate_device(access.id.as_str());
+        self.access_cache.invalidate_device(id.as_str());
         if !changed {
             return Err(ServiceError::AccessNotFound);
         }
-        tracing::info!(by = %by.acting(), access = %access.id, "API access authorisation renamed");
-        access.name = name;
-        access.description = description;
-        Ok(access)
+        tracing::info!(by = %by.acting(), access = %id, "API access authorisation renamed");
+        self.access(by, id.as_str()).await
     }
 
     /// Replaces its limits, as a whole; every node enforces them from then on.

@@ -220,10 +220,9 @@ pub struct AdminOver<'a> {
 
 /// An administrator acting over the admin API (`/server/api/admin/…`):
 /// made only by [`Service::api_administrator`](super::Service::api_administrator),
-/// from a credential that holds the `admin` scope. Today that is a device
-/// password whose holder is an administrator; an API access authorisation
-/// with the `admin` scope is to become a second way in (a second
-/// [`ApiCredential`] variant), with no account of its own.
+/// from a credential that holds the `admin` scope: a device password whose
+/// holder is an administrator, or an API access authorisation with the
+/// `admin` scope, which has no account of its own.
 #[derive(Clone, Debug)]
 pub struct ApiAdministrator {
     via: ApiCredential,
@@ -234,6 +233,8 @@ pub struct ApiAdministrator {
 enum ApiCredential {
     /// An administrator's device password with scope `admin`.
     Device(DeviceCaller),
+    /// An API access authorisation with scope `admin`.
+    Access(AccessCaller),
 }
 
 impl ApiAdministrator {
@@ -250,6 +251,16 @@ impl ApiAdministrator {
         }
         Ok(Self {
             via: ApiCredential::Device(caller),
+        })
+    }
+
+    /// Only for an API access authorisation whose scope is `admin`.
+    pub(super) fn from_access(caller: AccessCaller) -> Result<Self, rules::Refusal> {
+        if caller.scope() != Scope::Admin {
+            return Err(rules::Refusal::InsufficientScope(Scope::Admin));
+        }
+        Ok(Self {
+            via: ApiCredential::Access(caller),
         })
     }
 
@@ -351,11 +362,13 @@ impl Administrator for ApiAdministrator {
             ApiCredential::Device(caller) => {
                 Acting::AdminDevice(&caller.device().id, &caller.holder().email)
             }
+            ApiCredential::Access(caller) => Acting::Access(caller.id()),
         }
     }
     fn own_account(&self) -> Option<AccountId> {
         match &self.via {
             ApiCredential::Device(caller) => Some(caller.account_id()),
+            ApiCredential::Access(_) => None,
         }
     }
     fn keeps_an_administrator(&self) -> bool {
@@ -389,6 +402,18 @@ impl AccessManager for Admin {
     }
     fn maker(&self) -> Option<String> {
         Some(self.account().email.to_string())
+    }
+}
+
+impl AccessManager for ApiAdministrator {
+    fn acting(&self) -> Acting<'_> {
+        Administrator::acting(self)
+    }
+    fn maker(&self) -> Option<String> {
+        Some(match &self.via {
+            ApiCredential::Device(caller) => caller.holder().email.clone(),
+            ApiCredential::Access(caller) => format!("API access {}", caller.id()),
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::actor::{Administrator, ApiAdministrator, DeviceActor};
-use super::{DeviceCaller, Service, ServiceError};
+use super::{Caller, Service, ServiceError};
 use crate::credential::{MainPassword, Secret};
 use crate::domain::{rules, Account, AccountId, Device, Permission};
 use crate::store::{Serialise, WriteTx};
@@ -30,11 +30,11 @@ impl Service {
     /// the admin API. The scope itself was checked by authentication, with
     /// the one check every route makes; a credential of any narrower scope
     /// is refused `insufficient_scope`.
-    pub fn api_administrator(
-        &self,
-        caller: DeviceCaller,
-    ) -> Result<ApiAdministrator, ServiceError> {
-        Ok(ApiAdministrator::from_device(caller)?)
+    pub fn api_administrator(&self, caller: Caller) -> Result<ApiAdministrator, ServiceError> {
+        Ok(match caller {
+            Caller::Device(device) => ApiAdministrator::from_device(device)?,
+            Caller::Access(access) => ApiAdministrator::from_access(access)?,
+        })
     }
 
     /// Accounts whose email or name contains `query` (see [`Service::accounts`]),

@@ -526,12 +526,13 @@ pub trait WriteTx: Send {
         id: &AccessId,
         enabled: bool,
     ) -> Result<bool, StoreError>;
-    /// Renames it and replaces its description; returns whether it existed.
+    /// Renames it and/or replaces its description (`None` keeps that one),
+    /// in one statement; returns whether it existed.
     async fn set_access_details(
         &mut self,
         id: &AccessId,
-        name: &DeviceName,
-        description: &str,
+        name: Option<&DeviceName>,
+        description: Option<&str>,
     ) -> Result<bool, StoreError>;
     /// Ends the overlap of its previous token; returns whether there was one.
     async fn end_previous_access_token(&mut self, id: &AccessId) -> Result<bool, StoreError>;

@@ -1165,13 +1165,15 @@ where
     async fn set_access_details(
         &mut self,
         id: &AccessId,
-        name: &DeviceName,
-        description: &str,
+        name: Option<&DeviceName>,
+        description: Option<&str>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE access_authorisations SET name = $1, description = $2 WHERE id = $3",
+            "UPDATE access_authorisations
+             SET name = COALESCE($1, name), description = COALESCE($2, description)
+             WHERE id = $3",
         )
-        .bind(name.as_str())
+        .bind(name.map(DeviceName::as_str))
         .bind(description)
         .bind(id.as_str())
         .execute(&mut *self.tx)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::device::DeviceResource;
 use crate::domain::{AccountId, Permission, Scope, Timestamp};
-use crate::http::auth::device_caller;
+use crate::http::auth::caller;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::service::{AccountOverview, ApiAdministrator, OwnedDevice, ServiceError};
@@ -26,7 +26,7 @@ impl FromRequestParts<AppState> for AdminApiAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = device_caller(parts, state, Scope::Admin).await?;
+        let caller = caller(parts, state, Scope::Admin).await?;
         Ok(AdminApiAuth(state.service.api_administrator(caller)?))
     }
 }

@@ -116,7 +116,7 @@ pub struct LimitFields {
 }
 
 impl LimitFields {
-    fn parse(self) -> Result<RequestedLimits, ApiError> {
+    pub(super) fn parse(self) -> Result<RequestedLimits, ApiError> {
         Ok(parse_limits(RawLimits {
             scope: self.scope,
             expires_at: self.expires_at,
@@ -138,6 +138,9 @@ macro_rules! limit_fields {
         ]
     };
 }
+
+/// The limit fields, for bodies elsewhere that set limits too.
+pub(super) const LIMIT_FIELDS: [Field; 5] = limit_fields!();
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -190,7 +193,7 @@ impl JsonBody for RenameBody {
 #[derive(Deserialize, Default)]
 pub struct LimitsBody {
     #[serde(flatten)]
-    limits: LimitFields,
+    pub(super) limits: LimitFields,
 }
 
 impl JsonBody for LimitsBody {
@@ -220,7 +223,7 @@ impl JsonBody for RegenerateBody {
 }
 
 impl RegenerateBody {
-    fn parse(self) -> Result<TokenChange, ApiError> {
+    pub(super) fn parse(self) -> Result<TokenChange, ApiError> {
         let limits = parse_limits(RawLimits {
             expires_at: self.expires_at,
             ..RawLimits::default()

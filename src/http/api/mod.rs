@@ -59,6 +59,33 @@ pub fn router() -> Router<AppState> {
             "/server/api/admin/accounts/{id}/enable",
             post(admin::enable),
         )
+        .route(
+            "/server/api/admin/access",
+            get(access::list).post(access::create),
+        )
+        .route(
+            "/server/api/admin/access/{id}",
+            get(access::show_any)
+                .patch(access::update)
+                .delete(access::delete),
+        )
+        .route(
+            "/server/api/admin/access/{id}/limits",
+            put(access::set_limits),
+        )
+        .route(
+            "/server/api/admin/access/{id}/token",
+            post(access::regenerate),
+        )
+        .route(
+            "/server/api/admin/access/{id}/previous-token",
+            delete(access::end_previous),
+        )
+        .route(
+            "/server/api/admin/access/{id}/disable",
+            post(access::disable),
+        )
+        .route("/server/api/admin/access/{id}/enable", post(access::enable))
         .route("/server/api/admin/devices", get(admin::devices))
         .route(
             "/server/api/admin/devices/{id}",

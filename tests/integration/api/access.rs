@@ -658,3 +658,241 @@ async fn the_command_line_manages_them_and_every_server_follows(#[case] backend:
     assert!(ok, "{out}");
     assert!(until(&app, &renewed, StatusCode::UNAUTHORIZED).await < Duration::from_secs(2));
 }
+
+fn admin_api(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    who: &DeviceCredentials,
+) -> reqwest::RequestBuilder {
+    app.http
+        .request(method, app.url(&format!("/server/api/admin{path}")))
+        .header("Authorization", basic(&who.id, &who.token))
+}
+
+async fn json_of(request: reqwest::RequestBuilder, status: StatusCode) -> Value {
+    let response = request.send().await.unwrap();
+    let actual = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_admin_api_manages_them_and_they_outlive_their_maker(#[case] backend: Backend) {
+    use latchkey::domain::Permission;
+    let app = spawn_app(backend).await;
+    // Another administrator remains, so the maker may be deleted.
+    app.create_account("keeper@example.org", &[Permission::Admin])
+        .await;
+    let maker = app
+        .create_account(
+            "maker@example.org",
+            &[Permission::Admin, Permission::Synchronisation],
+        )
+        .await;
+    let response = app
+        .post_device(
+            &json!({"email": "maker@example.org", "password": crate::helpers::PASSWORD,
+            "deviceName": "admin script", "scope": "admin"}),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let admin_device = DeviceCredentials {
+        id: body["_id"].as_str().unwrap().to_owned(),
+        token: body["token"].as_str().unwrap().to_owned(),
+    };
+
+    let created = json_of(
+        admin_api(&app, Method::POST, "/access", &admin_device).json(&json!({
+            "name": "Time clock, hall 2",
+            "description": "at the gate",
+            "scope": "read",
+            "allowedNetworks": ["127.0.0.1/32"]
+        })),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(created["createdBy"], "maker@example.org");
+    assert_eq!(created["allowedNetworks"], json!(["127.0.0.1/32"]));
+    let clock = DeviceCredentials {
+        id: created["_id"].as_str().unwrap().to_owned(),
+        token: created["token"].as_str().unwrap().to_owned(),
+    };
+    assert!(clock.token.starts_with("lks_"));
+    assert_eq!(status_of(&app, &clock).await, StatusCode::OK);
+    let listed = json_of(
+        admin_api(&app, Method::GET, "/access", &admin_device),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&clock.token));
+    let renamed = json_of(
+        admin_api(
+            &app,
+            Method::PATCH,
+            &format!("/access/{}", clock.id),
+            &admin_device,
+        )
+        .json(&json!({"description": "hall 2, north gate"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["name"], "Time clock, hall 2");
+    assert_eq!(renamed["description"], "hall 2, north gate");
+
+    // The maker disabled, then deleted: the service does not notice.
+    app.set_enabled("maker@example.org", false).await.unwrap();
+    assert_eq!(status_of(&app, &clock).await, StatusCode::OK);
+    app.service
+        .delete_account(&OPERATOR, maker.id)
+        .await
+        .unwrap();
+    assert_eq!(status_of(&app, &clock).await, StatusCode::OK);
+    let shown = app.service.access(&OPERATOR, &clock.id).await.unwrap();
+    assert_eq!(shown.created_by.as_deref(), Some("maker@example.org"));
+
+    // An admin-scope authorisation may use the admin API; a full one may not.
+    let robot = make(
+        &app,
+        "Provisioning robot",
+        RawLimits {
+            scope: Some("admin".into()),
+            ..RawLimits::default()
+        },
+    )
+    .await;
+    let accounts = json_of(
+        admin_api(&app, Method::GET, "/accounts", &robot),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+    json_of(
+        admin_api(
+            &app,
+            Method::POST,
+            &format!("/access/{}/disable", clock.id),
+            &robot,
+        ),
+        StatusCode::OK,
+    )
+    .await;
+    expect_error(
+        own(&app, &clock).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "access_disabled",
+    )
+    .await;
+    json_of(
+        admin_api(
+            &app,
+            Method::POST,
+            &format!("/access/{}/enable", clock.id),
+            &robot,
+        ),
+        StatusCode::OK,
+    )
+    .await;
+    let rotated = json_of(
+        admin_api(
+            &app,
+            Method::POST,
+            &format!("/access/{}/token", clock.id),
+            &robot,
+        )
+        .json(&json!({"graceSeconds": 60})),
+        StatusCode::OK,
+    )
+    .await;
+    let new = DeviceCredentials {
+        id: clock.id.clone(),
+        token: rotated["token"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(status_of(&app, &new).await, StatusCode::OK);
+    assert_eq!(status_of(&app, &clock).await, StatusCode::OK);
+    json_of(
+        admin_api(
+            &app,
+            Method::DELETE,
+            &format!("/access/{}/previous-token", clock.id),
+            &robot,
+        ),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(status_of(&app, &clock).await, StatusCode::UNAUTHORIZED);
+    let limited = json_of(
+        admin_api(
+            &app,
+            Method::PUT,
+            &format!("/access/{}/limits", clock.id),
+            &robot,
+        )
+        .json(&json!({"scope": "full", "deniedNetworks": ["127.0.0.1"]})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(limited["scope"], "full");
+    expect_error(
+        own(&app, &new).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "address_not_allowed",
+    )
+    .await;
+
+    let full = make(&app, "Full", RawLimits::default()).await;
+    for (method, path) in [
+        (Method::GET, "/accounts".to_owned()),
+        (Method::GET, "/access".to_owned()),
+        (Method::DELETE, format!("/access/{}", clock.id)),
+    ] {
+        expect_error(
+            admin_api(&app, method, &path, &full).send().await.unwrap(),
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+        )
+        .await;
+    }
+    // Bad input: stable codes, nothing written.
+    for body in [
+        json!({"name": ""}),
+        json!({"name": "x", "scope": "root"}),
+        json!({"name": "x", "allowedNetworks": ["nowhere"]}),
+        json!({"name": "x", "token": "lks_mine"}),
+        json!({"description": "no name"}),
+    ] {
+        let response = admin_api(&app, Method::POST, "/access", &robot)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    expect_error(
+        admin_api(&app, Method::GET, "/access/12", &robot)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "access_not_found",
+    )
+    .await;
+    assert_eq!(app.service.accesses(&OPERATOR).await.unwrap().len(), 3);
+
+    let response = admin_api(
+        &app,
+        Method::DELETE,
+        &format!("/access/{}", clock.id),
+        &robot,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(status_of(&app, &new).await, StatusCode::UNAUTHORIZED);
+}
