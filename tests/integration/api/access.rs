@@ -895,4 +895,13 @@ async fn the_admin_api_manages_them_and_they_outlive_their_maker(#[case] backend
     .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(status_of(&app, &new).await, StatusCode::UNAUTHORIZED);
+    // Changes are logged with who made them; a token never is.
+    let logs = crate::helpers::captured_logs();
+    assert!(
+        logs.contains(&format!("API access {}", robot.id)),
+        "no actor in the logs"
+    );
+    for token in [&clock.token, &new.token, &robot.token] {
+        assert!(!logs.contains(&token[4..]), "a token was logged");
+    }
 }
