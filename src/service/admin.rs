@@ -206,11 +206,19 @@ impl Service {
 /// Whether, before this transaction's writes, an enabled administrator
 /// existed: the rule keeps the last one, it does not refuse every change on
 /// a server that has none (which only the operator can work on). Asked only
-/// for an actor held to the rule.
+/// for an actor held to the rule. First, an actor with an account must
+/// still be an administrator as this transaction sees it: their right was
+/// checked when they were authenticated, and another administrator's
+/// change serialised before this one may have taken it away meanwhile.
 async fn had_an_administrator(
     tx: &mut Box<dyn WriteTx>,
     by: &impl Administrator,
 ) -> Result<bool, ServiceError> {
+    if let Some(own) = by.own_account() {
+        if by.keeps_an_administrator() && !tx.is_administrator(own).await? {
+            return Err(ServiceError::NotAnAdministrator);
+        }
+    }
     Ok(by.keeps_an_administrator() && tx.has_admin().await?)
 }
 

@@ -1080,6 +1080,17 @@ where
         has_admin(&mut *self.tx).await
     }
 
+    async fn is_administrator(&mut self, id: AccountId) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
+             ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled AND a.id = $1)",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(DB::unavailable_or_internal)
+    }
+
     async fn has_accounts(&mut self) -> Result<bool, StoreError> {
         has_accounts(&mut *self.tx).await
     }

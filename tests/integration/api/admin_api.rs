@@ -819,7 +819,8 @@ async fn two_administrators_demoting_each_other_at_once_leave_one(#[case] backen
     };
     let (a_side, b_side) = (side(0), side(1));
     // Exactly one of them demoted the other; every request of the other was
-    // refused, as leaving no administrator or as no longer holding the scope.
+    // refused, as leaving no administrator, or as no longer being one (seen
+    // inside the change, or already when authenticated).
     assert!(won(&a_side) != won(&b_side), "{answers:?}");
     let loser = if won(&a_side) { &b_side } else { &a_side };
     for (status, code) in loser {
@@ -827,12 +828,80 @@ async fn two_administrators_demoting_each_other_at_once_leave_one(#[case] backen
             matches!(
                 (*status, code.as_deref()),
                 (StatusCode::BAD_REQUEST, Some("last_administrator"))
-                    | (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+                    | (StatusCode::FORBIDDEN, Some("insufficient_scope" | "admin_required"))
             ),
             "{answers:?}"
         );
     }
     for node in &nodes {
         assert_eq!(enabled_administrators(node).await, 1);
+    }
+}
+
+/// With a third administrator the last-administrator rule allows both
+/// demotions, so only the acting administrator's own right, checked again
+/// inside each change's transaction, keeps one of them from acting after
+/// the other demoted them.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn an_administrator_demoted_meanwhile_cannot_demote_the_other(#[case] backend: Backend) {
+    let nodes = nodes(backend).await;
+    let (a_id, a) = administrator(&nodes[0], "a@example.org").await;
+    let (b_id, b) = administrator(&nodes[0], "b@example.org").await;
+    administrator(&nodes[0], "c@example.org").await;
+    for node in &nodes {
+        for device in [&a, &b] {
+            json_of(
+                admin(node, Method::GET, "/accounts?q=none", device),
+                StatusCode::OK,
+            )
+            .await;
+        }
+    }
+    let mut requests = Vec::new();
+    for i in 0..CLIENTS + 2 {
+        let node = nodes[(i / 2) % nodes.len()].clone();
+        let (device, target) = if i % 2 == 0 { (&a, b_id) } else { (&b, a_id) };
+        requests.push((
+            node,
+            device.clone(),
+            Method::DELETE,
+            format!("/accounts/{target}/permissions/admin"),
+        ));
+    }
+    let answers = all_at_once(requests).await;
+    for (status, code) in &answers {
+        assert!(
+            matches!(
+                (*status, code.as_deref()),
+                (StatusCode::OK, _)
+                    | (
+                        StatusCode::FORBIDDEN,
+                        Some("admin_required" | "insufficient_scope")
+                    )
+            ),
+            "{answers:?}"
+        );
+    }
+    let a_admin = nodes[0]
+        .account_by_email("a@example.org")
+        .await
+        .unwrap()
+        .permissions
+        .contains(Permission::Admin);
+    let b_admin = nodes[0]
+        .account_by_email("b@example.org")
+        .await
+        .unwrap()
+        .permissions
+        .contains(Permission::Admin);
+    assert!(
+        a_admin != b_admin,
+        "a: {a_admin}, b: {b_admin}; {answers:?}"
+    );
+    for node in &nodes {
+        assert_eq!(enabled_administrators(node).await, 2);
     }
 }
