@@ -11,8 +11,8 @@ use latchkey::domain::{
     SessionId, Timestamp, UNKNOWN_DEVICE_TYPE,
 };
 use latchkey::store::{
-    self, BucketWrites, Buckets, CredentialChange, KeyRegistration, NewAccount, NewDevice,
-    NewSession, Serialise, Store, StoreError,
+    self, BucketWrites, Buckets, CredentialChange, CredentialTable, KeyRegistration, NewAccount,
+    NewDevice, NewSession, Serialise, Store, StoreError,
 };
 use rstest::rstest;
 
@@ -136,18 +136,21 @@ async fn an_older_last_use_never_overwrites_a_newer_one(#[case] backend: Backend
         recent: Default::default(),
     };
     store
-        .record_last_used(&[(id.clone(), at(2_000))])
+        .record_last_used(CredentialTable::Devices, &[(id.clone(), at(2_000))])
         .await
         .unwrap();
     store
-        .record_last_used(&[(id.clone(), at(1_000))])
+        .record_last_used(CredentialTable::Devices, &[(id.clone(), at(1_000))])
         .await
         .unwrap();
     let stored = store.device(&id).await.unwrap().unwrap().last_used.unwrap();
     assert_eq!(stored, at(2_000));
     // Unknown devices in a batch are skipped, not an error.
     store
-        .record_last_used(&[(DeviceId::generate(), at(3_000)), (id.clone(), at(3_000))])
+        .record_last_used(
+            CredentialTable::Devices,
+            &[(DeviceId::generate(), at(3_000)), (id.clone(), at(3_000))],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1122,7 +1125,10 @@ async fn last_use_batches_keep_the_newest_use_of_each_device(#[case] backend: Ba
     let (one, two) = (new_device(owner, "one", 1), new_device(owner, "two", 2));
     store.insert_device(&one).await.unwrap();
     store.insert_device(&two).await.unwrap();
-    store.record_last_used(&[]).await.unwrap();
+    store
+        .record_last_used(CredentialTable::Devices, &[])
+        .await
+        .unwrap();
     let use_at = |millis, agent: Option<&str>| LastUse {
         at: Timestamp::from_millis(millis),
         ip: None,
@@ -1131,12 +1137,15 @@ async fn last_use_batches_keep_the_newest_use_of_each_device(#[case] backend: Ba
     };
     // One device twice in a batch: the newer use wins, wherever it stands.
     store
-        .record_last_used(&[
-            (one.id.clone(), use_at(5_000, Some("newer"))),
-            (one.id.clone(), use_at(4_000, Some("older"))),
-            (two.id.clone(), use_at(4_000, None)),
-            (two.id.clone(), use_at(6_000, Some("newest"))),
-        ])
+        .record_last_used(
+            CredentialTable::Devices,
+            &[
+                (one.id.clone(), use_at(5_000, Some("newer"))),
+                (one.id.clone(), use_at(4_000, Some("older"))),
+                (two.id.clone(), use_at(4_000, None)),
+                (two.id.clone(), use_at(6_000, Some("newest"))),
+            ],
+        )
         .await
         .unwrap();
     let last = |device: Option<Device>| device.unwrap().last_used;
@@ -1150,7 +1159,10 @@ async fn last_use_batches_keep_the_newest_use_of_each_device(#[case] backend: Ba
     );
     // A use at the very same moment is not newer.
     store
-        .record_last_used(&[(one.id.clone(), use_at(5_000, Some("same")))])
+        .record_last_used(
+            CredentialTable::Devices,
+            &[(one.id.clone(), use_at(5_000, Some("same")))],
+        )
         .await
         .unwrap();
     assert_eq!(
