@@ -44,6 +44,7 @@ mod api {
 
 /// The web interface's pages and forms over HTTP, and the store's sessions.
 mod web {
+    mod access;
     mod admin;
     mod csrf;
     mod devices;
