@@ -11,6 +11,9 @@ use crate::visitor::{Page, Visitor};
 
 const PAGE: &str = "/admin/access";
 
+/// A form's fields as sent.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 /// `GET /server/api/access/{id}` with the credential, from `from` when
 /// given (as a trusted proxy reports it).
 async fn use_access(app: &TestApp, id: &str, token: &str, from: Option<&str>) -> Response {
@@ -460,7 +463,7 @@ async fn only_administrators_get_in(#[case] backend: Backend) {
 async fn bad_input_is_a_form_error_and_writes_nothing(#[case] backend: Backend) {
     let app = spawn_app(backend).await;
     let (admin, _) = Visitor::admin(&app).await;
-    let cases: [(&[(&str, &str)], &str, &str); 8] = [
+    let cases: [(Fields, &str, &str); 8] = [
         (&[("name", "")], "access-name", "name"),
         (&[("name", "   ")], "access-name", "name"),
         (
