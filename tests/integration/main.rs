@@ -72,6 +72,7 @@ mod two_factor {
 /// run on both. Without Chromium or
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
 mod browser {
+    mod access;
     mod app_sign_in;
     mod layout;
     mod login_forgery;

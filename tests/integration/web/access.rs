@@ -267,7 +267,9 @@ async fn regenerate_disable_enable_limits_and_delete(#[case] backend: Backend) {
         .body
         .contains("The limits of “Door terminal” have been changed."));
     assert!(page.body.contains("only from 192.0.2.0/24"));
-    assert!(page.body.contains("expires 2100-01-01 00:00 UTC"));
+    assert!(page
+        .body
+        .contains("expires <span class=\"when\">2100-01-01 00:00 UTC</span>"));
     // Shown in its dialog as the day it is valid through.
     assert!(page.body.contains("value=\"2099-12-31\""));
     expect_error(
