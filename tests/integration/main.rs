@@ -46,6 +46,7 @@ mod api {
 
 /// The web interface's pages and forms over HTTP, and the store's sessions.
 mod web {
+    mod access;
     mod admin;
     mod csrf;
     mod devices;
@@ -73,6 +74,7 @@ mod two_factor {
 /// run on both. Without Chromium or
 /// chromedriver the tests say SKIP and pass, unless LATCHKEY_TEST_STRICT=1.
 mod browser {
+    mod access;
     mod app_sign_in;
     mod layout;
     mod login_forgery;

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::page::{redirect, WebError};
 use super::session::SignedIn;
 use crate::http::AppState;
+use admin::access;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -98,6 +99,25 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/accounts/{id}/devices/{device}/delete",
             get(admin::confirm_revoke_device).post(admin::revoke_device),
+        )
+        .route("/admin/access", get(access::list).post(access::create))
+        .route("/admin/access/new", get(access::show_new))
+        .route(
+            "/admin/access/{id}/token",
+            get(access::confirm_regenerate).post(access::regenerate),
+        )
+        .route(
+            "/admin/access/{id}/previous-token/end",
+            post(access::end_previous),
+        )
+        .route("/admin/access/{id}/enabled", post(access::set_enabled))
+        .route(
+            "/admin/access/{id}/limits",
+            get(access::edit_limits).post(access::set_limits),
+        )
+        .route(
+            "/admin/access/{id}/delete",
+            get(access::confirm_delete).post(access::delete),
         )
 }
 

@@ -21,6 +21,7 @@ use crate::service::{NewAccountRequest, ServiceError};
 #[template(path = "admin/accounts.html")]
 struct AccountsPage {
     layout: Layout,
+    tab: &'static str,
     query: String,
     accounts: Vec<AccountRow>,
 }
@@ -56,6 +57,7 @@ pub async fn list(
         StatusCode::OK,
         &AccountsPage {
             layout,
+            tab: "accounts",
             query: search.q,
             accounts,
         },

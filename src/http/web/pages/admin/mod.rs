@@ -1,7 +1,9 @@
-//! Administration: accounts, their permissions, main passwords and devices.
+//! Administration: accounts, their permissions, main passwords and devices,
+//! and API access authorisations.
 //! Every handler takes an [`AsAdmin`](crate::http::web::session::AsAdmin); the domain
 //! refuses what would leave the server without an administrator.
 
+pub mod access;
 mod account;
 mod accounts;
 
