@@ -214,9 +214,12 @@ async fn had_an_administrator(
     tx: &mut Box<dyn WriteTx>,
     by: &impl Administrator,
 ) -> Result<bool, ServiceError> {
-    if let Some(own) = by.own_account() {
-        if by.keeps_an_administrator() && !tx.is_administrator(own).await? {
-            return Err(ServiceError::NotAnAdministrator);
+    if let (Some(own), true) = (by.own_account(), by.keeps_an_administrator()) {
+        match tx.standing(own).await? {
+            Some((true, true)) => {}
+            Some((true, false)) => return Err(ServiceError::NotAnAdministrator),
+            // Disabled or deleted meanwhile: signed out, as their sessions are.
+            Some((false, _)) | None => return Err(ServiceError::AccountDisabled),
         }
     }
     Ok(by.keeps_an_administrator() && tx.has_admin().await?)

@@ -476,9 +476,9 @@ pub trait WriteTx: Send {
     async fn has_admin(&mut self) -> Result<bool, StoreError>;
     /// Whether any account exists, counting this transaction's own writes.
     async fn has_accounts(&mut self) -> Result<bool, StoreError>;
-    /// Whether this account is an enabled administrator, as this
-    /// transaction sees it.
-    async fn is_administrator(&mut self, id: AccountId) -> Result<bool, StoreError>;
+    /// Whether the account is enabled and holds `admin`, as this
+    /// transaction sees it; `None`: it does not exist.
+    async fn standing(&mut self, id: AccountId) -> Result<Option<(bool, bool)>, StoreError>;
 
     /// Fails with [`StoreError::Conflict`]`("device id")` when the id is taken.
     async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError>;

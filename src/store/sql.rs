@@ -1080,15 +1080,23 @@ where
         has_admin(&mut *self.tx).await
     }
 
-    async fn is_administrator(&mut self, id: AccountId) -> Result<bool, StoreError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM accounts a JOIN account_permissions p
-             ON p.account_id = a.id WHERE p.permission = 'admin' AND a.enabled AND a.id = $1)",
+    async fn standing(&mut self, id: AccountId) -> Result<Option<(bool, bool)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.enabled, EXISTS (SELECT 1 FROM account_permissions p
+                 WHERE p.account_id = a.id AND p.permission = 'admin') AS admin
+             FROM accounts a WHERE a.id = $1",
         )
         .bind(id.0)
-        .fetch_one(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
-        .map_err(DB::unavailable_or_internal)
+        .map_err(DB::unavailable_or_internal)?;
+        row.map(|row| {
+            Ok((
+                row.try_get::<bool, _>(0).map_err(internal)?,
+                row.try_get::<bool, _>(1).map_err(internal)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn has_accounts(&mut self) -> Result<bool, StoreError> {

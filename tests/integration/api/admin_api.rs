@@ -828,7 +828,10 @@ async fn two_administrators_demoting_each_other_at_once_leave_one(#[case] backen
             matches!(
                 (*status, code.as_deref()),
                 (StatusCode::BAD_REQUEST, Some("last_administrator"))
-                    | (StatusCode::FORBIDDEN, Some("insufficient_scope" | "admin_required"))
+                    | (
+                        StatusCode::FORBIDDEN,
+                        Some("insufficient_scope" | "admin_required")
+                    )
             ),
             "{answers:?}"
         );
