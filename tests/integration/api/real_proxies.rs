@@ -360,6 +360,53 @@ async fn the_documented_configuration_guards_an_upstream(
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
+    // A service's API access authorisation passes as itself, with no
+    // email, and a client's claim to be a person does not survive; disabled,
+    // it is refused at once.
+    let (access, token) = app
+        .service
+        .create_access(
+            &crate::helpers::OPERATOR,
+            latchkey::service::NewAccessRequest {
+                name: "Time clock, hall 2".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let service = basic(access.id.as_str(), token.expose());
+    let s = seen(
+        http.post(to("/v1/clock-in"))
+            .header("Authorization", service.clone())
+            .header("Remote-Email", "root@example.org")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let me = format!("access:{}", access.id);
+    assert_eq!(one(&s, "remote-user"), me, "{s:?}");
+    assert_eq!(one(&s, "remote-credential"), me);
+    assert_eq!(one(&s, "remote-name"), "Time clock, hall 2");
+    assert!(
+        s.get("remote-email")
+            .is_none_or(|v| v.iter().all(|v| v != "root@example.org")),
+        "{s:?}"
+    );
+    let passed = passed + 1;
+    app.service
+        .set_access_enabled(&crate::helpers::OPERATOR, access.id.as_str(), false)
+        .await
+        .unwrap();
+    let response = http
+        .get(to("/v1/clock-in"))
+        .header("Authorization", service)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
     // A revoked credential is refused at once.
     let gone = app
         .on_device(Method::DELETE, &device.id, &device)
