@@ -472,6 +472,7 @@ pub enum AccessCommand {
         /// What it is for, e.g. "Time clock, hall 2".
         #[arg(long)]
         name: String,
+        /// Where it is and who looks after it, shown beside it.
         #[arg(long, default_value = "")]
         description: String,
         #[command(flatten)]
@@ -487,6 +488,7 @@ pub enum AccessCommand {
     /// Give it a new token (printed once); the old one stops working at
     /// once, or after --grace-seconds.
     Regenerate {
+        /// The API access authorisation's ID.
         id: String,
         /// Keep the old token working this long (at most 86400).
         #[arg(long, default_value_t = 0)]
@@ -496,17 +498,27 @@ pub enum AccessCommand {
         expires_at: Option<String>,
     },
     /// Refuse it everywhere at once, keeping it.
-    Disable { id: String },
+    Disable {
+        /// The API access authorisation's ID.
+        id: String,
+    },
     /// Accept it again.
-    Enable { id: String },
+    Enable {
+        /// The API access authorisation's ID.
+        id: String,
+    },
     /// Replace its limits (every limit not given is removed).
     Limits {
+        /// The API access authorisation's ID.
         id: String,
         #[command(flatten)]
         limits: LimitArgs,
     },
     /// Delete it; its token stops working at once.
-    Delete { id: String },
+    Delete {
+        /// The API access authorisation's ID.
+        id: String,
+    },
 }
 
 /// `10.0.0.0/8`, or a single address such as `127.0.0.1`.
