@@ -5,46 +5,20 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use super::cache::{CachedAccess, CachedCredential, Holder, Lookup};
+use super::cache::{Cached, CachedAccess, CachedCredential, CredentialCache, Holder, Lookup};
 use super::throttle::{Refused, Source};
 use super::{AccessCaller, Caller, Client, DeviceCaller, Service, ServiceError};
 use crate::credential::{
     DeviceId, MainPassword, Secret, Token, TokenDigest, TokenKind, TrustedEntry,
 };
 use crate::domain::limits::{self, UseContext};
-use crate::domain::{rules, Account, Email, Permission, Scope, Timestamp};
+use crate::domain::{rules, Account, Email, LastUse, Permission, Scope, Timestamp};
 
-/// The current token, or the one it replaced while that still overlaps.
-fn presented_matches(
-    current: &TokenDigest,
-    previous: Option<&TokenDigest>,
-    previous_until: Option<Timestamp>,
-    digest: &TokenDigest,
-    now: Timestamp,
-) -> bool {
-    current.matches(digest)
-        || (previous.is_some_and(|previous| previous.matches(digest))
-            && limits::within_grace(previous_until, now))
-}
-
-fn device_matches(credential: &CachedCredential, digest: &TokenDigest, now: Timestamp) -> bool {
-    presented_matches(
-        &credential.digest,
-        credential.previous_digest.as_ref(),
-        credential.device.previous_token_until,
-        digest,
-        now,
-    )
-}
-
-fn access_matches(credential: &CachedAccess, digest: &TokenDigest, now: Timestamp) -> bool {
-    presented_matches(
-        &credential.digest,
-        credential.previous_digest.as_ref(),
-        credential.access.previous_token_until,
-        digest,
-        now,
-    )
+/// The last use as the cache counts idle expiry from (`i64::MIN`: never).
+fn last_seen(used: Option<&LastUse>) -> Arc<AtomicI64> {
+    Arc::new(AtomicI64::new(
+        used.map_or(i64::MIN, |used| used.at.millis()),
+    ))
 }
 
 impl Service {
@@ -103,53 +77,28 @@ impl Service {
     ) -> Result<DeviceCaller, ServiceError> {
         let digest = token.digest();
         let now = self.clock.now();
-        let credential = match self.cache.get(id.as_str()) {
-            Lookup::Known(credential) if device_matches(&credential, &digest, now) => credential,
-            Lookup::Known(_) | Lookup::Unknown => {
-                return Err(ServiceError::InvalidDeviceCredentials)
-            }
-            Lookup::Miss => {
-                if !self.lookups.allows(client.ip) {
-                    return Err(ServiceError::RateLimited {
-                        retry_after: self.lookups.retry_after(),
-                    });
-                }
-                let ticket = self.cache.ticket();
+        let credential = self
+            .verified(&self.cache, &id, &digest, now, client, || async {
                 let Some(record) = self.store.credential(&id).await? else {
-                    self.cache.fill_unknown(ticket, id.as_str());
-                    self.lookups.record_failure(client.ip);
-                    return Err(ServiceError::InvalidDeviceCredentials);
+                    return Ok(None);
                 };
                 let mut device = record.device;
                 // Use this node saw but has not written yet counts too.
                 self.last_used.overlay(&mut device);
-                let last_seen = device
-                    .last_used
-                    .as_ref()
-                    .map_or(i64::MIN, |used| used.at.millis());
-                let credential = CachedCredential {
+                Ok(Some(CachedCredential {
                     digest: record.digest,
                     previous_digest: record.previous_digest,
                     account_enabled: record.account_enabled,
                     permissions: record.permissions,
+                    last_seen: last_seen(device.last_used.as_ref()),
                     device: Arc::new(device),
                     holder: Arc::new(Holder {
                         email: record.account_email,
                         name: record.account_name,
                     }),
-                    last_seen: Arc::new(AtomicI64::new(last_seen)),
-                };
-                // Only verified credentials are cached: wrong tokens for real
-                // ids cannot push anything out either. An old token past its
-                // overlap is simply wrong.
-                if !device_matches(&credential, &digest, now) {
-                    self.lookups.record_failure(client.ip);
-                    return Err(ServiceError::InvalidDeviceCredentials);
-                }
-                self.cache.fill(ticket, id.as_str(), credential.clone());
-                credential
-            }
-        };
+                }))
+            })
+            .await?;
         if !credential.account_enabled {
             return Err(ServiceError::AccountDisabled);
         }
@@ -201,45 +150,22 @@ impl Service {
     ) -> Result<AccessCaller, ServiceError> {
         let digest = token.digest();
         let now = self.clock.now();
-        let credential = match self.access_cache.get(id.as_str()) {
-            Lookup::Known(credential) if access_matches(&credential, &digest, now) => credential,
-            Lookup::Known(_) | Lookup::Unknown => {
-                return Err(ServiceError::InvalidDeviceCredentials)
-            }
-            Lookup::Miss => {
-                if !self.lookups.allows(client.ip) {
-                    return Err(ServiceError::RateLimited {
-                        retry_after: self.lookups.retry_after(),
-                    });
-                }
-                let ticket = self.access_cache.ticket();
+        let credential = self
+            .verified(&self.access_cache, &id, &digest, now, client, || async {
                 let Some(record) = self.store.access_credential(&id).await? else {
-                    self.access_cache.fill_unknown(ticket, id.as_str());
-                    self.lookups.record_failure(client.ip);
-                    return Err(ServiceError::InvalidDeviceCredentials);
+                    return Ok(None);
                 };
                 let mut access = record.access;
                 self.access_last_used
                     .overlay_on(&access.id, &mut access.last_used);
-                let last_seen = access
-                    .last_used
-                    .as_ref()
-                    .map_or(i64::MIN, |used| used.at.millis());
-                let credential = CachedAccess {
+                Ok(Some(CachedAccess {
                     digest: record.digest,
                     previous_digest: record.previous_digest,
+                    last_seen: last_seen(access.last_used.as_ref()),
                     access: Arc::new(access),
-                    last_seen: Arc::new(AtomicI64::new(last_seen)),
-                };
-                if !access_matches(&credential, &digest, now) {
-                    self.lookups.record_failure(client.ip);
-                    return Err(ServiceError::InvalidDeviceCredentials);
-                }
-                self.access_cache
-                    .fill(ticket, id.as_str(), credential.clone());
-                credential
-            }
-        };
+                }))
+            })
+            .await?;
         if !credential.access.enabled {
             return Err(ServiceError::AccessDisabled);
         }
@@ -269,6 +195,49 @@ impl Service {
             credential.access.last_used.as_ref(),
         );
         Ok(AccessCaller::new(credential.access, used))
+    }
+
+    /// The credential `id` from `cache`, or on a miss from `read` (the
+    /// store), if `digest` is its token: one way for every kind. Only
+    /// verified credentials are cached, so wrong tokens for real ids cannot
+    /// push anything out; misses are limited per address, so unknown ids
+    /// cannot cost a query each; an old token past its overlap is wrong.
+    async fn verified<V, Fut>(
+        &self,
+        cache: &CredentialCache<V>,
+        id: &DeviceId,
+        digest: &TokenDigest,
+        now: Timestamp,
+        client: &Client<'_>,
+        read: impl FnOnce() -> Fut,
+    ) -> Result<V, ServiceError>
+    where
+        V: Cached,
+        Fut: std::future::Future<Output = Result<Option<V>, ServiceError>>,
+    {
+        match cache.get(id.as_str()) {
+            Lookup::Known(credential) if credential.presented(digest, now) => Ok(credential),
+            Lookup::Known(_) | Lookup::Unknown => Err(ServiceError::InvalidDeviceCredentials),
+            Lookup::Miss => {
+                if !self.lookups.allows(client.ip) {
+                    return Err(ServiceError::RateLimited {
+                        retry_after: self.lookups.retry_after(),
+                    });
+                }
+                let ticket = cache.ticket();
+                let Some(credential) = read().await? else {
+                    cache.fill_unknown(ticket, id.as_str());
+                    self.lookups.record_failure(client.ip);
+                    return Err(ServiceError::InvalidDeviceCredentials);
+                };
+                if !credential.presented(digest, now) {
+                    self.lookups.record_failure(client.ip);
+                    return Err(ServiceError::InvalidDeviceCredentials);
+                }
+                cache.fill(ticket, id.as_str(), credential.clone());
+                Ok(credential)
+            }
+        }
     }
 
     /// Checks an email and main password under the guessing throttle, then

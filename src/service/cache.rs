@@ -4,12 +4,25 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::credential::TokenDigest;
-use crate::domain::{AccessAuthorisation, AccountId, Device, Permissions};
+use crate::domain::limits::within_grace;
+use crate::domain::{AccessAuthorisation, AccountId, Device, Permissions, Timestamp};
 
 /// What the cache holds: a verified credential, and whose it is.
 pub trait Cached: Clone {
     /// The account it belongs to, if any: an account's change drops it.
     fn account(&self) -> Option<AccountId>;
+    /// The digest of its current token, the one it replaced, and until
+    /// when that one overlaps.
+    fn digests(&self) -> (&TokenDigest, Option<&TokenDigest>, Option<Timestamp>);
+
+    /// Whether `digest` is its current token, or the one it replaced while
+    /// that still overlaps (in constant time, both compared).
+    fn presented(&self, digest: &TokenDigest, now: Timestamp) -> bool {
+        let (current, previous, until) = self.digests();
+        current.matches(digest)
+            || (previous.is_some_and(|previous| previous.matches(digest))
+                && within_grace(until, now))
+    }
 }
 
 /// What the hot path needs to decide on a request: the token digest, the
@@ -35,6 +48,13 @@ impl Cached for CachedCredential {
     fn account(&self) -> Option<AccountId> {
         Some(self.device.account_id)
     }
+    fn digests(&self) -> (&TokenDigest, Option<&TokenDigest>, Option<Timestamp>) {
+        (
+            &self.digest,
+            self.previous_digest.as_ref(),
+            self.device.previous_token_until,
+        )
+    }
 }
 
 /// An API access authorisation, verified: it belongs to no account, so only
@@ -51,6 +71,13 @@ pub struct CachedAccess {
 impl Cached for CachedAccess {
     fn account(&self) -> Option<AccountId> {
         None
+    }
+    fn digests(&self) -> (&TokenDigest, Option<&TokenDigest>, Option<Timestamp>) {
+        (
+            &self.digest,
+            self.previous_digest.as_ref(),
+            self.access.previous_token_until,
+        )
     }
 }
 
