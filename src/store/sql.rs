@@ -25,6 +25,12 @@ use crate::domain::{
     Notice, Permission, SessionId, Timestamp, WebSession,
 };
 
+/// An expiry as a conditional statement compares it: no expiry as -1,
+/// which no stored expiry is.
+fn stored_expiry(expiry: Option<Timestamp>) -> i64 {
+    expiry.map_or(-1, Timestamp::millis)
+}
+
 /// What a backend does its own way: how a write is serialised, the bulk
 /// statements, row locking, the change feed, and what its errors mean.
 #[async_trait]
@@ -942,7 +948,8 @@ where
     async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError> {
         DB::insert_devices(&mut self.tx, std::slice::from_ref(device)).await?;
         if device.limits != CredentialLimits::default() {
-            self.set_device_limits(&device.id, &device.limits).await?;
+            self.set_device_limits(&device.id, &device.limits, None)
+                .await?;
         }
         Ok(device.inserted())
     }
@@ -951,13 +958,14 @@ where
         &mut self,
         id: &DeviceId,
         limits: &CredentialLimits,
+        had_expiry: Option<Option<Timestamp>>,
     ) -> Result<bool, StoreError> {
         let allowed = networks_to_stored(&limits.allowed_networks);
         let denied = networks_to_stored(&limits.denied_networks);
         let done = sqlx::query(
             "UPDATE devices SET scope = $1, expires_at = $2, idle_expiry_days = $3,
                  allowed_networks = $4, denied_networks = $5
-             WHERE id = $6",
+             WHERE id = $6 AND ($7 IS NULL OR COALESCE(expires_at, -1) = $7)",
         )
         .bind(limits.scope.as_str())
         .bind(limits.expires_at.map(Timestamp::millis))
@@ -965,6 +973,7 @@ where
         .bind(allowed.as_deref())
         .bind(denied.as_deref())
         .bind(id.as_str())
+        .bind(had_expiry.map(stored_expiry))
         .execute(&mut *self.tx)
         .await
         .map_err(DB::unavailable_or_internal)?;
@@ -1001,6 +1010,7 @@ where
         &mut self,
         id: &DeviceId,
         expected: Option<&TokenDigest>,
+        had_expiry: Option<Timestamp>,
         new: &NewToken,
     ) -> Result<bool, StoreError> {
         // One statement: SQLite runs it under the write lock, and PostgreSQL
@@ -1011,7 +1021,8 @@ where
             "UPDATE devices SET token_digest = $1, token_issued_at = $4, expires_at = $5,
                  previous_token_digest = CASE WHEN $6 IS NULL THEN NULL ELSE token_digest END,
                  previous_token_until = $6
-             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
+             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)
+                 AND COALESCE(expires_at, -1) = $7",
         )
         .bind(&new.digest.0[..])
         .bind(id.as_str())
@@ -1019,6 +1030,7 @@ where
         .bind(new.issued_at.millis())
         .bind(new.expires_at.map(Timestamp::millis))
         .bind(new.previous_until.map(Timestamp::millis))
+        .bind(stored_expiry(had_expiry))
         .execute(&mut *self.tx)
         .await
         .map_err(DB::unavailable_or_internal)?;
