@@ -51,6 +51,15 @@ impl Timestamp {
         }
     }
 
+    /// Appends what [`Timestamp::to_rfc3339`] returns, without allocating
+    /// for years 0 to 9999.
+    pub fn push_rfc3339(self, out: &mut Vec<u8>) {
+        match self.rfc3339_bytes() {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => out.extend_from_slice(self.to_rfc3339_slow().as_bytes()),
+        }
+    }
+
     /// The RFC 3339 form on the stack, for years 0 to 9999. Every device
     /// answer carries timestamps, so this skips the general formatter and
     /// its allocation.

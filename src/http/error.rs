@@ -162,6 +162,9 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "account_not_found", message)
             }
             ServiceError::EmailTaken(_) => Self::new(StatusCode::CONFLICT, "email_taken", message),
+            ServiceError::ChangedMeanwhile => {
+                Self::new(StatusCode::CONFLICT, "changed_meanwhile", message)
+            }
             ServiceError::RateLimited { retry_after } => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .with_retry_after(retry_after)

@@ -61,7 +61,9 @@ where
             };
         }
         FrontFuture::Routed {
-            future: tokio::time::timeout(self.request_timeout, self.inner.call(request)),
+            future: self.inner.call(request),
+            deadline: None,
+            request_timeout: self.request_timeout,
         }
     }
 }
@@ -70,7 +72,13 @@ pin_project! {
     #[project = FrontProjection]
     pub enum FrontFuture<F> {
         Refused { future: Pin<Box<dyn Future<Output = Response> + Send>> },
-        Routed { #[pin] future: tokio::time::Timeout<F> },
+        // The deadline's timer starts when the route first has to wait:
+        // most answers are ready at once, and never need one.
+        Routed {
+            #[pin] future: F,
+            #[pin] deadline: Option<tokio::time::Sleep>,
+            request_timeout: Duration,
+        },
     }
 }
 
@@ -83,10 +91,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut response = match self.project() {
             FrontProjection::Refused { future } => ready!(future.as_mut().poll(cx)),
-            FrontProjection::Routed { future } => match ready!(future.poll(cx)) {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(_elapsed) => ApiError::request_timeout().into_response(),
+            FrontProjection::Routed {
+                future,
+                mut deadline,
+                request_timeout,
+            } => match future.poll(cx) {
+                Poll::Ready(Ok(response)) => response,
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => {
+                    if deadline.is_none() {
+                        deadline.set(Some(tokio::time::sleep(*request_timeout)));
+                    }
+                    match deadline.as_pin_mut() {
+                        Some(sleep) => {
+                            ready!(sleep.poll(cx));
+                            ApiError::request_timeout().into_response()
+                        }
+                        None => return Poll::Pending,
+                    }
+                }
             },
         };
         let headers = response.headers_mut();

@@ -169,9 +169,7 @@ impl Service {
             access.previous_token_until = previous_until;
             return Ok((access, token));
         }
-        Err(ServiceError::Unavailable(
-            "the expiry kept changing while the token was regenerated; try again".to_owned(),
-        ))
+        Err(ServiceError::ChangedMeanwhile)
     }
 
     /// Disables (refused everywhere at once, and kept) or enables one.

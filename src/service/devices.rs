@@ -31,6 +31,10 @@ fn rejected(rejection: LimitsRejection) -> ServiceError {
     ServiceError::invalid(rejection.code(), rejection)
 }
 
+/// How often a device's expiry may change under a decision made from it
+/// before the operation gives up with [`ServiceError::ChangedMeanwhile`].
+const CHANGED_MEANWHILE_ATTEMPTS: usize = 3;
+
 /// How often a random device id may collide before we give up.
 const DEVICE_ID_ATTEMPTS: usize = 5;
 
@@ -210,46 +214,62 @@ impl Service {
         }
         let mut device = self.device(by, id).await?;
         let now = self.clock.now();
-        if let (Some(asked), Some(had)) = (change.expires_at, device.limits.expires_at) {
-            if asked > had {
-                by.may_loosen_limits()?;
-            }
-        }
-        let expires_at = limits::expiry_for(
-            change.expires_at,
-            device.limits.expires_at,
-            now,
-            self.lifetime,
-        )
-        .map_err(rejected)?;
         let expected = by
             .as_device()
             .filter(|(own, _)| **own == device.id)
-            .map(|(_, presented)| presented);
+            .map(|(_, presented)| *presented);
         let token = Token::generate();
         let previous_until = (change.grace_seconds > 0)
             .then(|| Timestamp::from_millis(now.millis() + i64::from(change.grace_seconds) * 1000));
-        let mut tx = self.begin_write().await?;
-        let replaced = tx
-            .set_device_token(
-                &device.id,
-                expected,
-                &NewToken {
-                    digest: token.digest(),
-                    issued_at: now,
-                    expires_at,
-                    previous_until,
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        self.cache.invalidate_device(device.id.as_str());
-        if !replaced {
-            return Err(match expected {
+        let mut attempts = 0;
+        let expires_at = loop {
+            // The new expiry, and whether the actor may ask for it, follow
+            // from the stored one; the write happens only while that is still
+            // stored, so a limit shortened meanwhile is never overwritten.
+            let had = device.limits.expires_at;
+            if let (Some(asked), Some(had)) = (change.expires_at, had) {
+                if asked > had {
+                    by.may_loosen_limits()?;
+                }
+            }
+            let expires_at =
+                limits::expiry_for(change.expires_at, had, now, self.lifetime).map_err(rejected)?;
+            let mut tx = self.begin_write().await?;
+            let replaced = tx
+                .set_device_token(
+                    &device.id,
+                    expected.as_ref(),
+                    had,
+                    &NewToken {
+                        digest: token.digest(),
+                        issued_at: now,
+                        expires_at,
+                        previous_until,
+                    },
+                )
+                .await?;
+            tx.commit().await?;
+            self.cache.invalidate_device(device.id.as_str());
+            if replaced {
+                break expires_at;
+            }
+            // Gone, its token changed, or its expiry changed since it was read.
+            let not_replaced = match expected {
                 Some(_) => ServiceError::InvalidDeviceCredentials,
                 None => ServiceError::DeviceNotFound,
-            });
-        }
+            };
+            match self.store.device(&device.id).await? {
+                Some(fresh) if fresh.limits.expires_at != had => {
+                    attempts += 1;
+                    if attempts == CHANGED_MEANWHILE_ATTEMPTS {
+                        return Err(ServiceError::ChangedMeanwhile);
+                    }
+                    device = fresh;
+                    self.last_used.overlay(&mut device);
+                }
+                _ => return Err(not_replaced),
+            }
+        };
         tracing::info!(by = %by.acting(), device = %device.id, grace_seconds = change.grace_seconds, "device password changed");
         device.limits.expires_at = expires_at;
         device.token_issued_at = now;
@@ -272,24 +292,45 @@ impl Service {
         };
         let now = self.clock.now();
         let expiry_given = requested.expires_at.is_some();
-        let mut limits =
+        let asked =
             limits::limits_for_new(requested, is_admin, now, self.lifetime).map_err(rejected)?;
-        if !expiry_given {
-            // No expiry asked for: none, unless the policy demands one.
-            limits.expires_at = None;
-            if self.lifetime.max_days.is_some() {
-                limits.expires_at =
-                    limits::expiry_for(None, device.limits.expires_at, now, self.lifetime)
-                        .map_err(rejected)?;
+        let mut attempts = 0;
+        let limits = loop {
+            let mut limits = asked.clone();
+            // Only a policy-made expiry follows from the stored one; then the
+            // write happens only while that is still stored.
+            let mut had_expiry = None;
+            if !expiry_given {
+                // No expiry asked for: none, unless the policy demands one.
+                limits.expires_at = None;
+                if self.lifetime.max_days.is_some() {
+                    had_expiry = Some(device.limits.expires_at);
+                    limits.expires_at =
+                        limits::expiry_for(None, device.limits.expires_at, now, self.lifetime)
+                            .map_err(rejected)?;
+                }
             }
-        }
-        let mut tx = self.begin_write().await?;
-        let changed = tx.set_device_limits(&device.id, &limits).await?;
-        tx.commit().await?;
-        self.cache.invalidate_device(device.id.as_str());
-        if !changed {
-            return Err(ServiceError::DeviceNotFound);
-        }
+            let mut tx = self.begin_write().await?;
+            let changed = tx
+                .set_device_limits(&device.id, &limits, had_expiry)
+                .await?;
+            tx.commit().await?;
+            self.cache.invalidate_device(device.id.as_str());
+            if changed {
+                break limits;
+            }
+            match self.store.device(&device.id).await? {
+                Some(fresh) if had_expiry.is_some_and(|had| had != fresh.limits.expires_at) => {
+                    attempts += 1;
+                    if attempts == CHANGED_MEANWHILE_ATTEMPTS {
+                        return Err(ServiceError::ChangedMeanwhile);
+                    }
+                    device = fresh;
+                    self.last_used.overlay(&mut device);
+                }
+                _ => return Err(ServiceError::DeviceNotFound),
+            }
+        };
         tracing::info!(by = %by.acting(), device = %device.id, "device limits changed");
         device.limits = limits;
         Ok(device)
@@ -302,7 +343,7 @@ impl Service {
         by: &impl DeviceActor,
         id: &str,
     ) -> Result<Device, ServiceError> {
-        let mut device = self.device(by, id).await?;
+        let device = self.device(by, id).await?;
         let mut tx = self.begin_write().await?;
         let ended = tx.end_previous_token(&device.id).await?;
         tx.commit().await?;
@@ -310,8 +351,15 @@ impl Service {
         if ended {
             tracing::info!(by = %by.acting(), device = %device.id, "previous device password ended");
         }
-        device.previous_token_until = None;
-        Ok(device)
+        // Answered as stored now, not as read before: a "Change password"
+        // may have come between, and what was ended is its replaced token.
+        match self.store.device(&device.id).await? {
+            Some(mut now) => {
+                self.last_used.overlay(&mut now);
+                Ok(now)
+            }
+            None => Err(ServiceError::DeviceNotFound),
+        }
     }
 
     /// How a device stands now, for lists and resources.

@@ -60,6 +60,11 @@ pub enum ServiceError {
     SignInStopped,
     #[error("The server is busy checking passwords. Try again in a few seconds.")]
     Busy,
+    /// The device kept changing under a decision made from how it stood.
+    #[error(
+        "The credential was changed by another request at the same time. Look at it again and retry."
+    )]
+    ChangedMeanwhile,
     #[error("This credential's scope is too narrow for this request: it needs scope \"{0}\".")]
     InsufficientScope(crate::domain::Scope),
     #[error("This device password has expired. Give the device a new password with an expiry, in Personal settings, Devices tab, Change password.")]

@@ -485,21 +485,26 @@ pub trait WriteTx: Send {
     /// Returns whether the device existed.
     async fn rename_device(&mut self, id: &DeviceId, name: &DeviceName)
         -> Result<bool, StoreError>;
-    /// Gives the device a new token digest. With `expected`, only while the
-    /// stored digest still is that one (compare-and-swap), so of several
-    /// concurrent changes made with the same old token exactly one wins.
-    /// Returns whether it replaced.
+    /// Gives the device a new token digest, only while its expiry still is
+    /// `had_expiry` (the new one was decided from it), and with `expected`
+    /// only while the stored digest still is that one (compare-and-swap), so
+    /// of several concurrent changes made with the same old token exactly
+    /// one wins. Returns whether it replaced.
     async fn set_device_token(
         &mut self,
         id: &DeviceId,
         expected: Option<&TokenDigest>,
+        had_expiry: Option<Timestamp>,
         new: &NewToken,
     ) -> Result<bool, StoreError>;
-    /// Replaces the device's limits; returns whether the device existed.
+    /// Replaces the device's limits; with `had_expiry`, only while its
+    /// expiry still is that (the new limits were decided from it). Returns
+    /// whether it replaced.
     async fn set_device_limits(
         &mut self,
         id: &DeviceId,
         limits: &CredentialLimits,
+        had_expiry: Option<Option<Timestamp>>,
     ) -> Result<bool, StoreError>;
     /// Ends the overlap of the device's previous token; returns whether
     /// there was one.

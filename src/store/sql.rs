@@ -26,6 +26,12 @@ use crate::domain::{
     WebSession,
 };
 
+/// An expiry as a conditional statement compares it: no expiry as -1,
+/// which no stored expiry is.
+fn stored_expiry(expiry: Option<Timestamp>) -> i64 {
+    expiry.map_or(-1, Timestamp::millis)
+}
+
 /// What a backend does its own way: how a write is serialised, the bulk
 /// statements, row locking, the change feed, and what its errors mean.
 #[async_trait]
@@ -873,18 +879,21 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<&'q [u8]>: Encode<'q, DB>,
 {
+    /// With `had_expiry`, only while the stored expiry still is that one
+    /// (the new limits were decided from it).
     async fn set_limits(
         &mut self,
         table: CredentialTable,
         id: &DeviceId,
         limits: &CredentialLimits,
+        had_expiry: Option<Option<Timestamp>>,
     ) -> Result<bool, StoreError> {
         let allowed = networks_to_stored(&limits.allowed_networks);
         let denied = networks_to_stored(&limits.denied_networks);
         let sql = format!(
             "UPDATE {} SET scope = $1, expires_at = $2, idle_expiry_days = $3,
                  allowed_networks = $4, denied_networks = $5
-             WHERE id = $6",
+             WHERE id = $6 AND ($7 IS NULL OR COALESCE(expires_at, -1) = $7)",
             table.name()
         );
         let done = sqlx::query(&sql)
@@ -894,6 +903,7 @@ where
             .bind(allowed.as_deref())
             .bind(denied.as_deref())
             .bind(id.as_str())
+            .bind(had_expiry.map(stored_expiry))
             .execute(&mut *self.tx)
             .await
             .map_err(DB::unavailable_or_internal)?;
@@ -937,7 +947,7 @@ where
                  previous_token_digest = CASE WHEN $6 IS NULL THEN NULL ELSE token_digest END,
                  previous_token_until = $6
              WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)
-               AND ($7 = 0 OR COALESCE(expires_at, -1) = $8)",
+               AND ($7 IS NULL OR COALESCE(expires_at, -1) = $7)",
             table.name()
         );
         let done = sqlx::query(&sql)
@@ -947,8 +957,7 @@ where
             .bind(new.issued_at.millis())
             .bind(new.expires_at.map(Timestamp::millis))
             .bind(new.previous_until.map(Timestamp::millis))
-            .bind(i64::from(read_expiry.is_some()))
-            .bind(read_expiry.flatten().map_or(-1, Timestamp::millis))
+            .bind(read_expiry.map(stored_expiry))
             .execute(&mut *self.tx)
             .await
             .map_err(DB::unavailable_or_internal)?;
@@ -1106,7 +1115,8 @@ where
     async fn insert_device(&mut self, device: &NewDevice) -> Result<Device, StoreError> {
         DB::insert_devices(&mut self.tx, std::slice::from_ref(device)).await?;
         if device.limits != CredentialLimits::default() {
-            self.set_device_limits(&device.id, &device.limits).await?;
+            self.set_device_limits(&device.id, &device.limits, None)
+                .await?;
         }
         Ok(device.inserted())
     }
@@ -1115,8 +1125,10 @@ where
         &mut self,
         id: &DeviceId,
         limits: &CredentialLimits,
+        had_expiry: Option<Option<Timestamp>>,
     ) -> Result<bool, StoreError> {
-        self.set_limits(CredentialTable::Devices, id, limits).await
+        self.set_limits(CredentialTable::Devices, id, limits, had_expiry)
+            .await
     }
 
     async fn end_previous_token(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
@@ -1164,7 +1176,8 @@ where
         id: &AccessId,
         limits: &CredentialLimits,
     ) -> Result<bool, StoreError> {
-        self.set_limits(CredentialTable::Access, id, limits).await
+        self.set_limits(CredentialTable::Access, id, limits, None)
+            .await
     }
 
     async fn set_access_enabled(
@@ -1232,28 +1245,17 @@ where
         &mut self,
         id: &DeviceId,
         expected: Option<&TokenDigest>,
+        had_expiry: Option<Timestamp>,
         new: &NewToken,
     ) -> Result<bool, StoreError> {
-        // One statement: SQLite runs it under the write lock, and PostgreSQL
-        // (READ COMMITTED) re-checks the condition against a row a concurrent
-        // update changed meanwhile. The right-hand sides see the old row, so
-        // the replaced token is the one that overlaps.
-        let done = sqlx::query(
-            "UPDATE devices SET token_digest = $1, token_issued_at = $4, expires_at = $5,
-                 previous_token_digest = CASE WHEN $6 IS NULL THEN NULL ELSE token_digest END,
-                 previous_token_until = $6
-             WHERE id = $2 AND ($3 IS NULL OR token_digest = $3)",
+        self.set_token(
+            CredentialTable::Devices,
+            id,
+            expected,
+            Some(had_expiry),
+            new,
         )
-        .bind(&new.digest.0[..])
-        .bind(id.as_str())
-        .bind(expected.map(|d| &d.0[..]))
-        .bind(new.issued_at.millis())
-        .bind(new.expires_at.map(Timestamp::millis))
-        .bind(new.previous_until.map(Timestamp::millis))
-        .execute(&mut *self.tx)
         .await
-        .map_err(DB::unavailable_or_internal)?;
-        Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn delete_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {

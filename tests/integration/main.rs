@@ -30,6 +30,7 @@ mod api {
     mod durability;
     mod forward_auth;
     mod last_used;
+    mod limit_races;
     mod limits;
     mod logs;
     mod proxies;

@@ -111,6 +111,11 @@ impl AutoCommit for dyn Store {
         expected: Option<&TokenDigest>,
         digest: &TokenDigest,
     ) -> Result<bool, StoreError> {
+        // No expiry condition here: these writes set rows up, they race nothing.
+        let had_expiry = match self.device(id).await? {
+            Some(device) => device.limits.expires_at,
+            None => return Ok(false),
+        };
         let mut tx = begin(self).await?;
         let new = latchkey::store::NewToken {
             digest: *digest,
@@ -118,7 +123,7 @@ impl AutoCommit for dyn Store {
             expires_at: None,
             previous_until: None,
         };
-        let done = tx.set_device_token(id, expected, &new).await?;
+        let done = tx.set_device_token(id, expected, had_expiry, &new).await?;
         tx.commit().await?;
         Ok(done)
     }

@@ -8,7 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::credential::Secret;
 use crate::credential::Token;
-use crate::domain::{Device, RequestedLimits, Scope, Timestamp};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::credential::DeviceId;
+use crate::domain::{Device, DeviceName, RecentAddresses, RequestedLimits, Scope, Timestamp};
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ClientInfo, OptionalApiJson, PathId};
@@ -17,30 +22,55 @@ use crate::http::AppState;
 use crate::service::{parse_limits, DeviceState, PasswordDeviceRequest, RawLimits, TokenChange};
 
 /// The device resource. `token` appears only in the answers that create one.
+/// Addresses and names stay typed until written: one answer is written
+/// straight into one buffer ([`DeviceResource::to_json`]), without a string
+/// per field.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceResource {
-    #[serde(rename = "_id")]
-    id: String,
+    #[serde(rename = "_id", serialize_with = "as_text")]
+    id: DeviceId,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
-    device_name: String,
+    #[serde(serialize_with = "as_text")]
+    device_name: DeviceName,
     device_type: String,
     created_at: Timestamp,
     last_used_at: Option<Timestamp>,
-    last_used_ip: Option<String>,
+    last_used_ip: Option<IpAddr>,
     last_used_user_agent: Option<String>,
     /// The last distinct addresses, newest first.
-    recent_ips: Vec<String>,
+    #[serde(serialize_with = "addresses")]
+    recent_ips: RecentAddresses,
     scope: Scope,
     expires_at: Option<Timestamp>,
     idle_expiry_days: Option<u32>,
-    allowed_networks: Vec<String>,
-    denied_networks: Vec<String>,
+    #[serde(serialize_with = "networks")]
+    allowed_networks: Vec<IpNet>,
+    #[serde(serialize_with = "networks")]
+    denied_networks: Vec<IpNet>,
     /// Past its expiry, idle too long, or beyond the lifetime policy.
     expired: bool,
     /// Until when the password before the last change still works.
     previous_password_valid_until: Option<Timestamp>,
+}
+
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+fn addresses<S: serde::Serializer>(
+    recent: &RecentAddresses,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(recent.iter())
+}
+
+fn networks<S: serde::Serializer>(list: &[IpNet], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(list.iter().map(|net| net.to_string()))
 }
 
 impl DeviceResource {
@@ -67,31 +97,167 @@ impl DeviceResource {
     pub fn new(device: Device, state: DeviceState, token: Option<&Token>) -> Self {
         let last_used = device.last_used;
         let limits = device.limits;
-        let nets = |list: &[ipnet::IpNet]| list.iter().map(ToString::to_string).collect();
         Self {
-            id: device.id.to_string(),
+            id: device.id,
             token: token.map(|t| t.expose().to_owned()),
-            device_name: device.name.to_string(),
+            device_name: device.name,
             device_type: device.device_type,
             created_at: device.created_at,
             last_used_at: last_used.as_ref().map(|u| u.at),
-            last_used_ip: last_used
-                .as_ref()
-                .and_then(|u| u.ip.map(|ip| ip.to_string())),
-            recent_ips: last_used
-                .as_ref()
-                .map(|u| u.recent.iter().map(|ip| ip.to_string()).collect())
-                .unwrap_or_default(),
+            last_used_ip: last_used.as_ref().and_then(|u| u.ip),
+            recent_ips: last_used.as_ref().map(|u| u.recent).unwrap_or_default(),
             last_used_user_agent: last_used.and_then(|u| u.user_agent),
             scope: limits.scope,
             expires_at: limits.expires_at,
             idle_expiry_days: limits.idle_expiry_days,
-            allowed_networks: nets(&limits.allowed_networks),
-            denied_networks: nets(&limits.denied_networks),
+            allowed_networks: limits.allowed_networks,
+            denied_networks: limits.denied_networks,
             expired: state.expired,
             previous_password_valid_until: state.previous_token_until,
         }
     }
+
+    /// The same bytes as `serde_json::to_vec(self)` (a test holds them
+    /// equal): the keys are written as they are, and only the free texts
+    /// (name, type, user agent, token) go through JSON escaping; ids,
+    /// timestamps, addresses and networks need none.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(b"{\"_id\":");
+        quoted(&mut out, self.id.as_str().as_bytes());
+        if let Some(token) = &self.token {
+            out.extend_from_slice(b",\"token\":");
+            escaped(&mut out, token);
+        }
+        out.extend_from_slice(b",\"deviceName\":");
+        escaped(&mut out, self.device_name.as_str());
+        out.extend_from_slice(b",\"deviceType\":");
+        escaped(&mut out, &self.device_type);
+        out.extend_from_slice(b",\"createdAt\":");
+        timestamp(&mut out, Some(self.created_at));
+        out.extend_from_slice(b",\"lastUsedAt\":");
+        timestamp(&mut out, self.last_used_at);
+        out.extend_from_slice(b",\"lastUsedIp\":");
+        // Usually also the newest recent address: written once, copied.
+        let ip_at = out.len();
+        match self.last_used_ip {
+            Some(ip) => address(&mut out, ip),
+            None => out.extend_from_slice(b"null"),
+        }
+        let ip_written = ip_at..out.len();
+        out.extend_from_slice(b",\"lastUsedUserAgent\":");
+        match &self.last_used_user_agent {
+            Some(agent) => escaped(&mut out, agent),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"recentIps\":[");
+        for (i, ip) in self.recent_ips.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if Some(ip) == self.last_used_ip {
+                out.extend_from_within(ip_written.clone());
+            } else {
+                address(&mut out, ip);
+            }
+        }
+        out.extend_from_slice(b"],\"scope\":");
+        quoted(&mut out, self.scope.as_str().as_bytes());
+        out.extend_from_slice(b",\"expiresAt\":");
+        timestamp(&mut out, self.expires_at);
+        out.extend_from_slice(b",\"idleExpiryDays\":");
+        match self.idle_expiry_days {
+            Some(days) => out.extend_from_slice(days.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"allowedNetworks\":");
+        network_list(&mut out, &self.allowed_networks);
+        out.extend_from_slice(b",\"deniedNetworks\":");
+        network_list(&mut out, &self.denied_networks);
+        out.extend_from_slice(if self.expired {
+            b",\"expired\":true"
+        } else {
+            b",\"expired\":false"
+        });
+        out.extend_from_slice(b",\"previousPasswordValidUntil\":");
+        timestamp(&mut out, self.previous_password_valid_until);
+        out.push(b'}');
+        out
+    }
+}
+
+/// One resource as `application/json`, as `Json` would answer it.
+impl IntoResponse for DeviceResource {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            )],
+            self.to_json(),
+        )
+            .into_response()
+    }
+}
+
+/// Text that needs no escaping: digits, ASCII letters and punctuation.
+fn quoted(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(text);
+    out.push(b'"');
+}
+
+fn escaped(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn timestamp(out: &mut Vec<u8>, at: Option<Timestamp>) {
+    match at {
+        Some(at) => {
+            out.push(b'"');
+            at.push_rfc3339(out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn address(out: &mut Vec<u8>, ip: IpAddr) {
+    use std::io::Write;
+    out.push(b'"');
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'"');
+}
+
+fn network_list(out: &mut Vec<u8>, list: &[IpNet]) {
+    use std::io::Write;
+    out.push(b'[');
+    for (i, net) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = write!(out, "\"{net}\"");
+    }
+    out.push(b']');
 }
 
 fn resource(state: &AppState, device: Device, token: Option<&Token>) -> DeviceResource {
@@ -256,7 +422,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(resource(&state, device, Some(&token))),
+        resource(&state, device, Some(&token)),
     ))
 }
 
@@ -279,9 +445,9 @@ pub async fn show(
     State(state): State<AppState>,
     DeviceAuth(who): DeviceAuth,
     PathId(id): PathId,
-) -> Result<Json<DeviceResource>, ApiError> {
+) -> Result<DeviceResource, ApiError> {
     let device = state.service.device(&who, &id).await?;
-    Ok(Json(resource(&state, device, None)))
+    Ok(resource(&state, device, None))
 }
 
 /// `PATCH /server/api/device/{id}`: rename.
@@ -290,12 +456,12 @@ pub async fn rename(
     DeviceAuth(who): DeviceAuth,
     PathId(id): PathId,
     ApiJson(body): ApiJson<RenameBody>,
-) -> Result<Json<DeviceResource>, ApiError> {
+) -> Result<DeviceResource, ApiError> {
     let device = state
         .service
         .rename_device(&who, &id, &body.device_name)
         .await?;
-    Ok(Json(resource(&state, device, None)))
+    Ok(resource(&state, device, None))
 }
 
 /// `PUT /server/api/device/{id}/limits`: replaces the device's limits.
@@ -304,10 +470,10 @@ pub async fn set_limits(
     DeviceAuth(who): DeviceAuth,
     PathId(id): PathId,
     ApiJson(body): ApiJson<LimitsBody>,
-) -> Result<Json<DeviceResource>, ApiError> {
+) -> Result<DeviceResource, ApiError> {
     let limits = body.limits.parse()?;
     let device = state.service.set_device_limits(&who, &id, limits).await?;
-    Ok(Json(resource(&state, device, None)))
+    Ok(resource(&state, device, None))
 }
 
 /// `POST /server/api/device/{id}/password`: the article's "Change password";
@@ -317,10 +483,10 @@ pub async fn regenerate(
     DeviceAuth(who): DeviceAuth,
     PathId(id): PathId,
     OptionalApiJson(body): OptionalApiJson<RegenerateBody>,
-) -> Result<Json<DeviceResource>, ApiError> {
+) -> Result<DeviceResource, ApiError> {
     let change = body.parse()?;
     let (device, token) = state.service.regenerate_token(&who, &id, change).await?;
-    Ok(Json(resource(&state, device, Some(&token))))
+    Ok(resource(&state, device, Some(&token)))
 }
 
 /// `DELETE /server/api/device/{id}/previous-password`: "end now".
@@ -328,9 +494,9 @@ pub async fn end_previous(
     State(state): State<AppState>,
     DeviceAuth(who): DeviceAuth,
     PathId(id): PathId,
-) -> Result<Json<DeviceResource>, ApiError> {
+) -> Result<DeviceResource, ApiError> {
     let device = state.service.end_previous_token(&who, &id).await?;
-    Ok(Json(resource(&state, device, None)))
+    Ok(resource(&state, device, None))
 }
 
 /// `DELETE /server/api/device/{id}`: revokes exactly that device.
@@ -384,5 +550,80 @@ mod tests {
         fields.sort_unstable();
         declared.sort_unstable();
         assert_eq!(fields, declared);
+    }
+
+    #[test]
+    fn the_written_json_is_what_serde_writes() {
+        use crate::domain::CredentialLimits;
+        let mut recent = RecentAddresses::default();
+        for ip in [
+            "2001:db8::7",
+            "192.0.2.250",
+            "10.0.0.1",
+            "2001:db8::1:0:0:1",
+        ] {
+            recent.note(ip.parse().unwrap());
+        }
+        let used = |ip: Option<&str>, agent: Option<&str>| LastUse {
+            at: Timestamp::from_millis(1_764_000_000_123),
+            ip: ip.map(|ip| ip.parse().unwrap()),
+            user_agent: agent.map(|a| format!("{a}\u{7}\t")),
+            recent,
+        };
+        let limits = CredentialLimits {
+            scope: Scope::Read,
+            expires_at: Some(Timestamp::from_millis(1_900_000_000_000)),
+            idle_expiry_days: Some(30),
+            allowed_networks: vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            denied_networks: vec!["192.0.2.7/32".parse().unwrap()],
+        };
+        for (name, last_used, limits, token, until) in [
+            ("plain", None, CredentialLimits::default(), None, None),
+            (
+                "Jö's \"phone\" \\ </script>",
+                Some(used(Some("192.0.2.250"), Some("curl/8 \"x\""))),
+                limits.clone(),
+                Some(Token::generate()),
+                Some(Timestamp::from_millis(-5)),
+            ),
+            (
+                "v6",
+                Some(used(Some("2001:db8::7"), None)),
+                limits,
+                None,
+                None,
+            ),
+            (
+                "gone",
+                Some(used(None, Some("ua"))),
+                Default::default(),
+                None,
+                Some(Timestamp::from_millis(253_402_300_800_000)),
+            ),
+        ] {
+            let device = Device {
+                id: DeviceId::generate(),
+                account_id: AccountId(1),
+                name: DeviceName::parse(name).unwrap(),
+                device_type: "type \"t\"".into(),
+                created_at: Timestamp::from_millis(0),
+                last_used,
+                limits,
+                token_issued_at: Timestamp::from_millis(0),
+                previous_token_until: None,
+            };
+            let state = DeviceState {
+                expired: until.is_some(),
+                previous_token_until: until,
+            };
+            let resource = DeviceResource::new(device, state, token.as_ref());
+            assert_eq!(
+                String::from_utf8(resource.to_json()).unwrap(),
+                serde_json::to_string(&resource).unwrap()
+            );
+        }
     }
 }

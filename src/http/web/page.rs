@@ -206,6 +206,9 @@ impl From<ServiceError> for WebError {
             ServiceError::EmailTaken(_) => {
                 Self::new(StatusCode::CONFLICT, "Already exists", message)
             }
+            ServiceError::ChangedMeanwhile => {
+                Self::new(StatusCode::CONFLICT, "Changed meanwhile", message)
+            }
             ServiceError::RateLimited { .. }
             | ServiceError::SignInStopped
             | ServiceError::TooManyPendingAuthorizations { .. } => {
