@@ -39,6 +39,20 @@ async fn forward_auth(State(state): State<AppState>, parts: Parts) -> Response {
     answer(&state, &parts, original).await
 }
 
+// Parsed once, at compile time, not per request.
+const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
+const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
+const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+const REMOTE_CREDENTIAL: HeaderName = HeaderName::from_static("remote-credential");
+const REMOTE_SCOPE: HeaderName = HeaderName::from_static("remote-scope");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+
 /// Per-upstream rules in the query string.
 #[derive(Deserialize)]
 struct Rules {
@@ -72,50 +86,51 @@ async fn check(
         }
     }
     let mut headers = HeaderMap::with_capacity(6);
-    let mut put = |name: &'static str, value: Option<HeaderValue>| {
+    let mut put = |name: HeaderName, value: Option<HeaderValue>| {
         if let Some(value) = value {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
     };
+    let mut credential = String::with_capacity(32);
     match &caller {
         Caller::Device(device) => {
             let holder = device.holder();
             let email = HeaderValue::from_str(&holder.email).ok();
-            put("remote-user", email.clone());
-            put("remote-email", email);
-            // Names may be any text: UTF-8 bytes are allowed in a header value,
-            // control characters are not, and a name that has any is left out.
+            put(REMOTE_USER, email.clone());
+            put(REMOTE_EMAIL, email);
+            // Names may be any text: UTF-8 bytes are allowed in a header
+            // value, control characters are not, and a name that has any is
+            // left out.
             put(
-                "remote-name",
+                REMOTE_NAME,
                 HeaderValue::from_bytes(holder.name.as_bytes()).ok(),
             );
-            put(
-                "remote-credential",
-                HeaderValue::from_str(&format!("device:{}", device.device().id)).ok(),
-            );
+            credential.push_str("device:");
+            credential.push_str(device.device().id.as_str());
         }
         Caller::Access(access) => {
             // A service has no email and belongs to nobody: its id names it.
-            let user = HeaderValue::from_str(&format!("access:{}", access.id())).ok();
-            put("remote-user", user.clone());
+            credential.push_str("access:");
+            credential.push_str(access.id().as_str());
+            put(REMOTE_USER, HeaderValue::from_str(&credential).ok());
             put(
-                "remote-name",
+                REMOTE_NAME,
                 HeaderValue::from_bytes(access.name().as_bytes()).ok(),
             );
-            put("remote-credential", user);
         }
     }
-    let groups: Vec<&str> = caller
-        .permissions()
-        .iter()
-        .map(Permission::as_str)
-        .collect();
+    let mut groups = String::with_capacity(64);
+    for permission in caller.permissions().iter() {
+        if !groups.is_empty() {
+            groups.push(',');
+        }
+        groups.push_str(permission.as_str());
+    }
+    // From a String, the value takes the buffer over instead of copying it.
+    put(REMOTE_GROUPS, HeaderValue::try_from(groups).ok());
+    put(REMOTE_CREDENTIAL, HeaderValue::try_from(credential).ok());
     put(
-        "remote-groups",
-        HeaderValue::from_str(&groups.join(",")).ok(),
-    );
-    put(
-        "remote-scope",
+        REMOTE_SCOPE,
         Some(HeaderValue::from_static(caller.scope().as_str())),
     );
     Ok(headers)
@@ -150,7 +165,7 @@ fn unreadable(what: &str) -> ApiError {
 }
 
 /// Exactly one value, or none.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a HeaderValue>, ()> {
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, ()> {
     let mut all = headers.get_all(name).iter();
     match (all.next(), all.next()) {
         (None, _) => Ok(None),
@@ -161,20 +176,20 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a HeaderVal
 
 /// The scope the original method needs; the method must be an HTTP token
 /// in upper case, as proxies send it.
-fn method_scope(headers: &HeaderMap, name: &str) -> Result<Scope, ApiError> {
+fn method_scope(headers: &HeaderMap, name: &HeaderName) -> Result<Scope, ApiError> {
     let Ok(Some(value)) = single(headers, name) else {
-        return Err(unreadable(name));
+        return Err(unreadable(name.as_str()));
     };
     let method = value.as_bytes();
     if method.is_empty() || method.len() > 32 || !method.iter().all(u8::is_ascii_uppercase) {
-        return Err(unreadable(name));
+        return Err(unreadable(name.as_str()));
     }
     Ok(Scope::needed_for(method))
 }
 
 fn nginx_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let scope = method_scope(headers, "x-original-method")?;
-    let Ok(Some(url)) = single(headers, "x-original-url") else {
+    let scope = method_scope(headers, &X_ORIGINAL_METHOD)?;
+    let Ok(Some(url)) = single(headers, &X_ORIGINAL_URL) else {
         return Err(unreadable("X-Original-URL"));
     };
     let url = url
@@ -189,13 +204,13 @@ fn nginx_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
 }
 
 fn forwarded_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let scope = method_scope(headers, "x-forwarded-method")?;
-    match single(headers, "x-forwarded-proto") {
+    let scope = method_scope(headers, &X_FORWARDED_METHOD)?;
+    match single(headers, &X_FORWARDED_PROTO) {
         Ok(None) => {}
         Ok(Some(v)) if matches!(v.as_bytes(), b"http" | b"https") => {}
         _ => return Err(unreadable("X-Forwarded-Proto")),
     }
-    match single(headers, "x-forwarded-host") {
+    match single(headers, &X_FORWARDED_HOST) {
         Ok(None) => {}
         Ok(Some(v))
             if v.to_str().ok().is_some_and(|h| {
@@ -203,7 +218,7 @@ fn forwarded_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
             }) => {}
         _ => return Err(unreadable("X-Forwarded-Host")),
     }
-    match single(headers, "x-forwarded-uri") {
+    match single(headers, &X_FORWARDED_URI) {
         Ok(None) => {}
         Ok(Some(v))
             if v.to_str()
