@@ -104,10 +104,20 @@ impl Token {
     /// Checks the format and checksum without touching any stored data, so
     /// garbage is refused before a lookup.
     pub fn parse(raw: &str) -> Result<Self, TokenFormatError> {
-        let body = raw
-            .strip_prefix(TOKEN_PREFIX)
-            .or_else(|| raw.strip_prefix(ACCESS_TOKEN_PREFIX))
-            .ok_or(TokenFormatError::Malformed)?;
+        Self::check(raw)?;
+        Ok(Self(Zeroizing::new(raw.to_owned())))
+    }
+
+    /// What [`Token::parse`] checks, without copying the token: its kind.
+    pub fn check(raw: &str) -> Result<TokenKind, TokenFormatError> {
+        let (kind, body) = match raw.strip_prefix(TOKEN_PREFIX) {
+            Some(body) => (TokenKind::Device, body),
+            None => (
+                TokenKind::Access,
+                raw.strip_prefix(ACCESS_TOKEN_PREFIX)
+                    .ok_or(TokenFormatError::Malformed)?,
+            ),
+        };
         if raw.len() != TOKEN_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(TokenFormatError::Malformed);
         }
@@ -120,7 +130,7 @@ impl Token {
         {
             return Err(TokenFormatError::BadChecksum);
         }
-        Ok(Self(Zeroizing::new(raw.to_owned())))
+        Ok(kind)
     }
 
     /// Which kind of credential the token is for, by its prefix.
@@ -148,14 +158,30 @@ impl fmt::Debug for Token {
     }
 }
 
-fn checksum(secret: &str) -> String {
+/// The checksum's characters, on the stack.
+struct Checksum([u8; CHECKSUM_CHARS]);
+
+impl Checksum {
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Checksum {
+    type Target = str;
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+fn checksum(secret: &str) -> Checksum {
     let mut value = crc32fast::hash(secret.as_bytes());
     let mut out = [b'0'; CHECKSUM_CHARS];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+    Checksum(out)
 }
 
 /// SHA-256 of a token: the only form in which a token is stored. SHA-256 is
@@ -242,7 +268,7 @@ mod tests {
     #[test]
     fn checksum_is_crc32_in_base62() {
         // CRC32("") = 0, CRC32("a") = 0xE8B7BE43 = 3904355907.
-        assert_eq!(checksum(""), "000000");
+        assert_eq!(&*checksum(""), "000000");
         let mut n: u64 = 3_904_355_907;
         let mut expected = Vec::new();
         for _ in 0..6 {

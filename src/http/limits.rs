@@ -25,11 +25,10 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most header fields accepted.
 pub const MAX_HEADERS: usize = 100;
 
-/// hyper's own limits, above ours: the buffer a request head must fit in,
-/// and the number of header fields it parses. (Its request target limit is
-/// fixed, at 64 KiB.)
+/// hyper's own limit, above ours: the buffer a request head must fit in.
+/// (Its request target limit is fixed, at 64 KiB; its number of header
+/// fields is its default, 100, the same as ours.)
 pub const HYPER_MAX_HEAD_BYTES: usize = 4 * MAX_HEADER_BYTES;
-pub const HYPER_MAX_HEADERS: usize = 2 * MAX_HEADERS;
 
 /// What about a request is too large.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

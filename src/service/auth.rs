@@ -31,20 +31,20 @@ impl Service {
     pub async fn authenticate_caller(
         &self,
         id: &str,
-        token: &Secret,
+        token: &str,
         client: &Client<'_>,
         need: Scope,
     ) -> Result<Caller, ServiceError> {
         let id = DeviceId::parse(id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
-        let token =
-            Token::parse(token.expose()).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
-        match token.kind() {
+        let kind = Token::check(token).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        let digest = TokenDigest::of(token);
+        match kind {
             TokenKind::Device => self
-                .authenticate_device(id, &token, client, need)
+                .authenticate_device(id, digest, client, need)
                 .await
                 .map(Caller::Device),
             TokenKind::Access => self
-                .authenticate_access(id, &token, client, need)
+                .authenticate_access(id, digest, client, need)
                 .await
                 .map(Caller::Access),
         }
@@ -60,7 +60,7 @@ impl Service {
         need: Scope,
     ) -> Result<DeviceCaller, ServiceError> {
         match self
-            .authenticate_caller(device_id, token, client, need)
+            .authenticate_caller(device_id, token.expose(), client, need)
             .await?
         {
             Caller::Device(device) => Ok(device),
@@ -71,11 +71,10 @@ impl Service {
     async fn authenticate_device(
         &self,
         id: DeviceId,
-        token: &Token,
+        digest: TokenDigest,
         client: &Client<'_>,
         need: Scope,
     ) -> Result<DeviceCaller, ServiceError> {
-        let digest = token.digest();
         let now = self.clock.now();
         let credential = self
             .verified(&self.cache, &id, &digest, now, client, || async {
@@ -144,11 +143,10 @@ impl Service {
     async fn authenticate_access(
         &self,
         id: DeviceId,
-        token: &Token,
+        digest: TokenDigest,
         client: &Client<'_>,
         need: Scope,
     ) -> Result<AccessCaller, ServiceError> {
-        let digest = token.digest();
         let now = self.clock.now();
         let credential = self
             .verified(&self.access_cache, &id, &digest, now, client, || async {

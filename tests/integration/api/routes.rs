@@ -387,13 +387,16 @@ async fn heads_too_large_get_a_json_answer(#[case] backend: Backend) {
     };
     let many: String = (0..150).map(|i| format!("X-Field-{i}: {i}\r\n")).collect();
     let cookie = format!("Cookie: other-app={}\r\n", "c".repeat(70 * 1024));
+    // More than 100 fields: hyper's own 431, which has no body.
+    let answer = exchange(format!(
+        "GET /server/api/user HTTP/1.1\r\nHost: x\r\n{many}\r\n"
+    ))
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "too many fields: {answer}"
+    );
     for (what, request, status, code) in [
-        (
-            "too many header fields",
-            format!("GET /server/api/user HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
-            "431",
-            "headers_too_large",
-        ),
         (
             "too large a header section",
             format!("GET /server/api/device HTTP/1.1\r\nHost: x\r\n{cookie}\r\n"),
