@@ -5,7 +5,7 @@
 //! identity as headers. Anything missing, malformed or unreadable is 401
 //! or 403, and an outage 503: never 200.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -27,14 +27,17 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /server/authz/auth-request`: nginx, with `X-Original-Method` and
 /// `X-Original-URL`.
-async fn auth_request(State(state): State<AppState>, parts: Parts) -> Response {
+async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
+    // Taken apart, not extracted as `Parts`, which would clone every header.
+    let (parts, _) = request.into_parts();
     let original = nginx_original(&parts.headers);
     answer(&state, &parts, original).await
 }
 
 /// `GET /server/authz/forward-auth`: Traefik, Caddy and HAProxy, with
 /// `X-Forwarded-Method` and, when sent, `-Proto`, `-Host` and `-Uri`.
-async fn forward_auth(State(state): State<AppState>, parts: Parts) -> Response {
+async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
     let original = forwarded_original(&parts.headers);
     answer(&state, &parts, original).await
 }
