@@ -6,7 +6,7 @@ use super::actor::{AccessCaller, AccessManager};
 use super::devices::{DeviceState, TokenChange};
 use super::{parse_device_name, Service, ServiceError};
 use crate::credential::{DeviceId, Token, TokenKind};
-use crate::domain::limits::{self, LimitsRejection, UseContext, MAX_GRACE_SECONDS};
+use crate::domain::limits::{self, LimitsRejection, MAX_GRACE_SECONDS};
 use crate::domain::{parse_description, AccessAuthorisation, RequestedLimits, Timestamp};
 use crate::store::{NewAccess, NewToken, StoreError};
 
@@ -304,17 +304,11 @@ impl Service {
 
     /// How one stands now, for lists and resources.
     pub fn access_state(&self, access: &AccessAuthorisation) -> DeviceState {
-        let now = self.clock.now();
-        let context = UseContext {
-            issued_at: access.token_issued_at,
-            last_used_at: access.last_used.as_ref().map(|u| u.at),
-            holder_is_admin: true,
-        };
-        DeviceState {
-            expired: limits::is_expired(&access.limits, &context, now, self.lifetime),
-            previous_token_until: access
-                .previous_token_until
-                .filter(|until| limits::within_grace(Some(*until), now)),
-        }
+        self.credential_state(
+            &access.limits,
+            access.token_issued_at,
+            access.last_used.as_ref(),
+            access.previous_token_until,
+        )
     }
 }

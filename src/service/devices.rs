@@ -7,7 +7,10 @@ use super::{parse_device_name, parse_email, Client, Member, PasswordDeviceReques
 use super::{Service, ServiceError};
 use crate::credential::{DeviceId, MainPassword, Token, TokenDigest};
 use crate::domain::limits::{self, LimitsRejection, UseContext, MAX_GRACE_SECONDS};
-use crate::domain::{rules, Account, Device, DeviceName, Permission, RequestedLimits, Timestamp};
+use crate::domain::{
+    rules, Account, CredentialLimits, Device, DeviceName, LastUse, Permission, RequestedLimits,
+    Timestamp,
+};
 use crate::store::{NewDevice, NewToken, StoreError};
 
 /// What "Change password" was asked for besides a new token.
@@ -364,16 +367,31 @@ impl Service {
 
     /// How a device stands now, for lists and resources.
     pub fn device_state(&self, device: &Device) -> DeviceState {
+        self.credential_state(
+            &device.limits,
+            device.token_issued_at,
+            device.last_used.as_ref(),
+            device.previous_token_until,
+        )
+    }
+
+    /// How any credential stands now, from what every kind has.
+    pub(super) fn credential_state(
+        &self,
+        limits: &CredentialLimits,
+        issued_at: Timestamp,
+        last_used: Option<&LastUse>,
+        previous_token_until: Option<Timestamp>,
+    ) -> DeviceState {
         let now = self.clock.now();
         let context = UseContext {
-            issued_at: device.token_issued_at,
-            last_used_at: device.last_used.as_ref().map(|u| u.at),
+            issued_at,
+            last_used_at: last_used.map(|u| u.at),
             holder_is_admin: true,
         };
         DeviceState {
-            expired: limits::is_expired(&device.limits, &context, now, self.lifetime),
-            previous_token_until: device
-                .previous_token_until
+            expired: limits::is_expired(limits, &context, now, self.lifetime),
+            previous_token_until: previous_token_until
                 .filter(|until| limits::within_grace(Some(*until), now)),
         }
     }

@@ -15,7 +15,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::credential::SessionKey;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::credential::{SessionKey, Token};
 
 const PURPOSE: &[u8] = b"latchkey web reveal v2";
 const NONCE_BYTES: usize = 12;
@@ -70,6 +73,34 @@ impl RevealItem {
             label: label.to_owned(),
             value: value.into(),
             id: id.to_owned(),
+        }
+    }
+}
+
+/// What a new credential's dialog shows: its id, its token, and the ready
+/// `Authorization` header, each with the element id the page gives it.
+pub struct CredentialShown<'a> {
+    pub title: String,
+    pub id: (&'static str, &'static str, &'a str),
+    pub token: (&'static str, &'static str, &'a Token),
+}
+
+impl From<CredentialShown<'_>> for Reveal {
+    fn from(shown: CredentialShown<'_>) -> Self {
+        let (id_key, id_label, id) = shown.id;
+        let (token_key, token_label, token) = shown.token;
+        let header = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{id}:{}", token.expose()))
+        );
+        Reveal {
+            title: shown.title,
+            items: vec![
+                RevealItem::new(id_key, id_label, id),
+                RevealItem::new(token_key, token_label, token.expose()),
+                RevealItem::new("shown-header", "Authorization header", header),
+            ],
+            download: None,
         }
     }
 }

@@ -9,8 +9,6 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde::Deserialize;
 
 use super::{NoFields, PagePath};
@@ -18,7 +16,7 @@ use crate::credential::Token;
 use crate::domain::{Device, Permission, RequestedLimits};
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
-use crate::http::web::reveal::{Reveal, RevealItem};
+use crate::http::web::reveal::{CredentialShown, Reveal};
 use crate::http::web::session::SignedIn;
 use crate::http::AppState;
 use crate::service::{parse_limits, DeviceState, RawLimits, ServiceError, TokenChange};
@@ -134,19 +132,12 @@ impl DeviceRow {
 
 /// The dialog after Save or Change password: what to paste into the app.
 pub fn shown_once(device: &Device, token: &Token) -> Reveal {
-    let header = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", device.id, token.expose()))
-    );
-    Reveal {
+    CredentialShown {
         title: format!("Device password for “{}”", device.name),
-        items: vec![
-            RevealItem::new("shown-device-id", "Device ID", device.id.to_string()),
-            RevealItem::new("shown-password", "Device password", token.expose()),
-            RevealItem::new("shown-header", "Authorization header", header),
-        ],
-        download: None,
+        id: ("shown-device-id", "Device ID", device.id.as_str()),
+        token: ("shown-password", "Device password", token),
     }
+    .into()
 }
 
 async fn page(state: &AppState, user: &SignedIn, layout: Layout) -> Result<DevicesPage, WebError> {

@@ -10,8 +10,6 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde::Deserialize;
 
 use crate::credential::Token;
@@ -19,7 +17,7 @@ use crate::domain::{AccessAuthorisation, RequestedLimits, Scope, Timestamp};
 use crate::http::web::csrf::Form;
 use crate::http::web::page::{render, when, FieldErrors, Layout, WebError};
 use crate::http::web::pages::{NoFields, PagePath};
-use crate::http::web::reveal::{Reveal, RevealItem};
+use crate::http::web::reveal::{CredentialShown, Reveal};
 use crate::http::web::session::AsAdmin;
 use crate::http::AppState;
 use crate::service::{
@@ -155,19 +153,12 @@ impl AccessRow {
 
 /// The dialog after Create or Regenerate token: what to give the service.
 fn shown_once(access: &AccessAuthorisation, token: &Token) -> Reveal {
-    let header = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", access.id, token.expose()))
-    );
-    Reveal {
+    CredentialShown {
         title: format!("API access “{}”", access.name),
-        items: vec![
-            RevealItem::new("shown-access-id", "ID", access.id.to_string()),
-            RevealItem::new("shown-token", "Token", token.expose()),
-            RevealItem::new("shown-header", "Authorization header", header),
-        ],
-        download: None,
+        id: ("shown-access-id", "ID", access.id.as_str()),
+        token: ("shown-token", "Token", token),
     }
+    .into()
 }
 
 async fn page(state: &AppState, user: &AsAdmin, layout: Layout) -> Result<AccessPage, WebError> {
