@@ -47,7 +47,8 @@ stop_server() {
     fi
     SERVER_PID=
 }
-# KEEP=DIR keeps the callgrind dumps there, for callgrind_annotate.
+# KEEP=DIR keeps the callgrind dumps there, for callgrind_annotate (uncompressed,
+# so that each dump part can be read on its own).
 cleanup() { stop_server; if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP"; cp "$TMP"/callgrind.out.* "$KEEP"/ 2>/dev/null || true; fi; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -103,6 +104,7 @@ count() { # NAME PORT PATH [AUTHORIZATION]
 under_callgrind() { # LOG COMMAND...
     local log=$1; shift
     TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out.%p" \
+        ${KEEP:+--compress-strings=no --compress-pos=no} \
         "$@" >"$TMP/$log" 2>&1 &
     SERVER_PID=$!
 }

@@ -37,35 +37,60 @@ enum Decoded {
 }
 
 impl BasicCredentials {
-    fn text(&self) -> &str {
-        let bytes = match &self.decoded {
+    fn bytes(&self) -> &[u8] {
+        match &self.decoded {
             Decoded::Inline(buf, len) => &buf[..*len],
             Decoded::Heap(buf) => &buf[..],
-        };
-        // Checked to be UTF-8 when parsed.
-        std::str::from_utf8(bytes).unwrap_or_default()
+        }
     }
 
     /// Everything before the first colon.
     pub fn user_id(&self) -> &str {
-        &self.text()[..self.colon]
+        // Checked to be UTF-8 when parsed, and split at an ASCII colon.
+        std::str::from_utf8(&self.bytes()[..self.colon]).unwrap_or_default()
     }
 
     /// Everything after it, colons included.
     pub fn password(&self) -> &str {
-        &self.text()[self.colon + 1..]
+        std::str::from_utf8(&self.bytes()[self.colon + 1..]).unwrap_or_default()
     }
 }
 
+/// Spaces and tabs, the only whitespace RFC 7235 allows around the parts.
+fn is_blank(byte: &u8) -> bool {
+    matches!(byte, b' ' | b'\t')
+}
+
+fn trim_blanks(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes {
+        if !is_blank(first) {
+            break;
+        }
+        bytes = rest;
+    }
+    while let [rest @ .., last] = bytes {
+        if !is_blank(last) {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Parsed as bytes, which is what a header value is: the scheme, the
+/// base64 and the colon are ASCII, and only the decoded credentials need to
+/// be UTF-8, checked once.
 pub fn parse(header: &[u8]) -> Result<BasicCredentials, BasicError> {
-    let header = std::str::from_utf8(header).map_err(|_| BasicError::Malformed)?;
-    let header = header.trim_matches([' ', '\t']);
-    let (scheme, rest) = header.split_once([' ', '\t']).unwrap_or((header, ""));
-    if !scheme.eq_ignore_ascii_case("basic") {
+    let header = trim_blanks(header);
+    let (scheme, rest) = match header.iter().position(is_blank) {
+        Some(blank) => header.split_at(blank),
+        None => (header, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
         return Err(BasicError::NotBasic);
     }
-    let encoded = rest.trim_matches([' ', '\t']);
-    if encoded.is_empty() || encoded.contains([' ', '\t']) {
+    let encoded = trim_blanks(rest);
+    if encoded.is_empty() || encoded.iter().any(is_blank) {
         return Err(BasicError::Malformed);
     }
     let decoded = if base64::decoded_len_estimate(encoded.len()) <= INLINE {
@@ -79,13 +104,14 @@ pub fn parse(header: &[u8]) -> Result<BasicCredentials, BasicError> {
             LENIENT.decode(encoded).map_err(|_| BasicError::Malformed)?,
         ))
     };
-    let bytes = match &decoded {
-        Decoded::Inline(buf, len) => &buf[..*len],
-        Decoded::Heap(buf) => &buf[..],
-    };
-    let text = std::str::from_utf8(bytes).map_err(|_| BasicError::Malformed)?;
-    let colon = text.find(':').ok_or(BasicError::Malformed)?;
-    Ok(BasicCredentials { decoded, colon })
+    let mut credentials = BasicCredentials { decoded, colon: 0 };
+    let bytes = credentials.bytes();
+    std::str::from_utf8(bytes).map_err(|_| BasicError::Malformed)?;
+    credentials.colon = bytes
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(BasicError::Malformed)?;
+    Ok(credentials)
 }
 
 #[cfg(test)]

@@ -7,8 +7,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use axum::http::{Extensions, HeaderMap, HeaderValue};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
+
+/// A name known at compile time: looked up by a string, it would be parsed
+/// on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A trusted proxy sent an `X-Forwarded-For` that cannot be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +27,7 @@ pub fn of_request(
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| {
-            client_ip(
-                peer.ip(),
-                headers.get_all("x-forwarded-for").iter(),
-                trusted,
-            )
+            client_ip(peer.ip(), headers.get_all(X_FORWARDED_FOR).iter(), trusted)
         })
         .transpose()
 }

@@ -1,7 +1,8 @@
 //! What every request meets before its route, in one tower layer with one
 //! future, so that none of it costs an allocation on the way: oversize
-//! requests refused at once ([`limits`](super::limits)), the request
-//! deadline, and the headers every answer carries.
+//! requests refused at once ([`limits`](super::limits)), a body that may
+//! come cut off at [`MAX_BODY_BYTES`], the request deadline, and the
+//! headers every answer carries.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,14 +10,17 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
+use http_body_util::Limited;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::error::ApiError;
-use super::{limits, web};
+use super::{limits, web, MAX_BODY_BYTES};
 
 #[derive(Clone, Copy, Debug)]
 pub struct FrontLayer {
@@ -52,13 +56,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         if let Some(what) = limits::too_large(&request) {
             // Rare, and rendering a page: the one place worth a box.
             let uri = request.uri().clone();
             return FrontFuture::Refused {
                 future: Box::pin(async move { web::too_large(&uri, what).await }),
             };
+        }
+        // A declared length was judged above; a body sent without one
+        // (chunked) is cut off as it arrives. Most requests have none, and
+        // pay nothing for this: axum's `DefaultBodyLimit` would cost every
+        // request an extension.
+        if !request.body().is_end_stream() {
+            request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
         }
         FrontFuture::Routed {
             future: self.inner.call(request),

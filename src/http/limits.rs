@@ -46,7 +46,7 @@ pub enum TooLarge {
 /// `Content-Length`, so it is neither read (nor, after `Expect:
 /// 100-continue`, invited) nor waited for until the request timeout while a
 /// client sends it slowly or not at all; a body sent without a length
-/// (chunked) is still cut off by `DefaultBodyLimit` as it arrives.
+/// (chunked) is still cut off as it arrives, also in `front`.
 pub(super) fn too_large(request: &Request) -> Option<TooLarge> {
     let uri = request.uri();
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len());

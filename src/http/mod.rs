@@ -24,7 +24,6 @@ pub use state::{AppState, WebSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
@@ -56,18 +55,25 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(web::fallback)
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        // One composed stack, applied once: every `Router::layer` call
-        // wraps each route in a boxed service of its own, which a request
-        // then clones and calls level by level (bench/instructions.sh).
-        .layer(
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    // One composed stack, applied once: every `Router::layer` call wraps
+    // each route in a boxed service of its own, which a request then clones
+    // and calls level by level (bench/instructions.sh). The access log's
+    // layer is there only when its lines are wanted: the filter is fixed at
+    // start, and the layer costs a request two clock reads and a body
+    // wrapper even when nobody listens.
+    let front = front::FrontLayer { request_timeout };
+    let router = if access_log_wanted() {
+        router.layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http().make_span_with(RequestSpan {
                     trusted_proxies: state.trusted_proxies.clone(),
                 }))
-                .layer(front::FrontLayer { request_timeout })
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        );
+                .layer(front),
+        )
+    } else {
+        router.layer(front)
+    };
     if cors_origins.is_empty() {
         return router.with_state(state);
     }
@@ -87,6 +93,15 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
     router
         .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
         .with_state(state)
+}
+
+/// Whether the log filter lets through the access log (`tower_http=debug`).
+/// tower-http's other line, an `error` for each 5xx answer, is not missed
+/// without it: every 5xx answer's cause is logged where it arises (the
+/// API's and the pages' errors), with more than a status.
+fn access_log_wanted() -> bool {
+    tracing::enabled!(target: "tower_http::trace::make_span", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_response", Level::DEBUG)
 }
 
 /// The span of each request's log lines (`tower_http=debug` shows them):

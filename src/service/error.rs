@@ -121,7 +121,13 @@ impl From<StoreError> for ServiceError {
 impl From<HashingError> for ServiceError {
     fn from(e: HashingError) -> Self {
         match e {
-            HashingError::Busy => ServiceError::Busy,
+            HashingError::Busy => {
+                // The one 5xx without a cause of its own to log.
+                tracing::warn!(
+                    "every password-hashing slot is busy: a request was refused (503 busy)"
+                );
+                ServiceError::Busy
+            }
             HashingError::Failed(why) => ServiceError::Internal(why),
         }
     }

@@ -370,6 +370,66 @@ async fn a_body_declared_too_large_is_refused_at_once(#[case] backend: Backend) 
     expect_error(exact, StatusCode::BAD_REQUEST, "malformed_json").await;
 }
 
+/// A body sent without a length (chunked) is cut off as it arrives, at the
+/// same limit as a declared one, and one within it is read whole.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_chunked_body_is_cut_off_at_the_limit(#[case] backend: Backend) {
+    use std::time::Duration;
+    let app = spawn_app(backend).await;
+    let chunked = |path: &str, content_type: &str, body: &[u8]| {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        for chunk in body.chunks(4096) {
+            request.extend(format!("{:x}\r\n", chunk.len()).bytes());
+            request.extend_from_slice(chunk);
+            request.extend(b"\r\n");
+        }
+        request.extend(b"0\r\n\r\n");
+        request
+    };
+    let json = "application/json";
+    let over = vec![b' '; 16 * 1024 + 1];
+    let (answer, _) = raw_exchange(
+        &app,
+        &chunked("/server/api/device", json, &over),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains(r#""error":"payload_too_large""#),
+        "{answer}"
+    );
+    // At the limit, the body is read, and judged as JSON.
+    let at = vec![b' '; 16 * 1024];
+    let (answer, _) = raw_exchange(
+        &app,
+        &chunked("/server/api/device", json, &at),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains(r#""error":"malformed_json""#), "{answer}");
+    // A page's form gets a page, not a 200 and not a 500.
+    let (answer, _) = raw_exchange(
+        &app,
+        &chunked(
+            "/sign-in",
+            "application/x-www-form-urlencoded",
+            &[b'a'; 40 * 1024],
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.contains("text/html"), "{answer}");
+}
+
 #[rstest]
 #[case::sqlite(Backend::Sqlite)]
 #[case::postgres(Backend::Postgres)]
