@@ -2,6 +2,8 @@ use serde::{Serialize, Serializer};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 /// A point in time, kept as milliseconds since the Unix epoch (UTC) so both
 /// database backends store the same integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -9,8 +11,20 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     pub fn now() -> Self {
-        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        Self((nanos / 1_000_000) as i64)
+        // Straight from the system clock: every authenticated request reads
+        // it, and a calendar date (`OffsetDateTime`) is not needed for that.
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => Self::from_duration(since),
+            Err(before) => Self(-Self::from_duration(before.duration()).0),
+        }
+    }
+
+    fn from_duration(since_epoch: std::time::Duration) -> Self {
+        let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX / 1000);
+        Self(
+            secs.saturating_mul(1000)
+                .saturating_add(i64::from(since_epoch.subsec_millis())),
+        )
     }
 
     pub const fn from_millis(millis: i64) -> Self {

@@ -78,7 +78,8 @@ pub async fn caller(parts: &Parts, state: &AppState, need: Scope) -> Result<Call
                 "The Authorization header is not valid Basic auth: it must be \"Basic \" followed by base64 of \"deviceId:password\".",
             ),
         })?;
-        if credentials.user_id().contains('@') {
+        let (user_id, password) = credentials.split();
+        if user_id.contains('@') {
             // Never check a main password here: this route must not become a
             // second place to guess them.
             return Err(ApiError::unauthorized(
@@ -91,8 +92,8 @@ pub async fn caller(parts: &Parts, state: &AppState, need: Scope) -> Result<Call
         let who = state
             .service
             .authenticate_caller(
-                credentials.user_id(),
-                credentials.password(),
+                user_id,
+                password,
                 &client(parts, &state.trusted_proxies)?,
                 need,
             )

@@ -4,7 +4,7 @@ use base64::alphabet::STANDARD;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Standard base64; padding optional, since some clients drop it.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -32,27 +32,50 @@ pub struct BasicCredentials {
 }
 
 enum Decoded {
-    Inline(Zeroizing<[u8; INLINE]>, usize),
+    Inline(Inline),
     Heap(Zeroizing<Vec<u8>>),
+}
+
+/// A stack buffer that wipes, on drop, the bytes that may have been
+/// written: all of them until a decoding succeeded, then the decoded ones.
+struct Inline {
+    buf: [u8; INLINE],
+    len: usize,
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        self.buf[..self.len].zeroize();
+    }
 }
 
 impl BasicCredentials {
     fn bytes(&self) -> &[u8] {
         match &self.decoded {
-            Decoded::Inline(buf, len) => &buf[..*len],
+            Decoded::Inline(inline) => &inline.buf[..inline.len],
             Decoded::Heap(buf) => &buf[..],
+        }
+    }
+
+    /// Everything before the first colon, and everything after it (colons
+    /// included).
+    pub fn split(&self) -> (&str, &str) {
+        // Checked to be UTF-8 when parsed, and split at an ASCII colon.
+        let text = std::str::from_utf8(self.bytes()).unwrap_or_default();
+        match text.split_at_checked(self.colon) {
+            Some((user_id, rest)) => (user_id, rest.get(1..).unwrap_or_default()),
+            None => ("", ""),
         }
     }
 
     /// Everything before the first colon.
     pub fn user_id(&self) -> &str {
-        // Checked to be UTF-8 when parsed, and split at an ASCII colon.
-        std::str::from_utf8(&self.bytes()[..self.colon]).unwrap_or_default()
+        self.split().0
     }
 
     /// Everything after it, colons included.
     pub fn password(&self) -> &str {
-        std::str::from_utf8(&self.bytes()[self.colon + 1..]).unwrap_or_default()
+        self.split().1
     }
 }
 
@@ -89,16 +112,20 @@ pub fn parse(header: &[u8]) -> Result<BasicCredentials, BasicError> {
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return Err(BasicError::NotBasic);
     }
+    // A blank inside is not base64, and refused by the decoder.
     let encoded = trim_blanks(rest);
-    if encoded.is_empty() || encoded.iter().any(is_blank) {
+    if encoded.is_empty() {
         return Err(BasicError::Malformed);
     }
     let decoded = if base64::decoded_len_estimate(encoded.len()) <= INLINE {
-        let mut buf = Zeroizing::new([0u8; INLINE]);
-        let len = LENIENT
-            .decode_slice(encoded, &mut buf[..])
+        let mut inline = Inline {
+            buf: [0; INLINE],
+            len: INLINE,
+        };
+        inline.len = LENIENT
+            .decode_slice(encoded, &mut inline.buf[..])
             .map_err(|_| BasicError::Malformed)?;
-        Decoded::Inline(buf, len)
+        Decoded::Inline(inline)
     } else {
         Decoded::Heap(Zeroizing::new(
             LENIENT.decode(encoded).map_err(|_| BasicError::Malformed)?,

@@ -4,10 +4,9 @@
 //! peers can never set it, and a trusted proxy's header that cannot be read
 //! is refused rather than skipped: skipping would make the proxy the client.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::ConnectInfo;
-use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 /// A name known at compile time: looked up by a string, it would be parsed
@@ -18,17 +17,14 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadForwardedFor;
 
-/// The client's address of a request, if its connection's is known.
+/// The client's address of the request being served, if its connection's
+/// is known.
 pub fn of_request(
-    extensions: &Extensions,
     headers: &HeaderMap,
     trusted: &[IpNet],
 ) -> Result<Option<IpAddr>, BadForwardedFor> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| {
-            client_ip(peer.ip(), headers.get_all(X_FORWARDED_FOR).iter(), trusted)
-        })
+    super::serve::peer()
+        .map(|peer| client_ip(peer.ip(), headers.get_all(X_FORWARDED_FOR).iter(), trusted))
         .transpose()
 }
 

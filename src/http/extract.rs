@@ -115,7 +115,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 /// The client's address (see [`client_addr`]) and user agent; refused
 /// when a trusted proxy's `X-Forwarded-For` cannot be read.
 pub fn client<'a>(parts: &'a Parts, trusted_proxies: &[IpNet]) -> Result<Client<'a>, ServiceError> {
-    let ip = client_addr::of_request(&parts.extensions, &parts.headers, trusted_proxies)
+    let ip = client_addr::of_request(&parts.headers, trusted_proxies)
         .map_err(|_| ServiceError::BadForwardedFor)?;
     Ok(Client {
         ip,

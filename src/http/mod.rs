@@ -119,13 +119,9 @@ impl<B> MakeSpan<B> for RequestSpan {
         if !tracing::enabled!(target: "tower_http::trace::make_span", Level::DEBUG) {
             return Span::none();
         }
-        let client = client_addr::of_request(
-            request.extensions(),
-            request.headers(),
-            &self.trusted_proxies,
-        )
-        .ok()
-        .flatten();
+        let client = client_addr::of_request(request.headers(), &self.trusted_proxies)
+            .ok()
+            .flatten();
         // The target and level of tower-http's default span, so that the
         // documented filter still shows the access log.
         tracing::span!(

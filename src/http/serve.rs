@@ -6,16 +6,29 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
+use tower::Service;
 
 use super::limits::HYPER_MAX_HEAD_BYTES;
+
+tokio::task_local! {
+    /// The TCP peer of the connection a request came on, for
+    /// [`client_addr`](super::client_addr). Not a request extension
+    /// (axum's `ConnectInfo`): that would cost every request an insert into
+    /// a map which then has to grow, about 800 instructions.
+    static PEER: SocketAddr;
+}
+
+/// The TCP peer of the connection the current request came on, when it is
+/// served by [`serve`].
+pub(super) fn peer() -> Option<SocketAddr> {
+    PEER.try_with(|peer| *peer).ok()
+}
 
 /// A client must send a request's headers within this long.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,11 +75,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            router.clone().oneshot(request)
+        // The router is always ready (axum's `poll_ready` is `Ready` at
+        // once), so it is called straight away, without `oneshot`'s state
+        // machine around it.
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            PEER.scope(peer, router.clone().call(request))
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
