@@ -24,15 +24,26 @@ pub fn of_request(
     trusted: &[IpNet],
 ) -> Result<Option<IpAddr>, BadForwardedFor> {
     super::serve::peer()
-        .map(|peer| client_ip(peer.ip(), headers.get_all(X_FORWARDED_FOR).iter(), trusted))
+        .map(|peer| {
+            client_ip(
+                peer.ip(),
+                || headers.get_all(X_FORWARDED_FOR).iter(),
+                trusted,
+            )
+        })
         .transpose()
 }
 
-pub fn client_ip<'a>(
+/// `forwarded_for` is only read (and looked up) when `peer` is a trusted
+/// proxy.
+pub fn client_ip<'a, I>(
     peer: IpAddr,
-    forwarded_for: impl DoubleEndedIterator<Item = &'a HeaderValue>,
+    forwarded_for: impl FnOnce() -> I,
     trusted: &[IpNet],
-) -> Result<IpAddr, BadForwardedFor> {
+) -> Result<IpAddr, BadForwardedFor>
+where
+    I: DoubleEndedIterator<Item = &'a HeaderValue>,
+{
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&canonical(*ip)));
     if !is_trusted(&peer) {
         return Ok(peer);
@@ -40,7 +51,7 @@ pub fn client_ip<'a>(
     // Each proxy appends what it saw, so walk from the right: the first
     // address no trusted proxy vouches for is the client.
     let mut client = peer;
-    for value in forwarded_for.rev() {
+    for value in forwarded_for().rev() {
         let list = value.to_str().map_err(|_| BadForwardedFor)?;
         for entry in list.rsplit(',') {
             let ip = parse_entry(entry).ok_or(BadForwardedFor)?;
@@ -83,7 +94,7 @@ mod tests {
             .map(|h| HeaderValue::from_str(h).unwrap())
             .collect();
         let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
-        match client_ip(peer.parse().unwrap(), values.iter(), &trusted) {
+        match client_ip(peer.parse().unwrap(), || values.iter(), &trusted) {
             Ok(ip) => ip.to_string(),
             Err(BadForwardedFor) => "refused".to_owned(),
         }

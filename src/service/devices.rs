@@ -157,14 +157,19 @@ impl Service {
             // The caller itself, just used: no lookup needed.
             return Ok(itself);
         }
-        let id = DeviceId::parse(id).map_err(|_| ServiceError::DeviceNotFound)?;
-        match self.store.device(&id).await? {
-            Some(mut device) if by.owner().is_none_or(|owner| owner == device.account_id) => {
-                self.last_used.overlay(&mut device);
-                Ok(device)
+        // Boxed, so that the common case above does not carry the store's
+        // large future.
+        Box::pin(async {
+            let id = DeviceId::parse(id).map_err(|_| ServiceError::DeviceNotFound)?;
+            match self.store.device(&id).await? {
+                Some(mut device) if by.owner().is_none_or(|owner| owner == device.account_id) => {
+                    self.last_used.overlay(&mut device);
+                    Ok(device)
+                }
+                _ => Err(ServiceError::DeviceNotFound),
             }
-            _ => Err(ServiceError::DeviceNotFound),
-        }
+        })
+        .await
     }
 
     /// The devices the actor may see: its account's, or every one.

@@ -1,7 +1,6 @@
 //! "Last used" time, address and user agent of each device, kept in memory
 //! and written in one batch every few seconds instead of one write per request.
 
-use std::collections::HashMap;
 use std::mem;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -9,6 +8,9 @@ use std::sync::Mutex;
 use crate::credential::DeviceId;
 use crate::domain::{Device, LastUse, Timestamp};
 use crate::store::{CredentialTable, Store, StoreError};
+
+/// Keyed by device id; foldhash for the reason the credential cache uses it.
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 /// One per credential table: device passwords, API access authorisations.
 pub struct LastUsedRecorder {
