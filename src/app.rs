@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::credential::{readable_by_others, Created, ServerKey};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Shared};
 use crate::service::{Service, Settings};
 use crate::store::{self, ChangeSink};
 
@@ -96,12 +96,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::router(
-            AppState {
+            AppState::new(Shared {
                 service: self.service.clone(),
                 trusted_proxies: self.config.trusted_proxies.clone().into(),
                 web: crate::http::WebSettings::from_config(&self.config),
                 base_url: self.base_url().into(),
-            },
+            }),
             &self.config.cors_origins,
             self.config.request_timeout,
         );
@@ -111,7 +111,14 @@ impl Application {
             self.config.last_used_flush,
             flusher_stopped,
         ));
-        http::serve(self.listener, router, shutdown, self.config.shutdown_grace).await;
+        http::serve(
+            self.listener,
+            router,
+            shutdown,
+            self.config.shutdown_grace,
+            self.config.header_read_timeout,
+        )
+        .await;
         let _ = stop_flusher.send(true);
         let _ = flusher.await;
         if let Err(e) = self.service.flush_last_used().await {

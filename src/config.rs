@@ -251,6 +251,14 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds a client gets to send a request's head (request line and
+    /// headers), from connecting or from the end of its previous request;
+    /// then the connection is closed. Stalled and idle keep-alive
+    /// connections cannot pile up.
+    #[arg(long, env = "LATCHKEY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
     /// Seconds after which a request is cancelled with 408, whatever it waits for.
     #[arg(long, env = "LATCHKEY_REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -563,6 +571,7 @@ pub struct Config {
     pub last_used_flush: Duration,
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
     pub throttle: ThrottleConfig,
     pub max_staleness: Duration,
     pub store: StoreOptions,
@@ -597,6 +606,7 @@ impl fmt::Debug for Config {
             .field("last_used_flush", &self.last_used_flush)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("request_timeout", &self.request_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("throttle", &self.throttle)
             .field("max_staleness", &self.max_staleness)
             .field("store", &self.store)
@@ -627,6 +637,7 @@ impl Config {
             last_used_flush: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
             throttle: ThrottleConfig::default(),
             max_staleness: Duration::from_secs(5),
             store: StoreOptions::default(),
@@ -683,6 +694,7 @@ impl Config {
             last_used_flush: Duration::from_secs(serve.last_used_flush_secs),
             shutdown_grace: Duration::from_secs(serve.shutdown_grace_secs),
             request_timeout: Duration::from_secs(serve.request_timeout_secs),
+            header_read_timeout: Duration::from_secs(serve.header_read_timeout_secs),
             throttle: ThrottleConfig::default(),
             max_staleness: Duration::from_secs(serve.max_staleness_secs),
             store: StoreOptions {

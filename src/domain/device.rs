@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
@@ -90,7 +91,7 @@ impl RecentAddresses {
 pub struct LastUse {
     pub at: Timestamp,
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// The last distinct addresses it was used from, newest first.
     pub recent: RecentAddresses,
 }

@@ -8,6 +8,7 @@ pub mod auth;
 mod authz;
 pub mod basic;
 mod client_addr;
+mod coarse_timer;
 pub mod error;
 pub mod extract;
 mod front;
@@ -19,7 +20,7 @@ pub mod web;
 
 pub use limits::MAX_BODY_BYTES;
 pub use serve::serve;
-pub use state::{AppState, WebSettings};
+pub use state::{AppState, Shared, WebSettings};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,9 +12,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
 
+use super::coarse_timer::CoarseTimer;
 use super::limits::HYPER_MAX_HEAD_BYTES;
 
 tokio::task_local! {
@@ -30,16 +32,42 @@ pub(super) fn peer() -> Option<SocketAddr> {
     PEER.try_with(|peer| *peer).ok()
 }
 
-/// A client must send a request's headers within this long.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2's connection preface, by which hyper tells the two versions apart.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client sends, within `limit`, enough to tell which HTTP it
+/// speaks. hyper reads that with no time limit at all, before its own
+/// header-read timeout starts: a client that connected and sent nothing
+/// would hold its connection, and a file descriptor, forever.
+async fn speaks_within(stream: &TcpStream, limit: Duration) -> bool {
+    let decided = async {
+        let mut start = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut start).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if n == start.len() || !H2_PREFACE.starts_with(&start[..n]) {
+                return Some(());
+            }
+            // So far a part of the preface (or of "POST"): nearly always
+            // the rest is already on its way.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    matches!(tokio::time::timeout(limit, decided).await, Ok(Some(())))
+}
 
 /// Serves `router` until `shutdown` completes; then waits up to `grace` for
-/// open connections to finish before closing them.
+/// open connections to finish before closing them. A client must send each
+/// request's head within `header_read_timeout` (give or take a quarter
+/// second) of when the server starts waiting for it.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+    header_read_timeout: Duration,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
     // hyper's head buffer stays above the application's limit (see
@@ -51,13 +79,14 @@ pub async fn serve(
     // tenth of `/healthz`), so more fields get hyper's bare 431.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .timer(CoarseTimer::start())
+        .header_read_timeout(header_read_timeout)
         .max_buf_size(HYPER_MAX_HEAD_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(HYPER_MAX_HEAD_BYTES as u32);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -81,12 +110,18 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             PEER.scope(peer, router.clone().call(request))
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        // Watched from here on, so that a shutdown waits for it (at most
+        // the header-read timeout, then it is served or closed).
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            if !speaks_within(&stream, header_read_timeout).await {
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });

@@ -3,6 +3,7 @@
 
 use std::mem;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use crate::credential::DeviceId;
@@ -59,7 +60,9 @@ impl LastUsedRecorder {
         let used = LastUse {
             at: now,
             ip,
-            user_agent: user_agent.and_then(LastUse::clean_user_agent),
+            user_agent: user_agent
+                .and_then(LastUse::clean_user_agent)
+                .map(Arc::from),
             recent,
         };
         pending.insert(id.as_str().to_owned(), (id.clone(), used.clone()));

@@ -1,6 +1,7 @@
 //! Turning rows into domain values, the same way for every backend.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -126,7 +127,9 @@ where
     Ok(Some(LastUse {
         at: Timestamp::from_millis(at),
         ip: last_used_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
-        user_agent: row.decoded("last_used_user_agent")?,
+        user_agent: row
+            .decoded::<Option<String>>("last_used_user_agent")?
+            .map(Arc::from),
         recent: RecentAddresses::from_stored(recent.as_deref()),
     }))
 }

@@ -3,6 +3,8 @@
 //! for a credential without a person), and their management under
 //! `/server/api/admin/access`, for the admin API's callers only.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -36,7 +38,7 @@ pub struct AccessResource {
     enabled: bool,
     last_used_at: Option<Timestamp>,
     last_used_ip: Option<String>,
-    last_used_user_agent: Option<String>,
+    last_used_user_agent: Option<Arc<str>>,
     recent_ips: Vec<String>,
     scope: Scope,
     expires_at: Option<Timestamp>,

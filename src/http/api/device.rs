@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::credential::Secret;
 use crate::credential::Token;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -38,7 +39,7 @@ pub struct DeviceResource {
     created_at: Timestamp,
     last_used_at: Option<Timestamp>,
     last_used_ip: Option<IpAddr>,
-    last_used_user_agent: Option<String>,
+    last_used_user_agent: Option<Arc<str>>,
     /// The last distinct addresses, newest first.
     #[serde(serialize_with = "addresses")]
     recent_ips: RecentAddresses,
@@ -567,7 +568,7 @@ mod tests {
         let used = |ip: Option<&str>, agent: Option<&str>| LastUse {
             at: Timestamp::from_millis(1_764_000_000_123),
             ip: ip.map(|ip| ip.parse().unwrap()),
-            user_agent: agent.map(|a| format!("{a}\u{7}\t")),
+            user_agent: agent.map(|a| format!("{a}\u{7}\t").into()),
             recent,
         };
         let limits = CredentialLimits {

@@ -192,22 +192,62 @@ async fn shutdown_does_not_wait_forever_for_a_stalled_client(#[case] backend: Ba
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected(#[case] backend: Backend) {
-    use tokio::io::AsyncReadExt;
-    let app = spawn_app(backend).await;
-    let mut stalled = app.stalled_connection().await;
-    let started = std::time::Instant::now();
-    let mut rest = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        stalled.read_to_end(&mut rest),
-    )
-    .await
-    .expect("the server closes the connection")
-    .ok();
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timeout = Duration::from_secs(2);
+    let app = spawn_app_with(backend, |c| c.header_read_timeout = timeout).await;
+    // Whatever the connection has sent, it is closed once the time is up;
+    // the timer is coarse, a quarter second either way.
+    let closed_after = |mut stream: tokio::net::TcpStream| async move {
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closes the connection")
+            .ok();
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&rest).into_owned(),
+        )
+    };
+    let stalled = app.stalled_connection().await;
+    let (took, _) = closed_after(stalled).await;
     assert!(
-        started.elapsed() >= std::time::Duration::from_secs(5),
-        "closed too early"
+        took >= timeout - Duration::from_millis(500),
+        "closed too early: {took:?}"
     );
+    assert!(
+        took <= timeout + Duration::from_secs(1),
+        "closed too late: {took:?}"
+    );
+    // A connection that sends nothing at all, and one idle after an answer.
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (took, _) = closed_after(silent).await;
+    assert!(took <= timeout + Duration::from_secs(1), "{took:?}");
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (took, answer) = closed_after(idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(took <= timeout + Duration::from_secs(1), "{took:?}");
+    // A client that keeps sending requests, each well within the time, is
+    // served for longer than it: the time counts from each request's end.
+    let mut busy = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let started = Instant::now();
+    let mut answers = 0;
+    while started.elapsed() < 2 * timeout + Duration::from_millis(500) {
+        busy.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = busy.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "answer {answers}");
+        answers += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(answers >= 8, "{answers}");
     // Meanwhile the server serves others.
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);

@@ -132,7 +132,7 @@ async fn an_older_last_use_never_overwrites_a_newer_one(#[case] backend: Backend
     let at = |millis| LastUse {
         at: Timestamp::from_millis(millis),
         ip: Some("192.0.2.7".parse().unwrap()),
-        user_agent: Some(format!("agent {millis}")),
+        user_agent: Some(format!("agent {millis}").into()),
         recent: Default::default(),
     };
     store
@@ -1132,7 +1132,7 @@ async fn last_use_batches_keep_the_newest_use_of_each_device(#[case] backend: Ba
     let use_at = |millis, agent: Option<&str>| LastUse {
         at: Timestamp::from_millis(millis),
         ip: None,
-        user_agent: agent.map(str::to_owned),
+        user_agent: agent.map(Into::into),
         recent: Default::default(),
     };
     // One device twice in a batch: the newer use wins, wherever it stands.

@@ -129,7 +129,7 @@ impl AccessRow {
             created: when(access.created_at),
             last_used: last.map(|u| when(u.at)),
             last_address: last.and_then(|u| u.ip).map(|ip| ip.to_string()),
-            last_user_agent: last.and_then(|u| u.user_agent.clone()),
+            last_user_agent: last.and_then(|u| u.user_agent.as_deref().map(str::to_owned)),
             recent: (!recent.is_empty()).then(|| recent.join(", ")),
             previous_until: state.previous_token_until.map(when),
             form: LimitsForm {
