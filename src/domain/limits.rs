@@ -36,7 +36,7 @@ pub enum Scope {
 impl Scope {
     pub const ALL: [Scope; 3] = [Scope::Read, Scope::Full, Scope::Admin];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
             Scope::Full => "full",

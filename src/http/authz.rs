@@ -42,6 +42,18 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
     answer(&state, &parts, original).await
 }
 
+/// `Remote-Scope`, checked at compile time.
+fn scope_value(scope: Scope) -> HeaderValue {
+    const READ: HeaderValue = HeaderValue::from_static(Scope::Read.as_str());
+    const FULL: HeaderValue = HeaderValue::from_static(Scope::Full.as_str());
+    const ADMIN: HeaderValue = HeaderValue::from_static(Scope::Admin.as_str());
+    match scope {
+        Scope::Read => READ,
+        Scope::Full => FULL,
+        Scope::Admin => ADMIN,
+    }
+}
+
 // Parsed once, at compile time, not per request.
 const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
 const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
@@ -140,10 +152,7 @@ async fn check(
     // From a String, the value takes the buffer over instead of copying it.
     put(REMOTE_GROUPS, HeaderValue::try_from(groups).ok());
     put(REMOTE_CREDENTIAL, HeaderValue::try_from(credential).ok());
-    put(
-        REMOTE_SCOPE,
-        Some(HeaderValue::from_static(caller.scope().as_str())),
-    );
+    put(REMOTE_SCOPE, Some(scope_value(caller.scope())));
     Ok(response)
 }
 

@@ -11,6 +11,7 @@
 
 use axum::extract::Request;
 use axum::http::header;
+use http_body::Body as _;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -60,6 +61,11 @@ pub(super) fn too_large(request: &Request) -> Option<TooLarge> {
         .sum();
     if headers.len() > MAX_HEADERS || size > MAX_HEADER_BYTES {
         return Some(TooLarge::Headers);
+    }
+    // hyper knows from the head whether a body follows; most requests
+    // have none, and need no lookup.
+    if request.body().is_end_stream() {
+        return None;
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)

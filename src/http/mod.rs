@@ -4,6 +4,7 @@
 //! proof), call one service operation and render.
 
 pub mod api;
+mod app_service;
 pub mod auth;
 mod authz;
 pub mod basic;
@@ -18,6 +19,7 @@ mod serve;
 mod state;
 pub mod web;
 
+pub use app_service::App;
 pub use limits::MAX_BODY_BYTES;
 pub use serve::serve;
 pub use state::{AppState, Shared, WebSettings};
@@ -48,7 +50,7 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
 /// The whole HTTP surface. No request may take longer than `request_timeout`,
 /// whatever it waits for (a slow body, a password-hashing slot, the database),
 /// and none larger than [`limits`] allow is read.
-pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> Router {
+pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Duration) -> App {
     let router = Router::new()
         .merge(api::router())
         .merge(authz::router())
@@ -57,27 +59,34 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         .route("/readyz", get(ready))
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    let front = front::FrontLayer { request_timeout };
+    let span = RequestSpan {
+        trusted_proxies: state.trusted_proxies.clone(),
+    };
+    if cors_origins.is_empty() {
+        // The front layer around the router, not on it (see `app_service`).
+        let front = front.layer(router.with_state(state));
+        // The access log's layer only when its lines are wanted: the filter
+        // is fixed at start, and the layer costs a request two clock reads
+        // and a body wrapper even when nobody listens.
+        return if access_log_wanted() {
+            App::Traced(TraceLayer::new_for_http().make_span_with(span).layer(front))
+        } else {
+            App::Direct(front)
+        };
+    }
     // One composed stack, applied once: every `Router::layer` call wraps
     // each route in a boxed service of its own, which a request then clones
-    // and calls level by level (bench/instructions.sh). The access log's
-    // layer is there only when its lines are wanted: the filter is fixed at
-    // start, and the layer costs a request two clock reads and a body
-    // wrapper even when nobody listens.
-    let front = front::FrontLayer { request_timeout };
+    // and calls level by level.
     let router = if access_log_wanted() {
         router.layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http().make_span_with(RequestSpan {
-                    trusted_proxies: state.trusted_proxies.clone(),
-                }))
+                .layer(TraceLayer::new_for_http().make_span_with(span))
                 .layer(front),
         )
     } else {
         router.layer(front)
     };
-    if cors_origins.is_empty() {
-        return router.with_state(state);
-    }
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
         .allow_methods([
@@ -91,9 +100,11 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         // So browser apps can read where a new device lives and when to retry.
         .expose_headers([header::LOCATION, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
-    router
-        .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
-        .with_state(state)
+    App::Layered(
+        router
+            .layer(middleware::from_fn_with_state(cors, cors_on_the_api))
+            .with_state(state),
+    )
 }
 
 /// Whether the log filter lets through the access log (`tower_http=debug`).
@@ -109,7 +120,7 @@ fn access_log_wanted() -> bool {
 /// tower-http's own fields and the client's address, as throttling and
 /// "last used" see it, or nothing when unknown.
 #[derive(Clone)]
-struct RequestSpan {
+pub struct RequestSpan {
     trusted_proxies: Arc<[IpNet]>,
 }
 

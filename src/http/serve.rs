@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::Body;
+
+use super::App;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tower::Service;
@@ -32,14 +34,22 @@ pub(super) fn peer() -> Option<SocketAddr> {
     PEER.try_with(|peer| *peer).ok()
 }
 
-/// HTTP/2's connection preface, by which hyper tells the two versions apart.
+/// HTTP/2's connection preface: a client speaking HTTP/2 without TLS
+/// (prior knowledge) starts with it.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether the client sends, within `limit`, enough to tell which HTTP it
-/// speaks. hyper reads that with no time limit at all, before its own
-/// header-read timeout starts: a client that connected and sent nothing
-/// would hold its connection, and a file descriptor, forever.
-async fn speaks_within(stream: &TcpStream, limit: Duration) -> bool {
+enum Version {
+    Http1,
+    Http2,
+}
+
+/// Which HTTP the client speaks, if it sends enough to tell within
+/// `limit`; read without taking the bytes, so hyper reads them again.
+/// Decided here rather than by hyper-util's automatic builder, which waits
+/// for them with no time limit (a client that connected and sent nothing
+/// held its connection, and a file descriptor, forever) and then reads
+/// every request of the connection through one more layer.
+async fn speaks_within(stream: &TcpStream, limit: Duration) -> Option<Version> {
     let decided = async {
         let mut start = [0u8; H2_PREFACE.len()];
         loop {
@@ -47,15 +57,18 @@ async fn speaks_within(stream: &TcpStream, limit: Duration) -> bool {
             if n == 0 {
                 return None;
             }
-            if n == start.len() || !H2_PREFACE.starts_with(&start[..n]) {
-                return Some(());
+            if !H2_PREFACE.starts_with(&start[..n]) {
+                return Some(Version::Http1);
+            }
+            if n == start.len() {
+                return Some(Version::Http2);
             }
             // So far a part of the preface (or of "POST"): nearly always
             // the rest is already on its way.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    matches!(tokio::time::timeout(limit, decided).await, Ok(Some(())))
+    tokio::time::timeout(limit, decided).await.ok().flatten()
 }
 
 /// Serves `router` until `shutdown` completes; then waits up to `grace` for
@@ -64,12 +77,12 @@ async fn speaks_within(stream: &TcpStream, limit: Duration) -> bool {
 /// second) of when the server starts waiting for it.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: App,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     header_read_timeout: Duration,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut http1 = http1::Builder::new();
     // hyper's head buffer stays above the application's limit (see
     // `limits`), so that the application answers heads too large, with a
     // body: hyper's own answers have none. The number of header fields is
@@ -77,16 +90,15 @@ pub async fn serve(
     // any other value makes hyper allocate and fill an array that size for
     // every request (bench/instructions.sh: about 2,400 instructions, a
     // tenth of `/healthz`), so more fields get hyper's bare 431.
-    builder
-        .http1()
+    http1
         .timer(CoarseTimer::start())
         .header_read_timeout(header_read_timeout)
         .max_buf_size(HYPER_MAX_HEAD_BYTES);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(HYPER_MAX_HEAD_BYTES as u32);
-    let builder = Arc::new(builder);
+    let builders = Arc::new((http1, http2));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -103,25 +115,33 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        // The router is always ready (axum's `poll_ready` is `Ready` at
-        // once), so it is called straight away, without `oneshot`'s state
-        // machine around it.
+        let app = app.clone();
+        // The app is always ready (axum's router's `poll_ready` is `Ready`
+        // at once, and the layers around it ask it), so it is called
+        // straight away, without `oneshot`'s state machine around it.
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            PEER.scope(peer, router.clone().call(request))
+            let request = request.map(Body::new);
+            let future = match &app {
+                App::Direct(_) => app.clone().call(request),
+                // The access log's span, made in the call, wants it too.
+                _ => PEER.sync_scope(peer, || app.clone().call(request)),
+            };
+            PEER.scope(peer, future)
         });
         // Watched from here on, so that a shutdown waits for it (at most
         // the header-read timeout, then it is served or closed).
         let watcher = graceful.watcher();
-        let builder = builder.clone();
+        let builders = builders.clone();
         tokio::spawn(async move {
-            if !speaks_within(&stream, header_read_timeout).await {
-                return;
-            }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(connection).await {
+            let (http1, http2) = &*builders;
+            let io = TokioIo::new(stream);
+            let ended = match speaks_within(io.inner(), header_read_timeout).await {
+                // No upgrades: nothing here speaks WebSocket.
+                Some(Version::Http1) => watcher.watch(http1.serve_connection(io, service)).await,
+                Some(Version::Http2) => watcher.watch(http2.serve_connection(io, service)).await,
+                None => return,
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });

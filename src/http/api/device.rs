@@ -187,17 +187,12 @@ impl DeviceResource {
     }
 }
 
+const APPLICATION_JSON: header::HeaderValue = header::HeaderValue::from_static("application/json");
+
 /// One resource as `application/json`, as `Json` would answer it.
 impl IntoResponse for DeviceResource {
     fn into_response(self) -> axum::response::Response {
-        (
-            [(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            )],
-            self.to_json(),
-        )
-            .into_response()
+        ([(header::CONTENT_TYPE, APPLICATION_JSON)], self.to_json()).into_response()
     }
 }
 

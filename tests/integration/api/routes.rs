@@ -580,3 +580,34 @@ async fn hyper_answers_unparseable_and_huge_heads_itself(#[case] backend: Backen
         );
     }
 }
+
+/// HTTP/2 without TLS (prior knowledge) is served too, with the same
+/// answers and the same headers.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served(#[case] backend: Backend) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let app = spawn_app(backend).await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Empty<axum::body::Bytes>>();
+    for _ in 0..3 {
+        let answer = client
+            .get(app.url("/healthz").parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer.version(), hyper::Version::HTTP_2);
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["x-content-type-options"], "nosniff");
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+    }
+    let unknown = client
+        .get(app.url("/server/api/device/100012345678").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+}
