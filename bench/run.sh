@@ -40,19 +40,23 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 
-echo "bench: cargo build --release" >&2
-cargo build --release --quiet
+echo "bench: cargo build --release (latchkey and examples/hello)" >&2
+cargo build --release --quiet --bin latchkey --example hello
+HELLO="$ROOT/target/release/examples/hello"
 
 # --- server ------------------------------------------------------------------
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX")
 SERVER_PID=
+HELLO_PID=
 cleanup() {
     # Runs on success, failure and Ctrl-C alike, so no server or database is left behind.
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for pid in "$SERVER_PID" "$HELLO_PID"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -60,8 +64,15 @@ trap 'exit 130' INT TERM   # route signals through the EXIT trap
 
 # Ask the kernel for a free port; the tiny race before the server binds it is
 # acceptable for a local benchmark and far simpler than probing a range.
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
+HELLO_PORT=$(free_port)
+HELLO_URL="http://127.0.0.1:$HELLO_PORT/"
+"$HELLO" "127.0.0.1:$HELLO_PORT" >/dev/null 2>"$TMP/hello.log" &
+HELLO_PID=$!
 
 # stdout carries the first-admin password on an empty database: discard it.
 # stderr (the log) is kept so server problems can be reported at the end.
@@ -121,10 +132,21 @@ to_ms() {
 
 # run_wrk NAME URL [wrk args...]: warm up, measure, and set RPS_<NAME>,
 # P50_<NAME>, P99_<NAME>, NON2XX_<NAME>, SOCKERR_<NAME>.
-run_wrk() {
-    local name=$1 url=$2 out; shift 2
+# User plus system CPU time a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
+run_wrk() { # NAME PID URL [wrk options]
+    local name=$1 pid=$2 url=$3 out before after; shift 3
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
+    before=$(cpu_ticks "$pid")
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")
+    after=$(cpu_ticks "$pid")
+    local requests
+    requests=$(awk '/requests in/ {print $1; exit}' <<<"$out")
+    [[ -n $requests && $requests -gt 0 ]] || { echo "$out" >&2; die "no requests counted for $name"; }
+    printf -v "CPU_$name" '%s' "$(awk -v t=$((after - before)) -v hz="$TICKS_PER_SECOND" -v n="$requests" \
+        'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
     local rps p50 p99 non2xx sockerr
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '/Latency Distribution/ {d=1} d && $1 == "50%" {print $2; exit}' <<<"$out")
@@ -139,9 +161,14 @@ run_wrk() {
     printf -v "SOCKERR_$name" '%s' "${sockerr:-none}"
 }
 
-echo "bench: loading /healthz and /server/api/device/{id} (${WARMUP} warm-up + ${DURATION} each)" >&2
-run_wrk A "$BASE/healthz"
-run_wrk B "$DEVICE_URL" -H "$AUTH_HEADER"
+[[ $(curl -s --max-time 2 "$HELLO_URL" || true) == "Hello, World!" ]] || die "examples/hello does not answer"
+echo "bench: loading hello, /healthz, the device route and forward auth (${WARMUP} warm-up + ${DURATION} each)" >&2
+run_wrk H "$HELLO_PID" "$HELLO_URL"
+run_wrk A "$SERVER_PID" "$BASE/healthz"
+run_wrk B "$SERVER_PID" "$DEVICE_URL" -H "$AUTH_HEADER"
+run_wrk F "$SERVER_PID" "$BASE/server/authz/forward-auth" -H "$AUTH_HEADER" \
+    -H "X-Forwarded-Method: GET" -H "X-Forwarded-Proto: http" \
+    -H "X-Forwarded-Host: api.example.org" -H "X-Forwarded-Uri: /items"
 unset AUTH_HEADER
 
 # --- report ------------------------------------------------------------------
@@ -155,10 +182,20 @@ echo
 echo "latchkey bench  commit: $COMMIT  nproc: $(nproc)  $(uname -sr)"
 echo "wrk: -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after ${WARMUP} warm-up), 127.0.0.1"
 echo
-printf '%-32s %12s %10s %10s\n' route 'requests/s' 'p50 ms' 'p99 ms'
-printf '%-32s %12.0f %10.3f %10.3f\n' '(a) GET /healthz' "$RPS_A" "$P50_A" "$P99_A"
-printf '%-32s %12.0f %10.3f %10.3f\n' '(b) GET /server/api/device/{id}' "$RPS_B" "$P50_B" "$P99_B"
+printf '%-36s %11s %8s %8s %12s %8s\n' route 'requests/s' 'p50 ms' 'p99 ms' 'CPU us/req' 'x hello'
+row() { # LABEL NAME
+    local rps p50 p99 cpu
+    rps=RPS_$2 p50=P50_$2 p99=P99_$2 cpu=CPU_$2
+    printf '%-36s %11.0f %8.3f %8.3f %12.2f %8.2f\n' "$1" "${!rps}" "${!p50}" "${!p99}" "${!cpu}" \
+        "$(awk -v c="${!cpu}" -v h="$CPU_H" 'BEGIN { printf "%.2f", (h > 0 ? c / h : 0) }')"
+}
+row '(h) bare axum GET /' H
+row '(a) GET /healthz' A
+row '(b) GET /server/api/device/{id}' B
+row '(f) GET /server/authz/forward-auth' F
 echo
+echo "server CPU per request: user + system time of the server process over the measured run"
+echo "(/proc/<pid>/stat), over the requests wrk counted; wrk itself shares the 2 cores."
 awk -v ra="$RPS_A" -v rb="$RPS_B" -v pa="$P99_A" -v pb="$P99_B" 'BEGIN {
     printf "requests/s ratio b/a: %.2f\n", (ra > 0 ? rb / ra : 0)
     printf "p99 ratio a/b:        %.2f\n", (pb > 0 ? pa / pb : 0) }'
@@ -172,6 +209,7 @@ if [[ $NON2XX_B != 0 ]]; then
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
     STATUS=2
 fi
+[[ $NON2XX_F == 0 ]] || { echo "!!! WARNING: (f) got $NON2XX_F non-2xx/3xx responses: do not trust its numbers"; STATUS=2; }
 [[ $NON2XX_A == 0 ]] || echo "warning: (a) /healthz got $NON2XX_A non-2xx/3xx responses"
 [[ $SOCKERR_A == none ]] || echo "warning: (a) socket errors: $SOCKERR_A"
 [[ $SOCKERR_B == none ]] || echo "warning: (b) socket errors: $SOCKERR_B"
