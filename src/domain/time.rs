@@ -1,8 +1,8 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::{Serialize, Serializer};
 use time::macros::format_description;
 use time::OffsetDateTime;
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A point in time, kept as milliseconds since the Unix epoch (UTC) so both
 /// database backends store the same integer.

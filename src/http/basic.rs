@@ -67,16 +67,6 @@ impl BasicCredentials {
             None => ("", ""),
         }
     }
-
-    /// Everything before the first colon.
-    pub fn user_id(&self) -> &str {
-        self.split().0
-    }
-
-    /// Everything after it, colons included.
-    pub fn password(&self) -> &str {
-        self.split().1
-    }
 }
 
 /// Spaces and tabs, the only whitespace RFC 7235 allows around the parts.
@@ -175,8 +165,7 @@ mod tests {
             ),
         ] {
             let parsed = parse(header.as_bytes()).unwrap_or_else(|e| panic!("{header}: {e:?}"));
-            assert_eq!(parsed.user_id(), user);
-            assert_eq!(parsed.password(), password);
+            assert_eq!(parsed.split(), (user, password));
         }
     }
 
@@ -221,7 +210,8 @@ mod tests {
             if let Ok(parsed) = parse(&header) {
                 // What parsed must be exactly what was encoded.
                 let text = String::from_utf8(raw).unwrap();
-                assert_eq!(format!("{}:{}", parsed.user_id(), parsed.password()), text);
+                let (user_id, password) = parsed.split();
+                assert_eq!(format!("{user_id}:{password}"), text);
             }
         }
     }

@@ -62,7 +62,9 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        if let Some(what) = limits::too_large(&request) {
+        // hyper knows from the head whether a body follows.
+        let has_body = !request.body().is_end_stream();
+        if let Some(what) = limits::too_large(&request, has_body) {
             // Rare, and rendering a page: the one place worth a box.
             let uri = request.uri().clone();
             return FrontFuture::Refused {
@@ -73,7 +75,7 @@ where
         // (chunked) is cut off as it arrives. Most requests have none, and
         // pay nothing for this: axum's `DefaultBodyLimit` would cost every
         // request an extension.
-        if !request.body().is_end_stream() {
+        if has_body {
             request = request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)));
         }
         FrontFuture::Routed {

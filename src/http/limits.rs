@@ -11,7 +11,6 @@
 
 use axum::extract::Request;
 use axum::http::header;
-use http_body::Body as _;
 
 /// Largest request body accepted; the biggest legitimate one is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -48,7 +47,8 @@ pub enum TooLarge {
 /// 100-continue`, invited) nor waited for until the request timeout while a
 /// client sends it slowly or not at all; a body sent without a length
 /// (chunked) is still cut off as it arrives, also in `front`.
-pub(super) fn too_large(request: &Request) -> Option<TooLarge> {
+/// `has_body`: whether hyper, from the head, expects a body to follow.
+pub(super) fn too_large(request: &Request, has_body: bool) -> Option<TooLarge> {
     let uri = request.uri();
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
@@ -62,9 +62,8 @@ pub(super) fn too_large(request: &Request) -> Option<TooLarge> {
     if headers.len() > MAX_HEADERS || size > MAX_HEADER_BYTES {
         return Some(TooLarge::Headers);
     }
-    // hyper knows from the head whether a body follows; most requests
-    // have none, and need no lookup.
-    if request.body().is_end_stream() {
+    // Most requests have no body, and need no lookup.
+    if !has_body {
         return None;
     }
     let declared = headers

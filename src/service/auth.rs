@@ -220,42 +220,28 @@ impl Service {
             // future would otherwise be that large too, and be copied so
             // as it moves through the handler (bench/instructions.sh).
             Lookup::Miss => {
-                Box::pin(self.verified_from_store(cache, id, digest, now, client, read)).await
+                Box::pin(async move {
+                    if !self.lookups.allows(client.ip) {
+                        return Err(ServiceError::RateLimited {
+                            retry_after: self.lookups.retry_after(),
+                        });
+                    }
+                    let ticket = cache.ticket();
+                    let Some(credential) = read().await? else {
+                        cache.fill_unknown(ticket, id.as_str());
+                        self.lookups.record_failure(client.ip);
+                        return Err(ServiceError::InvalidDeviceCredentials);
+                    };
+                    if !credential.presented(digest, now) {
+                        self.lookups.record_failure(client.ip);
+                        return Err(ServiceError::InvalidDeviceCredentials);
+                    }
+                    cache.fill(ticket, id.as_str(), credential.clone());
+                    Ok(credential)
+                })
+                .await
             }
         }
-    }
-
-    /// [`Self::verified`] on a cache miss.
-    async fn verified_from_store<V, Fut>(
-        &self,
-        cache: &CredentialCache<V>,
-        id: &DeviceId,
-        digest: &TokenDigest,
-        now: Timestamp,
-        client: &Client<'_>,
-        read: impl FnOnce() -> Fut,
-    ) -> Result<V, ServiceError>
-    where
-        V: Cached,
-        Fut: std::future::Future<Output = Result<Option<V>, ServiceError>>,
-    {
-        if !self.lookups.allows(client.ip) {
-            return Err(ServiceError::RateLimited {
-                retry_after: self.lookups.retry_after(),
-            });
-        }
-        let ticket = cache.ticket();
-        let Some(credential) = read().await? else {
-            cache.fill_unknown(ticket, id.as_str());
-            self.lookups.record_failure(client.ip);
-            return Err(ServiceError::InvalidDeviceCredentials);
-        };
-        if !credential.presented(digest, now) {
-            self.lookups.record_failure(client.ip);
-            return Err(ServiceError::InvalidDeviceCredentials);
-        }
-        cache.fill(ticket, id.as_str(), credential.clone());
-        Ok(credential)
     }
 
     /// Checks an email and main password under the guessing throttle, then
