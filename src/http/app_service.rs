@@ -5,7 +5,8 @@
 //! which each request clones, calls and polls through a boxed future: about
 //! 400 instructions a request (bench/instructions.sh). Only with CORS, which
 //! answers for API paths alone and has to be outermost (a timeout's answer
-//! carries it too), is everything layered onto the router.
+//! carries it too), is everything layered onto the router, and the hot
+//! routes ([`hot_routes`](super::hot_routes)) left to it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,16 +22,17 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::front::{Front, FrontFuture};
+use super::hot_routes::{HotFuture, HotRoutes};
 
 type Traced = tower_http::trace::Trace<
-    Front<Router>,
+    Front<HotRoutes<Router>>,
     tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
     super::RequestSpan,
 >;
 
 #[derive(Clone)]
 pub enum App {
-    Direct(Front<Router>),
+    Direct(Front<HotRoutes<Router>>),
     /// With the access log around it (`tower_http=debug`).
     Traced(Traced),
     /// With CORS: the front layer (and the access log) as router layers.
@@ -40,7 +42,7 @@ pub enum App {
 pin_project! {
     #[project = AppProjection]
     pub enum AppFuture {
-        Direct { #[pin] future: FrontFuture<RouteFuture<Infallible>> },
+        Direct { #[pin] future: FrontFuture<HotFuture<RouteFuture<Infallible>>> },
         // Only while the access log is on: a box is no matter then.
         Traced { future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> },
         Layered { #[pin] future: RouteFuture<Infallible> },

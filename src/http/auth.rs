@@ -38,6 +38,13 @@ impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Self::of(parts, state).await
+    }
+}
+
+impl DeviceAuth {
+    /// The proof for a request, needing the scope its method needs.
+    pub async fn of(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let need = Scope::needed_for(parts.method.as_str().as_bytes());
         device_caller(parts, state, need).await.map(DeviceAuth)
     }

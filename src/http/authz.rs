@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /server/authz/auth-request`: nginx, with `X-Original-Method` and
 /// `X-Original-URL`.
-async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
     // Taken apart, not extracted as `Parts`, which would clone every header.
     let (parts, _) = request.into_parts();
     let original = nginx_original(&parts.headers);
@@ -36,7 +36,7 @@ async fn auth_request(State(state): State<AppState>, request: Request) -> Respon
 
 /// `GET /server/authz/forward-auth`: Traefik, Caddy and HAProxy, with
 /// `X-Forwarded-Method` and, when sent, `-Proto`, `-Host` and `-Uri`.
-async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let original = forwarded_original(&parts.headers);
     answer(&state, &parts, original).await

@@ -13,6 +13,7 @@ mod coarse_timer;
 pub mod error;
 pub mod extract;
 mod front;
+mod hot_routes;
 pub mod json_body;
 pub mod limits;
 mod serve;
@@ -64,8 +65,10 @@ pub fn router(state: AppState, cors_origins: &[HeaderValue], request_timeout: Du
         trusted_proxies: state.trusted_proxies.clone(),
     };
     if cors_origins.is_empty() {
-        // The front layer around the router, not on it (see `app_service`).
-        let front = front.layer(router.with_state(state));
+        // The front layer around the router, not on it (see `app_service`),
+        // and the hot routes taken before it.
+        let hot = hot_routes::HotRoutes::new(router.with_state(state.clone()), state);
+        let front = front.layer(hot);
         // The access log's layer only when its lines are wanted: the filter
         // is fixed at start, and the layer costs a request two clock reads
         // and a body wrapper even when nobody listens.

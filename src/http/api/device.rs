@@ -1,8 +1,8 @@
 //! `/server/api/device`: the article's device resource.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ use crate::domain::{Device, DeviceName, RecentAddresses, RequestedLimits, Scope,
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ClientInfo, OptionalApiJson, PathId};
+use crate::http::hot_routes;
 use crate::http::json_body::{Field, JsonBody, OtherFields};
 use crate::http::AppState;
 use crate::service::{parse_limits, DeviceState, PasswordDeviceRequest, RawLimits, TokenChange};
@@ -444,6 +445,19 @@ pub async fn show(
 ) -> Result<DeviceResource, ApiError> {
     let device = state.service.device(&who, &id).await?;
     Ok(resource(&state, device, None))
+}
+
+/// [`show`] for a request the router has not seen (see `hot_routes`): the
+/// same proof, checked first as the extractors would, and the same answer.
+pub async fn show_unrouted(state: AppState, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let answer = async {
+        let DeviceAuth(who) = DeviceAuth::of(&parts, &state).await?;
+        let id = hot_routes::device_id(parts.uri.path());
+        let device = state.service.device(&who, id).await?;
+        Ok::<_, ApiError>(resource(&state, device, None))
+    };
+    answer.await.into_response()
 }
 
 /// `PATCH /server/api/device/{id}`: rename.

@@ -11,6 +11,8 @@ use axum::Router;
 
 use super::AppState;
 
+pub(super) use device::show_unrouted as show_device_unrouted;
+
 /// Where the API lives.
 pub const BASE_PATH: &str = "/server/api";
 
