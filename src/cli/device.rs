@@ -54,7 +54,7 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
                         d.id.to_string(),
                         email,
                         d.name.to_string(),
-                        d.device_type,
+                        d.device_type.to_string(),
                         d.created_at.to_rfc3339(),
                         d.limits.scope.to_string(),
                         expires,

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use arrayvec::ArrayString;
+
 use rand::rngs::OsRng;
 use rand::Rng;
 
@@ -9,9 +11,11 @@ const GENERATED_DIGITS: usize = 12;
 const MIN_DIGITS: usize = 8;
 const MAX_DIGITS: usize = 20;
 
-/// A device id: a string of digits, like the article's `"10001234"`.
+/// A device id: a string of digits, like the article's `"10001234"`. Kept
+/// inline: every authenticated request parses one, and every answer about a
+/// device copies it, neither of which should cost an allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeviceId(String);
+pub struct DeviceId(ArrayString<MAX_DIGITS>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("A device id is a string of 8 to 20 digits.")]
@@ -20,7 +24,7 @@ pub struct DeviceIdError;
 impl DeviceId {
     pub fn generate() -> Self {
         let mut rng = OsRng;
-        let mut id = String::with_capacity(GENERATED_DIGITS);
+        let mut id = ArrayString::new();
         id.push(char::from(b'1' + rng.gen_range(0..9u8)));
         while id.len() < GENERATED_DIGITS {
             id.push(char::from(b'0' + rng.gen_range(0..10u8)));
@@ -31,7 +35,7 @@ impl DeviceId {
     pub fn parse(raw: &str) -> Result<Self, DeviceIdError> {
         if (MIN_DIGITS..=MAX_DIGITS).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit())
         {
-            Ok(Self(raw.to_owned()))
+            ArrayString::from(raw).map(Self).map_err(|_| DeviceIdError)
         } else {
             Err(DeviceIdError)
         }
@@ -65,6 +69,26 @@ mod tests {
             assert_eq!(id.as_str().len(), GENERATED_DIGITS);
             assert!(!id.as_str().starts_with('0'));
             assert_eq!(DeviceId::parse(id.as_str()), Ok(id));
+        }
+    }
+
+    #[test]
+    fn ids_compare_and_sort_as_their_text() {
+        let texts = [
+            "10001234",
+            "100012345",
+            "10001235",
+            "99999999",
+            "12345678901234567890",
+        ];
+        for a in texts {
+            for b in texts {
+                let (x, y) = (DeviceId::parse(a).unwrap(), DeviceId::parse(b).unwrap());
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a} {b}");
+                assert_eq!(x == y, a == b);
+            }
+            assert_eq!(DeviceId::parse(a).unwrap().as_str(), a);
+            assert_eq!(DeviceId::parse(a).unwrap().to_string(), a);
         }
     }
 

@@ -142,6 +142,22 @@ impl Token {
         Ok(kind)
     }
 
+    /// The kind a presented token claims by its prefix, or `None` for one
+    /// that cannot be either: the warm path's only format check, since a
+    /// token that matches a cached credential's digest was issued as it is,
+    /// checksum included; [`Token::check`] keeps garbage from the store.
+    pub fn claimed_kind(raw: &str) -> Option<TokenKind> {
+        if raw.len() != TOKEN_LEN {
+            None
+        } else if raw.starts_with(TOKEN_PREFIX) {
+            Some(TokenKind::Device)
+        } else if raw.starts_with(ACCESS_TOKEN_PREFIX) {
+            Some(TokenKind::Access)
+        } else {
+            None
+        }
+    }
+
     /// Which kind of credential the token is for, by its prefix.
     pub fn kind(&self) -> TokenKind {
         if self.0.starts_with(ACCESS_TOKEN_PREFIX) {

@@ -23,7 +23,7 @@ pub struct Device {
     pub id: DeviceId,
     pub account_id: AccountId,
     pub name: DeviceName,
-    pub device_type: String,
+    pub device_type: std::sync::Arc<str>,
     pub created_at: Timestamp,
     pub last_used: Option<LastUse>,
     pub limits: CredentialLimits,

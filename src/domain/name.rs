@@ -138,19 +138,21 @@ fn has_stray_format_character(name: &str) -> bool {
 
 macro_rules! label_type {
     ($name:ident, $what:literal) => {
+        /// Shared, not copied, when a record is cloned (each answer about
+        /// a cached credential clones it).
         #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             pub fn parse(raw: &str) -> Result<Self, NameError> {
-                parse_label(raw, $what).map(Self)
+                parse_label(raw, $what).map(|name| Self(name.into()))
             }
 
             /// A name as the store holds it: checked when it was written,
             /// perhaps under older rules, so not checked again (a rule made
             /// stricter must not make existing records unreadable).
             pub fn from_stored(name: String) -> Self {
-                Self(name)
+                Self(name.into())
             }
 
             pub fn as_str(&self) -> &str {

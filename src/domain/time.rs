@@ -91,19 +91,20 @@ impl Timestamp {
             in_day % 1000,
         );
         let mut out = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, width: usize, mut value: i64| {
-            for i in (at..at + width).rev() {
-                out[i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
+        // Two digits at a time, from a table: a division less per digit.
+        let mut pair = |at: usize, value: i64| {
+            let at_table = 2 * value as usize;
+            out[at..at + 2].copy_from_slice(&DIGIT_PAIRS[at_table..at_table + 2]);
         };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, hour);
-        put(14, 2, minute);
-        put(17, 2, second);
-        put(20, 3, milli);
+        pair(0, year / 100);
+        pair(2, year % 100);
+        pair(5, month);
+        pair(8, day);
+        pair(11, hour);
+        pair(14, minute);
+        pair(17, second);
+        pair(21, milli % 100);
+        out[20] = b'0' + (milli / 100) as u8;
         Some(out)
     }
 
@@ -122,6 +123,18 @@ impl Timestamp {
 
 /// Year, month (1–12) and day (1–31) of a day count since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`, proleptic Gregorian).
+/// "00" to "99", each number's two digits at twice its index.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

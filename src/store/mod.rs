@@ -72,7 +72,7 @@ impl NewDevice {
             id: self.id.clone(),
             account_id: self.account_id,
             name: self.name.clone(),
-            device_type: self.device_type.clone(),
+            device_type: self.device_type.as_str().into(),
             created_at: self.created_at,
             last_used: None,
             limits: self.limits.clone(),

@@ -98,7 +98,7 @@ where
         id: DeviceId::parse(&id).map_err(|e| StoreError::Internal(e.to_string()))?,
         account_id: AccountId(row.decoded("account_id")?),
         name: DeviceName::from_stored(name),
-        device_type: row.decoded("device_type")?,
+        device_type: row.decoded::<String>("device_type")?.into(),
         created_at,
         last_used: last_use(row)?,
         limits: limits(row)?,

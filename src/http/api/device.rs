@@ -36,7 +36,7 @@ pub struct DeviceResource {
     token: Option<String>,
     #[serde(serialize_with = "as_text")]
     device_name: DeviceName,
-    device_type: String,
+    device_type: Arc<str>,
     created_at: Timestamp,
     last_used_at: Option<Timestamp>,
     last_used_ip: Option<IpAddr>,

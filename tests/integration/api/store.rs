@@ -426,7 +426,7 @@ fn device_shown(device: &Device) -> (DeviceId, AccountId, String, String, i64, O
         device.id.clone(),
         device.account_id,
         device.name.as_str().to_owned(),
-        device.device_type.clone(),
+        device.device_type.to_string(),
         device.created_at.millis(),
         device.last_used.clone(),
     )

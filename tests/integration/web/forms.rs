@@ -145,7 +145,7 @@ async fn new_device(#[case] backend: Backend) {
     // An unknown type is stored as "unknown", like over the API.
     visitor.create_device_typed("tool", "toaster").await;
     let devices = app.devices(Some(account.id)).await.unwrap();
-    assert_eq!(devices[0].device_type, "unknown");
+    assert_eq!(&*devices[0].device_type, "unknown");
 }
 
 #[rstest]

@@ -118,7 +118,7 @@ impl DeviceRow {
         Self {
             id: device.id.to_string(),
             name: device.name.to_string(),
-            device_type: device.device_type,
+            device_type: device.device_type.to_string(),
             created: when(device.created_at),
             last_used: device.last_used.as_ref().map(|u| when(u.at)),
             last_addresses: (!addresses.is_empty()).then(|| addresses.join(", ")),
