@@ -13,8 +13,9 @@ use axum::routing::any;
 use axum::Router;
 use serde::Deserialize;
 
-use super::auth::caller;
+use super::auth::{caller, caller_if_cached};
 use super::error::ApiError;
+use super::hot_routes::HotAnswer;
 use super::AppState;
 use crate::domain::{Permission, Scope};
 use crate::service::Caller;
@@ -27,7 +28,7 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /server/authz/auth-request`: nginx, with `X-Original-Method` and
 /// `X-Original-URL`.
-pub(super) async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
+async fn auth_request(State(state): State<AppState>, request: Request) -> Response {
     // Taken apart, not extracted as `Parts`, which would clone every header.
     let (parts, _) = request.into_parts();
     let original = nginx_original(&parts.headers);
@@ -36,7 +37,7 @@ pub(super) async fn auth_request(State(state): State<AppState>, request: Request
 
 /// `GET /server/authz/forward-auth`: Traefik, Caddy and HAProxy, with
 /// `X-Forwarded-Method` and, when sent, `-Proto`, `-Host` and `-Uri`.
-pub(super) async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let original = forwarded_original(&parts.headers);
     answer(&state, &parts, original).await
@@ -76,9 +77,40 @@ struct Rules {
 }
 
 async fn answer(state: &AppState, parts: &Parts, original: Result<Scope, ApiError>) -> Response {
-    match check(state, parts, original).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
+    let check = async {
+        let (need, group) = requirement(parts, original)?;
+        respond(caller(parts, state, need).await?, group)
+    };
+    check.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Forward auth for the hot routes: answered at once when the cache can
+/// prove the caller, which is almost always; otherwise later, as routed.
+pub(super) fn hot(state: &AppState, request: Request, nginx: bool) -> HotAnswer {
+    let (parts, body) = request.into_parts();
+    let original = if nginx {
+        nginx_original(&parts.headers)
+    } else {
+        forwarded_original(&parts.headers)
+    };
+    let (need, group) = match requirement(&parts, original) {
+        Ok(requirement) => requirement,
+        Err(e) => return HotAnswer::Ready(e.into_response()),
+    };
+    match caller_if_cached(&parts, state, need) {
+        Some(caller) => HotAnswer::Ready(
+            caller
+                .and_then(|caller| respond(caller, group))
+                .unwrap_or_else(IntoResponse::into_response),
+        ),
+        None => {
+            let (state, request) = (state.clone(), Request::from_parts(parts, body));
+            HotAnswer::Later(if nginx {
+                Box::pin(auth_request(State(state), request))
+            } else {
+                Box::pin(forward_auth(State(state), request))
+            })
+        }
     }
 }
 
@@ -86,15 +118,20 @@ async fn answer(state: &AppState, parts: &Parts, original: Result<Scope, ApiErro
 /// out, so that the answer's header map is made once and never grows.
 const ANSWER_HEADERS: usize = 12;
 
-async fn check(
-    state: &AppState,
+/// The scope the original request needs, and the permission the
+/// upstream's rules ask for, if any.
+fn requirement(
     parts: &Parts,
     original: Result<Scope, ApiError>,
-) -> Result<Response, ApiError> {
+) -> Result<(Scope, Option<Permission>), ApiError> {
     let method_needs = original?;
     let (rule_scope, group) = rules(parts.uri.query())?;
-    let need = method_needs.max(rule_scope);
-    let caller = caller(parts, state, need).await?;
+    Ok((method_needs.max(rule_scope), group))
+}
+
+/// The answer for a proved caller: the identity headers, if it holds what
+/// the upstream asks for.
+fn respond(caller: Caller, group: Option<Permission>) -> Result<Response, ApiError> {
     if let Some(group) = group {
         if !caller.permissions().contains(group) {
             return Err(ApiError::new(

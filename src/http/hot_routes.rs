@@ -7,7 +7,11 @@
 //! (several allocations, and a map to drop), then calls the route through
 //! a boxed, cloned service and three future adapters: about 3,000
 //! instructions a request, a tenth of the device route's whole cost
-//! (bench/instructions.sh). These routes need none of it. Each is still
+//! (bench/instructions.sh). These routes need none of it. And a caller
+//! the cache can prove (nearly every call) is answered before any future
+//! exists: only the rest, which have to wait for the store, get a boxed
+//! one (see [`Service::authenticate_warm`](crate::service::Service::authenticate_warm)).
+//! Each is still
 //! on the router, which answers everything this module does not take
 //! (and everything when CORS is configured, see `app_service`), and the
 //! answers are the same either way: a test compares them.
@@ -17,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
@@ -73,13 +77,20 @@ impl<S> HotRoutes<S> {
     }
 }
 
-type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
+/// An answer that has to wait (for the store): boxed, since it is rare.
+pub(super) type Answer = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A hot route's answer: most are ready when the request arrives.
+pub(super) enum HotAnswer {
+    Ready(Response),
+    Later(Answer),
+}
 
 pin_project! {
     #[project = HotProjection]
     pub enum HotFuture<F> {
-        Health,
-        Hot { future: Answer },
+        Ready { response: Option<Response> },
+        Later { future: Answer },
         Routed { #[pin] future: F },
     }
 }
@@ -92,8 +103,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            HotProjection::Health => Poll::Ready(Ok("ok".into_response())),
-            HotProjection::Hot { future } => future.as_mut().poll(cx).map(Ok),
+            // Taken once: nothing polls a future again after its answer.
+            HotProjection::Ready { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            HotProjection::Later { future } => future.as_mut().poll(cx).map(Ok),
             HotProjection::Routed { future } => future.poll(cx),
         }
     }
@@ -117,14 +132,18 @@ where
                 future: self.inner.call(request),
             };
         };
-        let state = self.state.clone();
-        let future: Answer = match route {
-            Route::Health => return HotFuture::Health,
-            Route::Device => Box::pin(api::show_device_unrouted(state, request)),
-            Route::AuthRequest => Box::pin(authz::auth_request(State(state), request)),
-            Route::ForwardAuth => Box::pin(authz::forward_auth(State(state), request)),
+        let answer = match route {
+            Route::Health => HotAnswer::Ready("ok".into_response()),
+            Route::Device => api::show_device(&self.state, request),
+            Route::AuthRequest => authz::hot(&self.state, request, true),
+            Route::ForwardAuth => authz::hot(&self.state, request, false),
         };
-        HotFuture::Hot { future }
+        match answer {
+            HotAnswer::Ready(response) => HotFuture::Ready {
+                response: Some(response),
+            },
+            HotAnswer::Later(future) => HotFuture::Later { future },
+        }
     }
 }
 

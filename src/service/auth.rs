@@ -27,6 +27,19 @@ struct Presented<'a> {
     digest: TokenDigest,
 }
 
+/// A credential check the cache could not decide: only the store can.
+pub struct ColdCheck<'a> {
+    id: DeviceId,
+    kind: TokenKind,
+    presented: Presented<'a>,
+}
+
+/// What [`Service::authenticate_warm`] found.
+pub enum WarmCheck<'a> {
+    Decided(Result<Caller, ServiceError>),
+    Cold(ColdCheck<'a>),
+}
+
 impl Service {
     /// Checks a credential id and token (a device password, or an API
     /// access authorisation: the token's prefix says which), and the
@@ -41,21 +54,132 @@ impl Service {
         client: &Client<'_>,
         need: Scope,
     ) -> Result<Caller, ServiceError> {
-        let id = DeviceId::parse(id).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
-        let kind = Token::claimed_kind(token).ok_or(ServiceError::InvalidDeviceCredentials)?;
+        match self.authenticate_warm(id, token, client, need) {
+            WarmCheck::Decided(decided) => decided,
+            // Boxed: the store's future is large, and every request's
+            // future would otherwise be that large too, and be copied so
+            // as it moves through the handler (bench/instructions.sh).
+            WarmCheck::Cold(check) => Box::pin(self.authenticate_cold(check, client, need)).await,
+        }
+    }
+
+    /// [`Self::authenticate_caller`] as far as it goes without the store,
+    /// and without waiting: decided from the cache (a known credential, or
+    /// an id recently found unknown, or a token of no kind), or handed on
+    /// to [`Self::authenticate_cold`]. Hot routes answer from this at once.
+    pub fn authenticate_warm<'a>(
+        &self,
+        id: &str,
+        token: &'a str,
+        client: &Client<'_>,
+        need: Scope,
+    ) -> WarmCheck<'a> {
+        let Ok(id) = DeviceId::parse(id) else {
+            return WarmCheck::Decided(Err(ServiceError::InvalidDeviceCredentials));
+        };
+        let Some(kind) = Token::claimed_kind(token) else {
+            return WarmCheck::Decided(Err(ServiceError::InvalidDeviceCredentials));
+        };
         let presented = Presented {
             token,
             digest: TokenDigest::of(token),
         };
+        let now = self.clock.now();
+        let decided = match kind {
+            TokenKind::Device => match self.cache.get(id.as_str()) {
+                Lookup::Known(credential) => self
+                    .admit(&credential, &presented, now)
+                    .and_then(|()| self.admit_device(credential, &presented, client, need, now))
+                    .map(Caller::Device),
+                Lookup::Unknown => Err(ServiceError::InvalidDeviceCredentials),
+                Lookup::Miss => {
+                    return WarmCheck::Cold(ColdCheck {
+                        id,
+                        kind,
+                        presented,
+                    })
+                }
+            },
+            TokenKind::Access => match self.access_cache.get(id.as_str()) {
+                Lookup::Known(credential) => self
+                    .admit(&credential, &presented, now)
+                    .and_then(|()| self.admit_access(credential, client, need, now))
+                    .map(Caller::Access),
+                Lookup::Unknown => Err(ServiceError::InvalidDeviceCredentials),
+                Lookup::Miss => {
+                    return WarmCheck::Cold(ColdCheck {
+                        id,
+                        kind,
+                        presented,
+                    })
+                }
+            },
+        };
+        WarmCheck::Decided(decided)
+    }
+
+    /// The rest of a check [`Self::authenticate_warm`] could not decide:
+    /// the credential read from the store, cached if the token is its own,
+    /// and judged by the same rules.
+    pub async fn authenticate_cold(
+        &self,
+        check: ColdCheck<'_>,
+        client: &Client<'_>,
+        need: Scope,
+    ) -> Result<Caller, ServiceError> {
+        let ColdCheck {
+            id,
+            kind,
+            presented,
+        } = check;
+        let now = self.clock.now();
         match kind {
-            TokenKind::Device => self
-                .authenticate_device(id, presented, client, need)
-                .await
-                .map(Caller::Device),
-            TokenKind::Access => self
-                .authenticate_access(id, presented, client, need)
-                .await
-                .map(Caller::Access),
+            TokenKind::Device => {
+                let credential = self
+                    .read_verified(&self.cache, &id, &presented, now, client, || async {
+                        let Some(record) = self.store.credential(&id).await? else {
+                            return Ok(None);
+                        };
+                        let mut device = record.device;
+                        // Use this node saw but has not written yet counts too.
+                        self.last_used.overlay(&mut device);
+                        Ok(Some(CachedCredential {
+                            digest: record.digest,
+                            previous_digest: record.previous_digest,
+                            account_enabled: record.account_enabled,
+                            permissions: record.permissions,
+                            last_seen: last_seen(device.last_used.as_ref()),
+                            device: Arc::new(device),
+                            holder: Arc::new(Holder {
+                                email: record.account_email,
+                                name: record.account_name,
+                            }),
+                        }))
+                    })
+                    .await?;
+                self.admit_device(credential, &presented, client, need, now)
+                    .map(Caller::Device)
+            }
+            TokenKind::Access => {
+                let credential = self
+                    .read_verified(&self.access_cache, &id, &presented, now, client, || async {
+                        let Some(record) = self.store.access_credential(&id).await? else {
+                            return Ok(None);
+                        };
+                        let mut access = record.access;
+                        self.access_last_used
+                            .overlay_on(&access.id, &mut access.last_used);
+                        Ok(Some(CachedAccess {
+                            digest: record.digest,
+                            previous_digest: record.previous_digest,
+                            last_seen: last_seen(access.last_used.as_ref()),
+                            access: Arc::new(access),
+                        }))
+                    })
+                    .await?;
+                self.admit_access(credential, client, need, now)
+                    .map(Caller::Access)
+            }
         }
     }
 
@@ -77,36 +201,31 @@ impl Service {
         }
     }
 
-    async fn authenticate_device(
+    /// Whether the presented token is a cached credential's own: its
+    /// current one, or the one before while the overlap lasts.
+    fn admit(
         &self,
-        id: DeviceId,
-        presented: Presented<'_>,
+        credential: &impl Cached,
+        presented: &Presented<'_>,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        if credential.presented(&presented.digest, now) {
+            Ok(())
+        } else {
+            Err(ServiceError::InvalidDeviceCredentials)
+        }
+    }
+
+    /// A verified device password's own rules, its account's and its limits,
+    /// for a request that needs `need`; then the use is noted.
+    fn admit_device(
+        &self,
+        credential: CachedCredential,
+        presented: &Presented<'_>,
         client: &Client<'_>,
         need: Scope,
+        now: Timestamp,
     ) -> Result<DeviceCaller, ServiceError> {
-        let now = self.clock.now();
-        let credential = self
-            .verified(&self.cache, &id, &presented, now, client, || async {
-                let Some(record) = self.store.credential(&id).await? else {
-                    return Ok(None);
-                };
-                let mut device = record.device;
-                // Use this node saw but has not written yet counts too.
-                self.last_used.overlay(&mut device);
-                Ok(Some(CachedCredential {
-                    digest: record.digest,
-                    previous_digest: record.previous_digest,
-                    account_enabled: record.account_enabled,
-                    permissions: record.permissions,
-                    last_seen: last_seen(device.last_used.as_ref()),
-                    device: Arc::new(device),
-                    holder: Arc::new(Holder {
-                        email: record.account_email,
-                        name: record.account_name,
-                    }),
-                }))
-            })
-            .await?;
         if !credential.account_enabled {
             return Err(ServiceError::AccountDisabled);
         }
@@ -147,32 +266,15 @@ impl Service {
         ))
     }
 
-    /// The same checks for an API access authorisation: its own enabled
-    /// flag and limits decide, never a person's state.
-    async fn authenticate_access(
+    /// The same for an API access authorisation: its own enabled flag and
+    /// limits decide, never a person's state.
+    fn admit_access(
         &self,
-        id: DeviceId,
-        presented: Presented<'_>,
+        credential: CachedAccess,
         client: &Client<'_>,
         need: Scope,
+        now: Timestamp,
     ) -> Result<AccessCaller, ServiceError> {
-        let now = self.clock.now();
-        let credential = self
-            .verified(&self.access_cache, &id, &presented, now, client, || async {
-                let Some(record) = self.store.access_credential(&id).await? else {
-                    return Ok(None);
-                };
-                let mut access = record.access;
-                self.access_last_used
-                    .overlay_on(&access.id, &mut access.last_used);
-                Ok(Some(CachedAccess {
-                    digest: record.digest,
-                    previous_digest: record.previous_digest,
-                    last_seen: last_seen(access.last_used.as_ref()),
-                    access: Arc::new(access),
-                }))
-            })
-            .await?;
         if !credential.access.enabled {
             return Err(ServiceError::AccessDisabled);
         }
@@ -204,12 +306,13 @@ impl Service {
         Ok(AccessCaller::new(credential.access, used))
     }
 
-    /// The credential `id` from `cache`, or on a miss from `read` (the
-    /// store), if `digest` is its token: one way for every kind. Only
-    /// verified credentials are cached, so wrong tokens for real ids cannot
-    /// push anything out; misses are limited per address, so unknown ids
-    /// cannot cost a query each; an old token past its overlap is wrong.
-    async fn verified<V, Fut>(
+    /// The credential `id` from the store by `read`, if `presented` is its
+    /// token, and then cached; an id found unknown is remembered as such.
+    /// Only verified credentials are cached, so wrong tokens for real ids
+    /// cannot push anything out; misses are limited per address, so
+    /// unknown ids cannot cost a query each; an old token past its overlap
+    /// is wrong.
+    async fn read_verified<V, Fut>(
         &self,
         cache: &CredentialCache<V>,
         id: &DeviceId,
@@ -222,39 +325,25 @@ impl Service {
         V: Cached,
         Fut: std::future::Future<Output = Result<Option<V>, ServiceError>>,
     {
-        let digest = &presented.digest;
-        match cache.get(id.as_str()) {
-            Lookup::Known(credential) if credential.presented(digest, now) => Ok(credential),
-            Lookup::Known(_) | Lookup::Unknown => Err(ServiceError::InvalidDeviceCredentials),
-            // Boxed: the store's future is large, and every request's
-            // future would otherwise be that large too, and be copied so
-            // as it moves through the handler (bench/instructions.sh).
-            Lookup::Miss => {
-                Box::pin(async move {
-                    // Garbage never costs a query, nor counts as a guess.
-                    Token::check(presented.token)
-                        .map_err(|_| ServiceError::InvalidDeviceCredentials)?;
-                    if !self.lookups.allows(client.ip) {
-                        return Err(ServiceError::RateLimited {
-                            retry_after: self.lookups.retry_after(),
-                        });
-                    }
-                    let ticket = cache.ticket();
-                    let Some(credential) = read().await? else {
-                        cache.fill_unknown(ticket, id.as_str());
-                        self.lookups.record_failure(client.ip);
-                        return Err(ServiceError::InvalidDeviceCredentials);
-                    };
-                    if !credential.presented(digest, now) {
-                        self.lookups.record_failure(client.ip);
-                        return Err(ServiceError::InvalidDeviceCredentials);
-                    }
-                    cache.fill(ticket, id.as_str(), credential.clone());
-                    Ok(credential)
-                })
-                .await
-            }
+        // Garbage never costs a query, nor counts as a guess.
+        Token::check(presented.token).map_err(|_| ServiceError::InvalidDeviceCredentials)?;
+        if !self.lookups.allows(client.ip) {
+            return Err(ServiceError::RateLimited {
+                retry_after: self.lookups.retry_after(),
+            });
         }
+        let ticket = cache.ticket();
+        let Some(credential) = read().await? else {
+            cache.fill_unknown(ticket, id.as_str());
+            self.lookups.record_failure(client.ip);
+            return Err(ServiceError::InvalidDeviceCredentials);
+        };
+        if !credential.presented(&presented.digest, now) {
+            self.lookups.record_failure(client.ip);
+            return Err(ServiceError::InvalidDeviceCredentials);
+        }
+        cache.fill(ticket, id.as_str(), credential.clone());
+        Ok(credential)
     }
 
     /// Checks an email and main password under the guessing throttle, then

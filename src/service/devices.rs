@@ -152,9 +152,7 @@ impl Service {
     /// A device the actor may see; any other device is "not found", whether
     /// or not it exists.
     pub async fn device(&self, by: &impl DeviceActor, id: &str) -> Result<Device, ServiceError> {
-        by.may_manage()?;
-        if let Some(itself) = by.itself(id) {
-            // The caller itself, just used: no lookup needed.
+        if let Some(itself) = self.device_at_hand(by, id)? {
             return Ok(itself);
         }
         // Boxed, so that the common case above does not carry the store's
@@ -170,6 +168,17 @@ impl Service {
             }
         })
         .await
+    }
+
+    /// [`Self::device`], when it needs no lookup: the caller's own device,
+    /// just used. `None` when only [`Self::device`] can tell.
+    pub fn device_at_hand(
+        &self,
+        by: &impl DeviceActor,
+        id: &str,
+    ) -> Result<Option<Device>, ServiceError> {
+        by.may_manage()?;
+        Ok(by.itself(id))
     }
 
     /// The devices the actor may see: its account's, or every one.

@@ -41,6 +41,7 @@ mod two_factor;
 pub use access::NewAccessRequest;
 pub use actor::{AccessCaller, Admin, ApiAdministrator, Caller, DeviceCaller, Member, Operator};
 pub use admin::{AccountOverview, OwnedDevice};
+pub use auth::WarmCheck;
 pub use device_authorization::{
     AuthorizationRequest, DeviceAuthorizationSettings, Poll, StartedAuthorization,
 };

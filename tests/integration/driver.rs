@@ -283,6 +283,24 @@ impl Browser {
         self.client.current_url().await.unwrap().path().to_owned()
     }
 
+    /// Waits until the address shows `path`: a closed dialog puts its page's
+    /// address back from its `close` event, which the browser fires in a
+    /// task of its own, after the dialog is already gone.
+    pub async fn wait_for_path(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.path().await;
+            if now == path {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the address stayed {now}, not {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn sign_in(&self, base: &str, email: &str, password: &str) {
         self.open(&format!("{base}/sign-in")).await;
         self.fill("#email", email).await;

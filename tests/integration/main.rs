@@ -29,6 +29,7 @@ mod api {
     mod devices;
     mod durability;
     mod forward_auth;
+    mod hot_routes;
     mod last_used;
     mod limit_races;
     mod limits;

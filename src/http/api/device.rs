@@ -15,10 +15,11 @@ use ipnet::IpNet;
 
 use crate::credential::DeviceId;
 use crate::domain::{Device, DeviceName, RecentAddresses, RequestedLimits, Scope, Timestamp};
+use crate::http::auth;
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ClientInfo, OptionalApiJson, PathId};
-use crate::http::hot_routes;
+use crate::http::hot_routes::{self, HotAnswer};
 use crate::http::json_body::{Field, JsonBody, OtherFields};
 use crate::http::AppState;
 use crate::service::{parse_limits, DeviceState, PasswordDeviceRequest, RawLimits, TokenChange};
@@ -445,6 +446,38 @@ pub async fn show(
 ) -> Result<DeviceResource, ApiError> {
     let device = state.service.device(&who, &id).await?;
     Ok(resource(&state, device, None))
+}
+
+/// [`show`] for a request the router has not seen (see `hot_routes`),
+/// answered at once when the cache can prove the caller and the device is
+/// the caller's own; otherwise by [`show_unrouted`], or, once the caller is
+/// proved, by [`Service::device`](crate::service::Service::device).
+pub fn show_hot(state: &AppState, request: Request) -> HotAnswer {
+    let (parts, body) = request.into_parts();
+    let need = Scope::needed_for(parts.method.as_str().as_bytes());
+    let who =
+        match auth::caller_if_cached(&parts, state, need).map(|r| r.and_then(auth::of_a_person)) {
+            None => {
+                let request = Request::from_parts(parts, body);
+                return HotAnswer::Later(Box::pin(show_unrouted(state.clone(), request)));
+            }
+            Some(Err(e)) => return HotAnswer::Ready(e.into_response()),
+            Some(Ok(who)) => who,
+        };
+    let id = hot_routes::device_id(parts.uri.path());
+    match state.service.device_at_hand(&who, id) {
+        Ok(Some(device)) => HotAnswer::Ready(resource(state, device, None).into_response()),
+        Err(e) => HotAnswer::Ready(ApiError::from(e).into_response()),
+        Ok(None) => {
+            let (state, id) = (state.clone(), id.to_owned());
+            HotAnswer::Later(Box::pin(async move {
+                match state.service.device(&who, &id).await {
+                    Ok(device) => resource(&state, device, None).into_response(),
+                    Err(e) => ApiError::from(e).into_response(),
+                }
+            }))
+        }
+    }
 }
 
 /// [`show`] for a request the router has not seen (see `hot_routes`): the

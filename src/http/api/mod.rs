@@ -11,7 +11,7 @@ use axum::Router;
 
 use super::AppState;
 
-pub(super) use device::show_unrouted as show_device_unrouted;
+pub(super) use device::show_hot as show_device;
 
 /// Where the API lives.
 pub const BASE_PATH: &str = "/server/api";

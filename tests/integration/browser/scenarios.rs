@@ -339,7 +339,7 @@ async fn with_the_script_dialogs_open_in_place(#[case] backend: Backend) {
     assert_eq!(browser.path().await, "/settings/devices");
     browser.click("#new-device a[data-close]").await;
     assert_eq!(browser.script(modal).await, serde_json::json!([]));
-    assert_eq!(browser.path().await, "/settings/devices");
+    browser.wait_for_path("/settings/devices").await;
 
     let delete = format!("delete-{}", device.id);
     browser
@@ -355,7 +355,7 @@ async fn with_the_script_dialogs_open_in_place(#[case] backend: Backend) {
     );
     browser.press(&Key::Escape).await;
     assert_eq!(browser.script(modal).await, serde_json::json!([]));
-    assert_eq!(browser.path().await, "/settings/devices");
+    browser.wait_for_path("/settings/devices").await;
     assert_eq!(app.get_own_device(&device).await.status(), StatusCode::OK);
     browser.close().await;
 }
