@@ -6,6 +6,9 @@
 # from one connection, and the counters dumped. Servers, in one run:
 #
 #   (h) a bare axum hello-world (examples/hello.rs): the stack's own cost
+#   (h+) the same hello-world's GET /forward, sent forward auth's request
+#        headers and answering with six fixed identity headers: the stack's
+#        own cost for forward auth's request and answer, checking nothing
 #   (a) latchkey GET /healthz
 #   (b) latchkey GET /server/api/device/{id}, Basic device credentials
 #   (f) latchkey GET /server/authz/forward-auth, same credentials (if the route exists)
@@ -72,7 +75,7 @@ keep_alive() { # PORT PATH N [AUTHORIZATION]
 import http.client, sys
 port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 headers = {"Authorization": sys.argv[4]} if len(sys.argv) > 4 else {}
-if "/authz/" in path:
+if "/authz/" in path or path == "/forward":
     headers.update({"X-Forwarded-Method": "GET", "X-Forwarded-Proto": "http",
                     "X-Forwarded-Host": "api.example.org", "X-Forwarded-Uri": "/items"})
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -114,6 +117,9 @@ PORT=$(free_port)
 under_callgrind hello.log "$HELLO" "127.0.0.1:$PORT"
 wait_for "http://127.0.0.1:$PORT/"
 HELLO_I=$(count hello "$PORT" /)
+# The same length as a real device's Basic credentials; the hello-world reads none.
+FAKE_AUTH=$(python3 -c 'import base64; print("Basic " + base64.b64encode(b"123456789012:lkd_" + b"0" * 49).decode())')
+HELLO_FORWARD_I=$(count hello-forward "$PORT" /forward "$FAKE_AUTH")
 stop_server
 [[ -n ${KEEP:-} ]] && { mkdir -p "$KEEP"; cp "$TMP"/callgrind.out.* "$KEEP"/; }
 rm -f "$TMP"/callgrind.out.*
@@ -146,10 +152,13 @@ echo "user-space instructions per request, one tokio worker, $REQUESTS keep-aliv
 echo
 printf '%-44s %12s %8s\n' route instr/req "x hello"
 printf '%-44s %12s %8s\n' "(h) bare axum GET /" "$HELLO_I" "1.00"
+printf '%-44s %12s %8s\n' "(h+) bare axum GET /forward" "$HELLO_FORWARD_I" "$(ratio "$HELLO_FORWARD_I" "$HELLO_I")"
 printf '%-44s %12s %8s\n' "(a) latchkey GET /healthz" "$HEALTH_I" "$(ratio "$HEALTH_I" "$HELLO_I")"
 printf '%-44s %12s %8s\n' "(b) latchkey GET /server/api/device/{id}" "$DEVICE_I" "$(ratio "$DEVICE_I" "$HELLO_I")"
 if [[ -n $FORWARD_I ]]; then
     printf '%-44s %12s %8s\n' "(f) latchkey GET /server/authz/forward-auth" "$FORWARD_I" "$(ratio "$FORWARD_I" "$HELLO_I")"
+    echo
+    echo "(f) against (h+), the same request and answer headers: $(ratio "$FORWARD_I" "$HELLO_FORWARD_I")"
 else
     printf '%-44s %12s\n' "(f) forward auth" "(no such route in this build)"
 fi

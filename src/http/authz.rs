@@ -11,6 +11,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use std::ops::Range;
+
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::auth::{caller, caller_if_cached};
@@ -151,44 +154,50 @@ fn respond(caller: Caller, group: Option<Permission>) -> Result<Response, ApiErr
             headers.insert(name, value);
         }
     };
-    let mut credential = String::with_capacity(32);
-    match &caller {
+    // Every identity value is a slice of one buffer: one allocation for
+    // them all, not one (or two) per header.
+    let mut text = Vec::with_capacity(160);
+    let mut part = |pieces: &[&[u8]]| {
+        let start = text.len();
+        for piece in pieces {
+            text.extend_from_slice(piece);
+        }
+        start..text.len()
+    };
+    let (user, email, name, credential) = match &caller {
         Caller::Device(device) => {
             let holder = device.holder();
-            let email = HeaderValue::from_str(&holder.email).ok();
-            put(REMOTE_USER, email.clone());
-            put(REMOTE_EMAIL, email);
-            // Names may be any text: UTF-8 bytes are allowed in a header
-            // value, control characters are not, and a name that has any is
-            // left out.
-            put(
-                REMOTE_NAME,
-                HeaderValue::from_bytes(holder.name.as_bytes()).ok(),
-            );
-            credential.push_str("device:");
-            credential.push_str(device.device().id.as_str());
+            let email = part(&[holder.email.as_bytes()]);
+            let name = part(&[holder.name.as_bytes()]);
+            let credential = part(&[b"device:", device.device().id.as_str().as_bytes()]);
+            (email.clone(), Some(email), name, credential)
         }
         Caller::Access(access) => {
             // A service has no email and belongs to nobody: its id names it.
-            credential.push_str("access:");
-            credential.push_str(access.id().as_str());
-            put(REMOTE_USER, HeaderValue::from_str(&credential).ok());
-            put(
-                REMOTE_NAME,
-                HeaderValue::from_bytes(access.name().as_bytes()).ok(),
-            );
+            let credential = part(&[b"access:", access.id().as_str().as_bytes()]);
+            let name = part(&[access.name().as_bytes()]);
+            (credential.clone(), None, name, credential)
         }
-    }
-    let mut groups = String::with_capacity(64);
-    for permission in caller.permissions().iter() {
-        if !groups.is_empty() {
-            groups.push(',');
+    };
+    let groups = {
+        let start = text.len();
+        for permission in caller.permissions().iter() {
+            if text.len() > start {
+                text.push(b',');
+            }
+            text.extend_from_slice(permission.as_str().as_bytes());
         }
-        groups.push_str(permission.as_str());
-    }
-    // From a String, the value takes the buffer over instead of copying it.
-    put(REMOTE_GROUPS, HeaderValue::try_from(groups).ok());
-    put(REMOTE_CREDENTIAL, HeaderValue::try_from(credential).ok());
+        start..text.len()
+    };
+    let text = Bytes::from(text);
+    // Names may be any text: UTF-8 bytes are allowed in a header value,
+    // control characters are not, and a name that has any is left out.
+    let value = |range: Range<usize>| HeaderValue::from_maybe_shared(text.slice(range)).ok();
+    put(REMOTE_USER, value(user));
+    put(REMOTE_EMAIL, email.and_then(value));
+    put(REMOTE_NAME, value(name));
+    put(REMOTE_GROUPS, value(groups));
+    put(REMOTE_CREDENTIAL, value(credential));
     put(REMOTE_SCOPE, Some(scope_value(caller.scope())));
     Ok(response)
 }
@@ -221,20 +230,34 @@ fn unreadable(what: &str) -> ApiError {
     )
 }
 
-/// Exactly one value, or none.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, ()> {
-    let mut all = headers.get_all(name).iter();
-    match (all.next(), all.next()) {
-        (None, _) => Ok(None),
-        (Some(v), None) => Ok(Some(v)),
-        (Some(_), Some(_)) => Err(()),
+/// For each of `names`, its one value, or none; `Err` for a name sent
+/// more than once. One pass over the request's headers, not a hashed
+/// lookup per name.
+fn sent<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [&HeaderName; N],
+) -> [Result<Option<&'a HeaderValue>, ()>; N] {
+    let mut found = [Ok(None); N];
+    for (name, value) in headers {
+        for (wanted, slot) in names.iter().zip(&mut found) {
+            if name == *wanted {
+                *slot = match slot {
+                    Ok(None) => Ok(Some(value)),
+                    _ => Err(()),
+                };
+            }
+        }
     }
+    found
 }
 
 /// The scope the original method needs; the method must be an HTTP token
 /// in upper case, as proxies send it.
-fn method_scope(headers: &HeaderMap, name: &HeaderName) -> Result<Scope, ApiError> {
-    let Ok(Some(value)) = single(headers, name) else {
+fn method_scope(
+    sent: Result<Option<&HeaderValue>, ()>,
+    name: &HeaderName,
+) -> Result<Scope, ApiError> {
+    let Ok(Some(value)) = sent else {
         return Err(unreadable(name.as_str()));
     };
     let method = value.as_bytes();
@@ -245,8 +268,9 @@ fn method_scope(headers: &HeaderMap, name: &HeaderName) -> Result<Scope, ApiErro
 }
 
 fn nginx_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let scope = method_scope(headers, &X_ORIGINAL_METHOD)?;
-    let Ok(Some(url)) = single(headers, &X_ORIGINAL_URL) else {
+    let [method, url] = sent(headers, [&X_ORIGINAL_METHOD, &X_ORIGINAL_URL]);
+    let scope = method_scope(method, &X_ORIGINAL_METHOD)?;
+    let Ok(Some(url)) = url else {
         return Err(unreadable("X-Original-URL"));
     };
     let url = url
@@ -261,13 +285,22 @@ fn nginx_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
 }
 
 fn forwarded_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let scope = method_scope(headers, &X_FORWARDED_METHOD)?;
-    match single(headers, &X_FORWARDED_PROTO) {
+    let [method, proto, host, uri] = sent(
+        headers,
+        [
+            &X_FORWARDED_METHOD,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &X_FORWARDED_URI,
+        ],
+    );
+    let scope = method_scope(method, &X_FORWARDED_METHOD)?;
+    match proto {
         Ok(None) => {}
         Ok(Some(v)) if matches!(v.as_bytes(), b"http" | b"https") => {}
         _ => return Err(unreadable("X-Forwarded-Proto")),
     }
-    match single(headers, &X_FORWARDED_HOST) {
+    match host {
         Ok(None) => {}
         Ok(Some(v))
             if v.to_str().ok().is_some_and(|h| {
@@ -275,7 +308,7 @@ fn forwarded_original(headers: &HeaderMap) -> Result<Scope, ApiError> {
             }) => {}
         _ => return Err(unreadable("X-Forwarded-Host")),
     }
-    match single(headers, &X_FORWARDED_URI) {
+    match uri {
         Ok(None) => {}
         Ok(Some(v))
             if v.to_str()
