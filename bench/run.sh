@@ -164,6 +164,11 @@ run_wrk() { # NAME PID URL [wrk options]
 [[ $(curl -s --max-time 2 "$HELLO_URL" || true) == "Hello, World!" ]] || die "examples/hello does not answer"
 echo "bench: loading hello, /healthz, the device route and forward auth (${WARMUP} warm-up + ${DURATION} each)" >&2
 run_wrk H "$HELLO_PID" "$HELLO_URL"
+# The same headers as forward auth's request, to the hello-world's route that
+# answers as forward auth does without checking anything.
+run_wrk HF "$HELLO_PID" "${HELLO_URL%/}/forward" -H "$AUTH_HEADER" \
+    -H "X-Forwarded-Method: GET" -H "X-Forwarded-Proto: http" \
+    -H "X-Forwarded-Host: api.example.org" -H "X-Forwarded-Uri: /items"
 run_wrk A "$SERVER_PID" "$BASE/healthz"
 run_wrk B "$SERVER_PID" "$DEVICE_URL" -H "$AUTH_HEADER"
 run_wrk F "$SERVER_PID" "$BASE/server/authz/forward-auth" -H "$AUTH_HEADER" \
@@ -193,6 +198,8 @@ row '(h) bare axum GET /' H
 row '(a) GET /healthz' A
 row '(b) GET /server/api/device/{id}' B
 row '(f) GET /server/authz/forward-auth' F
+row '(h+) bare axum GET /forward' HF
+awk -v f="$CPU_F" -v h="$CPU_HF" 'BEGIN { printf "(f) against (h+), the same request and answer headers: %.2f\n", (h > 0 ? f / h : 0) }'
 echo
 echo "server CPU per request: user + system time of the server process over the measured run"
 echo "(/proc/<pid>/stat), over the requests wrk counted; wrk itself shares the 2 cores."
