@@ -2,7 +2,7 @@
 //! by a signed-in member, then listed, renamed, given a new password and
 //! deleted by whoever the actor says may.
 
-use super::actor::DeviceActor;
+use super::actor::{DeviceActor, DeviceCaller};
 use super::{parse_device_name, parse_email, Client, Member, PasswordDeviceRequest};
 use super::{Service, ServiceError};
 use crate::credential::{DeviceId, MainPassword, Token, TokenDigest};
@@ -179,6 +179,27 @@ impl Service {
     ) -> Result<Option<Device>, ServiceError> {
         by.may_manage()?;
         Ok(by.itself(id))
+    }
+
+    /// [`Self::device_at_hand`] without a copy: a device password's own
+    /// device, its use just now, and how it stands.
+    pub fn own_device<'a>(
+        &self,
+        by: &'a DeviceCaller,
+        id: &str,
+    ) -> Result<Option<(&'a Device, &'a LastUse, DeviceState)>, ServiceError> {
+        by.may_manage()?;
+        if by.device().id.as_str() != id {
+            return Ok(None);
+        }
+        let (device, used) = (by.device(), by.used());
+        let state = self.credential_state(
+            &device.limits,
+            device.token_issued_at,
+            Some(used),
+            device.previous_token_until,
+        );
+        Ok(Some((device, used, state)))
     }
 
     /// The devices the actor may see: its account's, or every one.

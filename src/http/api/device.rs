@@ -14,7 +14,9 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::credential::DeviceId;
-use crate::domain::{Device, DeviceName, RecentAddresses, RequestedLimits, Scope, Timestamp};
+use crate::domain::{
+    Device, DeviceName, LastUse, RecentAddresses, RequestedLimits, Scope, Timestamp,
+};
 use crate::http::auth;
 use crate::http::auth::DeviceAuth;
 use crate::http::error::ApiError;
@@ -121,21 +123,90 @@ impl DeviceResource {
     }
 
     /// The same bytes as `serde_json::to_vec(self)` (a test holds them
-    /// equal): the keys are written as they are, and only the free texts
-    /// (name, type, user agent, token) go through JSON escaping; ids,
-    /// timestamps, addresses and networks need none.
+    /// equal), written by [`ResourceView::to_json`].
     pub fn to_json(&self) -> Vec<u8> {
+        ResourceView {
+            id: &self.id,
+            token: self.token.as_deref(),
+            device_name: &self.device_name,
+            device_type: &self.device_type,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            last_used_ip: self.last_used_ip,
+            last_used_user_agent: self.last_used_user_agent.as_deref(),
+            recent_ips: self.recent_ips,
+            scope: self.scope,
+            expires_at: self.expires_at,
+            idle_expiry_days: self.idle_expiry_days,
+            allowed_networks: &self.allowed_networks,
+            denied_networks: &self.denied_networks,
+            expired: self.expired,
+            previous_password_valid_until: self.previous_password_valid_until,
+        }
+        .to_json()
+    }
+}
+
+/// A [`DeviceResource`]'s fields, borrowed: the resource of a device
+/// written without a copy of it (the hot route's caller's own device).
+struct ResourceView<'a> {
+    id: &'a DeviceId,
+    token: Option<&'a str>,
+    device_name: &'a DeviceName,
+    device_type: &'a str,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+    last_used_ip: Option<IpAddr>,
+    last_used_user_agent: Option<&'a str>,
+    recent_ips: RecentAddresses,
+    scope: Scope,
+    expires_at: Option<Timestamp>,
+    idle_expiry_days: Option<u32>,
+    allowed_networks: &'a [IpNet],
+    denied_networks: &'a [IpNet],
+    expired: bool,
+    previous_password_valid_until: Option<Timestamp>,
+}
+
+impl<'a> ResourceView<'a> {
+    /// `device` as it stands, with `used` as its last use.
+    fn of(device: &'a Device, used: Option<&'a LastUse>, state: DeviceState) -> Self {
+        let limits = &device.limits;
+        Self {
+            id: &device.id,
+            token: None,
+            device_name: &device.name,
+            device_type: &device.device_type,
+            created_at: device.created_at,
+            last_used_at: used.map(|u| u.at),
+            last_used_ip: used.and_then(|u| u.ip),
+            last_used_user_agent: used.and_then(|u| u.user_agent.as_deref()),
+            recent_ips: used.map(|u| u.recent).unwrap_or_default(),
+            scope: limits.scope,
+            expires_at: limits.expires_at,
+            idle_expiry_days: limits.idle_expiry_days,
+            allowed_networks: &limits.allowed_networks,
+            denied_networks: &limits.denied_networks,
+            expired: state.expired,
+            previous_password_valid_until: state.previous_token_until,
+        }
+    }
+
+    /// The keys are written as they are, and only the free texts (name,
+    /// type, user agent, token) go through JSON escaping; ids, timestamps,
+    /// addresses and networks need none.
+    fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(b"{\"_id\":");
         quoted(&mut out, self.id.as_str().as_bytes());
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token {
             out.extend_from_slice(b",\"token\":");
             escaped(&mut out, token);
         }
         out.extend_from_slice(b",\"deviceName\":");
         escaped(&mut out, self.device_name.as_str());
         out.extend_from_slice(b",\"deviceType\":");
-        escaped(&mut out, &self.device_type);
+        escaped(&mut out, self.device_type);
         out.extend_from_slice(b",\"createdAt\":");
         timestamp(&mut out, Some(self.created_at));
         out.extend_from_slice(b",\"lastUsedAt\":");
@@ -149,7 +220,7 @@ impl DeviceResource {
         }
         let ip_written = ip_at..out.len();
         out.extend_from_slice(b",\"lastUsedUserAgent\":");
-        match &self.last_used_user_agent {
+        match self.last_used_user_agent {
             Some(agent) => escaped(&mut out, agent),
             None => out.extend_from_slice(b"null"),
         }
@@ -174,9 +245,9 @@ impl DeviceResource {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"allowedNetworks\":");
-        network_list(&mut out, &self.allowed_networks);
+        network_list(&mut out, self.allowed_networks);
         out.extend_from_slice(b",\"deniedNetworks\":");
-        network_list(&mut out, &self.denied_networks);
+        network_list(&mut out, self.denied_networks);
         out.extend_from_slice(if self.expired {
             b",\"expired\":true"
         } else {
@@ -194,8 +265,12 @@ const APPLICATION_JSON: header::HeaderValue = header::HeaderValue::from_static("
 /// One resource as `application/json`, as `Json` would answer it.
 impl IntoResponse for DeviceResource {
     fn into_response(self) -> axum::response::Response {
-        ([(header::CONTENT_TYPE, APPLICATION_JSON)], self.to_json()).into_response()
+        json_answer(self.to_json())
     }
+}
+
+fn json_answer(json: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, APPLICATION_JSON)], json).into_response()
 }
 
 /// Text that needs no escaping: digits, ASCII letters and punctuation.
@@ -465,8 +540,10 @@ pub fn show_hot(state: &AppState, request: Request) -> HotAnswer {
             Some(Ok(who)) => who,
         };
     let id = hot_routes::device_id(parts.uri.path());
-    match state.service.device_at_hand(&who, id) {
-        Ok(Some(device)) => HotAnswer::Ready(resource(state, device, None).into_response()),
+    match state.service.own_device(&who, id) {
+        Ok(Some((device, used, now))) => HotAnswer::Ready(json_answer(
+            ResourceView::of(device, Some(used), now).to_json(),
+        )),
         Err(e) => HotAnswer::Ready(ApiError::from(e).into_response()),
         Ok(None) => {
             let (state, id) = (state.clone(), id.to_owned());
