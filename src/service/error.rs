@@ -43,7 +43,7 @@ pub enum ServiceError {
     /// What the account was asked for by: "the email address a@b.c", "the ID 5".
     #[error("No account has {0}.")]
     AccountNotFound(String),
-    #[error("There is no device with that ID on this account.")]
+    #[error("There is no device with that ID that you can see.")]
     DeviceNotFound,
     #[error("An account with the email address {0} already exists.")]
     EmailTaken(String),

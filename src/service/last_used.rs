@@ -1,10 +1,11 @@
 //! "Last used" time, address and user agent of each device, kept in memory
 //! and written in one batch every few seconds instead of one write per request.
 
+use std::hash::BuildHasher;
 use std::mem;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::credential::DeviceId;
 use crate::domain::{Device, LastUse, Timestamp};
@@ -13,10 +14,20 @@ use crate::store::{CredentialTable, Store, StoreError};
 /// Keyed by device id; foldhash for the reason the credential cache uses it.
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 
+/// Each credential's pending use is in one of this many maps, each behind
+/// its own lock: every authenticated request notes its use, and with one
+/// lock for all, requests for different credentials on different workers
+/// would wait for each other.
+const SHARDS: usize = 16;
+
+type Pending = HashMap<DeviceId, LastUse>;
+
 /// One per credential table: device passwords, API access authorisations.
 pub struct LastUsedRecorder {
     table: CredentialTable,
-    pending: Mutex<HashMap<String, (DeviceId, LastUse)>>,
+    shards: [Mutex<Pending>; SHARDS],
+    /// Picks a credential's shard.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for LastUsedRecorder {
@@ -29,7 +40,8 @@ impl LastUsedRecorder {
     pub fn for_table(table: CredentialTable) -> Self {
         Self {
             table,
-            pending: Mutex::default(),
+            shards: Default::default(),
+            hasher: Default::default(),
         }
     }
 
@@ -44,9 +56,9 @@ impl LastUsedRecorder {
         now: Timestamp,
         stored: Option<&LastUse>,
     ) -> LastUse {
-        let mut pending = self.lock();
+        let mut pending = self.shard(id);
         let mut recent = stored.map(|s| s.recent).unwrap_or_default();
-        if let Some((_, used)) = pending.get_mut(id.as_str()) {
+        if let Some(used) = pending.get_mut(id) {
             // The common case, the same client again: only the time changes.
             if used.ip == ip && used.user_agent.as_deref() == user_agent.map(str::trim) {
                 used.at = used.at.max(now);
@@ -65,7 +77,7 @@ impl LastUsedRecorder {
                 .map(Arc::from),
             recent,
         };
-        pending.insert(id.as_str().to_owned(), (id.clone(), used.clone()));
+        pending.insert(id.clone(), used.clone());
         used
     }
 
@@ -77,7 +89,7 @@ impl LastUsedRecorder {
     /// Shows not-yet-written use of the credential `id` on what was read
     /// from the store.
     pub fn overlay_on(&self, id: &DeviceId, last_used: &mut Option<LastUse>) {
-        if let Some((_, used)) = self.lock().get(id.as_str()) {
+        if let Some(used) = self.shard(id).get(id) {
             if last_used.as_ref().is_none_or(|stored| stored.at <= used.at) {
                 *last_used = Some(used.clone());
             }
@@ -86,26 +98,29 @@ impl LastUsedRecorder {
 
     /// Forgets pending use of a deleted device.
     pub fn forget(&self, id: &DeviceId) {
-        self.lock().remove(id.as_str());
+        self.shard(id).remove(id);
     }
 
     /// Writes everything pending. On failure the batch goes back, merged with
     /// anything newer recorded meanwhile, to be written next time.
     pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
-        let batch = mem::take(&mut *self.lock());
-        if batch.is_empty() {
+        let uses: Vec<(DeviceId, LastUse)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| mem::take(&mut *lock(shard)))
+            .collect();
+        if uses.is_empty() {
             return Ok(0);
         }
-        let uses: Vec<(DeviceId, LastUse)> = batch.values().cloned().collect();
         match store.record_last_used(self.table, &uses).await {
             Ok(()) => Ok(uses.len()),
             Err(e) => {
-                let mut pending = self.lock();
-                for (key, (id, used)) in batch {
-                    match pending.get(&key) {
-                        Some((_, newer)) if newer.at >= used.at => {}
+                for (id, used) in uses {
+                    let mut pending = self.shard(&id);
+                    match pending.get(&id) {
+                        Some(newer) if newer.at >= used.at => {}
                         _ => {
-                            pending.insert(key, (id, used));
+                            pending.insert(id, used);
                         }
                     }
                 }
@@ -114,7 +129,56 @@ impl LastUsedRecorder {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (DeviceId, LastUse)>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    fn shard(&self, id: &DeviceId) -> MutexGuard<'_, Pending> {
+        let index = self.hasher.hash_one(id) as usize % SHARDS;
+        lock(&self.shards[index])
+    }
+}
+
+fn lock(shard: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    // A panic while holding it cannot leave a map inconsistent.
+    shard.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_credential_keeps_its_own_use_whatever_its_shard() {
+        let recorder = LastUsedRecorder::default();
+        let ids: Vec<DeviceId> = (0..200)
+            .map(|i| DeviceId::parse(&format!("{:08}", 10_000_000 + i)).unwrap())
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let ip = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            let at = Timestamp::from_millis(1_000 + i as i64);
+            recorder.record(id, Some(ip), Some("agent"), at, None);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let mut seen = None;
+            recorder.overlay_on(id, &mut seen);
+            let seen = seen.expect("noted");
+            assert_eq!(seen.at, Timestamp::from_millis(1_000 + i as i64));
+            assert_eq!(
+                seen.ip,
+                Some(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]))
+            );
+        }
+        recorder.forget(&ids[7]);
+        let mut seen = None;
+        recorder.overlay_on(&ids[7], &mut seen);
+        assert!(seen.is_none());
+        let total: usize = recorder.shards.iter().map(|s| lock(s).len()).sum();
+        assert_eq!(total, ids.len() - 1);
+        // Spread over the shards, not all in one.
+        assert!(
+            recorder
+                .shards
+                .iter()
+                .filter(|s| !lock(s).is_empty())
+                .count()
+                > 1
+        );
     }
 }
