@@ -431,6 +431,8 @@ pub enum DeviceCommand {
     Limits {
         /// The device ID.
         id: String,
+        #[command(flatten)]
+        lifetime: LifetimeArgs,
         /// read (GET, HEAD, OPTIONS only), full (the default) or admin
         /// (administrators' devices only).
         #[arg(long)]
@@ -449,6 +451,48 @@ pub enum DeviceCommand {
         #[arg(long, value_delimiter = ',')]
         deny: Vec<String>,
     },
+}
+
+/// The servers' lifetime policy, for the commands that set an expiry: the
+/// command line opens the database, not a server, so it is told the policy
+/// the same way the servers are.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct LifetimeArgs {
+    /// The servers' --max-credential-lifetime-days (the same variable): an
+    /// expiry set here must fit it, as one set through a server must.
+    #[arg(long, env = "LATCHKEY_MAX_CREDENTIAL_LIFETIME_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub max_credential_lifetime_days: Option<u32>,
+}
+
+impl LifetimeArgs {
+    pub fn policy(self) -> LifetimePolicy {
+        LifetimePolicy {
+            max_days: self.max_credential_lifetime_days,
+        }
+    }
+}
+
+impl DeviceCommand {
+    /// The lifetime policy the command must keep to.
+    pub fn lifetime(&self) -> LifetimePolicy {
+        match self {
+            DeviceCommand::Limits { lifetime, .. } => lifetime.policy(),
+            _ => LifetimePolicy::default(),
+        }
+    }
+}
+
+impl AccessCommand {
+    /// The lifetime policy the command must keep to.
+    pub fn lifetime(&self) -> LifetimePolicy {
+        match self {
+            AccessCommand::Create { lifetime, .. }
+            | AccessCommand::Regenerate { lifetime, .. }
+            | AccessCommand::Limits { lifetime, .. } => lifetime.policy(),
+            _ => LifetimePolicy::default(),
+        }
+    }
 }
 
 /// The limits a credential is made or given with on the command line.
@@ -485,6 +529,8 @@ pub enum AccessCommand {
         description: String,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        lifetime: LifetimeArgs,
     },
     /// List every API access authorisation.
     List,
@@ -504,6 +550,8 @@ pub enum AccessCommand {
         /// A new expiry for the new token (needed when the old one expired).
         #[arg(long)]
         expires_at: Option<String>,
+        #[command(flatten)]
+        lifetime: LifetimeArgs,
     },
     /// Refuse it everywhere at once, keeping it.
     Disable {
@@ -521,6 +569,8 @@ pub enum AccessCommand {
         id: String,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        lifetime: LifetimeArgs,
     },
     /// Delete it; its token stops working at once.
     Delete {

@@ -22,6 +22,7 @@ pub async fn run(service: &Service, command: AccessCommand) -> anyhow::Result<()
             name,
             description,
             limits: args,
+            ..
         } => {
             let request = NewAccessRequest {
                 name,
@@ -57,6 +58,7 @@ pub async fn run(service: &Service, command: AccessCommand) -> anyhow::Result<()
             id,
             grace_seconds,
             expires_at,
+            ..
         } => {
             let expiry = parse_limits(RawLimits {
                 expires_at,
@@ -92,7 +94,9 @@ pub async fn run(service: &Service, command: AccessCommand) -> anyhow::Result<()
             let access = service.set_access_enabled(&operator, &id, true).await?;
             say!("API access {} ({}) enabled.", access.id, access.name)?;
         }
-        AccessCommand::Limits { id, limits: args } => {
+        AccessCommand::Limits {
+            id, limits: args, ..
+        } => {
             let access = service
                 .set_access_limits(&operator, &id, limits(args)?)
                 .await?;

@@ -94,6 +94,7 @@ pub async fn run(service: &Service, command: DeviceCommand) -> anyhow::Result<()
             idle_expiry_days,
             allow,
             deny,
+            ..
         } => {
             let limits = parse_limits(RawLimits {
                 scope,

@@ -41,19 +41,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 | UserCommand::SetPassword { passwords, .. } => passwords.policy()?,
                 _ => PasswordPolicy::default(),
             };
-            let service = open(&cli.database, create, policy).await?;
+            let settings = Settings {
+                password_policy: policy,
+                ..Settings::default()
+            };
+            let service = open(&cli.database, create, settings).await?;
             let result = user::run(&service, command).await;
             service.store().close().await;
             result
         }
         Command::Device(command) => {
-            let service = open(&cli.database, false, PasswordPolicy::default()).await?;
+            let settings = Settings {
+                lifetime: command.lifetime(),
+                ..Settings::default()
+            };
+            let service = open(&cli.database, false, settings).await?;
             let result = device::run(&service, command).await;
             service.store().close().await;
             result
         }
         Command::Access(command) => {
-            let service = open(&cli.database, false, PasswordPolicy::default()).await?;
+            let settings = Settings {
+                lifetime: command.lifetime(),
+                ..Settings::default()
+            };
+            let service = open(&cli.database, false, settings).await?;
             let result = access::run(&service, command).await;
             service.store().close().await;
             result
@@ -64,7 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn open(
     database: &DatabaseArgs,
     create: bool,
-    password_policy: PasswordPolicy,
+    settings: Settings,
 ) -> anyhow::Result<Service> {
     let url = database.url();
     let store = if create {
@@ -79,8 +91,7 @@ async fn open(
         Arc::clone(&store),
         Settings {
             cache_capacity: 1,
-            password_policy,
-            ..Settings::default()
+            ..settings
         },
         &ServerKey::generate(),
     ))

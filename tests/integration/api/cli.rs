@@ -824,3 +824,55 @@ async fn user_reset_2fa_lets_the_password_alone_sign_in_again(#[case] backend: B
     .await;
     assert!(!unknown.status.success());
 }
+
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn the_cli_keeps_to_the_servers_lifetime_policy(#[case] backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_member("ann@example.org").await;
+    let device = app.create_device("ann@example.org", "script").await;
+    let in_days = |days: i64| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        at.date().to_string()
+    };
+    let (far, near) = (in_days(60), in_days(10));
+    // Told by the flag, or by the variable the servers read.
+    let by_flag = ["--max-credential-lifetime-days", "30"];
+    let by_env = [("LATCHKEY_MAX_CREDENTIAL_LIFETIME_DAYS", "30")];
+    for (extra, env) in [(&by_flag[..], &[][..]), (&[][..], &by_env[..])] {
+        let mut create = vec![
+            "access",
+            "create",
+            "--name",
+            "Time clock",
+            "--expires-at",
+            &far,
+        ];
+        create.extend_from_slice(extra);
+        let refused = latchkey_with_env(&app, &create, None, env).await;
+        assert!(!refused.status.success(), "{}", stdout(&refused));
+        assert!(
+            stderr(&refused).contains("at most 30 days"),
+            "{}",
+            stderr(&refused)
+        );
+        let mut limits = vec!["device", "limits", &device.id, "--expires-at", &far];
+        limits.extend_from_slice(extra);
+        let refused = latchkey_with_env(&app, &limits, None, env).await;
+        assert!(!refused.status.success(), "{}", stdout(&refused));
+        let mut limits = vec!["device", "limits", &device.id, "--expires-at", &near];
+        limits.extend_from_slice(extra);
+        let set = latchkey_with_env(&app, &limits, None, env).await;
+        assert!(set.status.success(), "{}", stderr(&set));
+    }
+    // Without a policy, as before, any expiry.
+    let free = latchkey(
+        &app,
+        &["access", "create", "--name", "Far", "--expires-at", &far],
+        None,
+    )
+    .await;
+    assert!(free.status.success(), "{}", stderr(&free));
+}
