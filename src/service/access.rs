@@ -3,7 +3,7 @@
 //! person. Every change reaches every node's cache through the change feed.
 
 use super::actor::{AccessCaller, AccessManager};
-use super::devices::{DeviceState, TokenChange};
+use super::devices::{DeviceState, TokenChange, CHANGED_MEANWHILE_ATTEMPTS};
 use super::{parse_device_name, Service, ServiceError};
 use crate::credential::{DeviceId, Token, TokenKind};
 use crate::domain::limits::{self, LimitsRejection, MAX_GRACE_SECONDS};
@@ -243,23 +243,43 @@ impl Service {
         let mut access = self.access(by, id).await?;
         let now = self.clock.now();
         let expiry_given = requested.expires_at.is_some();
-        let mut limits =
+        let asked =
             limits::limits_for_new(requested, true, now, self.lifetime).map_err(rejected)?;
-        if !expiry_given {
-            // No expiry asked for: none, unless the policy demands one.
-            limits.expires_at = match self.lifetime.max_days {
-                Some(_) => limits::expiry_for(None, access.limits.expires_at, now, self.lifetime)
-                    .map_err(rejected)?,
-                None => None,
-            };
-        }
-        let mut tx = self.begin_write().await?;
-        let changed = tx.set_access_limits(&access.id, &limits).await?;
-        tx.commit().await?;
-        self.access_cache.invalidate_device(access.id.as_str());
-        if !changed {
-            return Err(ServiceError::AccessNotFound);
-        }
+        let mut attempts = 0;
+        let limits = loop {
+            let mut limits = asked.clone();
+            // Only a policy-made expiry follows from the stored one; then the
+            // write happens only while that is still stored (as for devices).
+            let mut had_expiry = None;
+            if !expiry_given {
+                // No expiry asked for: none, unless the policy demands one.
+                limits.expires_at = None;
+                if self.lifetime.max_days.is_some() {
+                    had_expiry = Some(access.limits.expires_at);
+                    limits.expires_at =
+                        limits::expiry_for(None, access.limits.expires_at, now, self.lifetime)
+                            .map_err(rejected)?;
+                }
+            }
+            let mut tx = self.begin_write().await?;
+            let changed = tx
+                .set_access_limits(&access.id, &limits, had_expiry)
+                .await?;
+            tx.commit().await?;
+            self.access_cache.invalidate_device(access.id.as_str());
+            if changed {
+                break limits;
+            }
+            let fresh = self.access(by, id).await?;
+            if had_expiry.is_none_or(|had| had == fresh.limits.expires_at) {
+                return Err(ServiceError::AccessNotFound);
+            }
+            attempts += 1;
+            if attempts == CHANGED_MEANWHILE_ATTEMPTS {
+                return Err(ServiceError::ChangedMeanwhile);
+            }
+            access = fresh;
+        };
         tracing::info!(by = %by.acting(), access = %access.id, "API access authorisation limits changed");
         access.limits = limits;
         Ok(access)

@@ -36,7 +36,7 @@ fn rejected(rejection: LimitsRejection) -> ServiceError {
 
 /// How often a device's expiry may change under a decision made from it
 /// before the operation gives up with [`ServiceError::ChangedMeanwhile`].
-const CHANGED_MEANWHILE_ATTEMPTS: usize = 3;
+pub(super) const CHANGED_MEANWHILE_ATTEMPTS: usize = 3;
 
 /// How often a random device id may collide before we give up.
 const DEVICE_ID_ATTEMPTS: usize = 5;

@@ -522,11 +522,14 @@ pub trait WriteTx: Send {
         read_expiry: Option<Timestamp>,
         new: &NewToken,
     ) -> Result<bool, StoreError>;
-    /// Replaces the limits; returns whether it existed.
+    /// Replaces the limits, with `had_expiry` only while the stored expiry
+    /// still is that (the new limits were decided from it). Returns whether
+    /// it replaced.
     async fn set_access_limits(
         &mut self,
         id: &AccessId,
         limits: &CredentialLimits,
+        had_expiry: Option<Option<Timestamp>>,
     ) -> Result<bool, StoreError>;
     /// Returns whether it existed.
     async fn set_access_enabled(

@@ -1175,8 +1175,9 @@ where
         &mut self,
         id: &AccessId,
         limits: &CredentialLimits,
+        had_expiry: Option<Option<Timestamp>>,
     ) -> Result<bool, StoreError> {
-        self.set_limits(CredentialTable::Access, id, limits, None)
+        self.set_limits(CredentialTable::Access, id, limits, had_expiry)
             .await
     }
 

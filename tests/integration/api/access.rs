@@ -905,3 +905,62 @@ async fn the_admin_api_manages_them_and_they_outlive_their_maker(#[case] backend
         assert!(!logs.contains(&token[4..]), "a token was logged");
     }
 }
+
+/// The other way round: under a lifetime policy, a change of limits that
+/// asks for no expiry keeps the stored one, so it is decided on it, and a
+/// regeneration that sets a new expiry meanwhile must never be undone by it.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn a_change_of_limits_never_undoes_a_concurrent_new_expiry(#[case] backend: Backend) {
+    const CLIENTS: usize = 24;
+    let policy = |c: &mut latchkey::config::Config| {
+        c.lifetime = LifetimePolicy { max_days: Some(30) };
+    };
+    let a = Arc::new(spawn_app_with(backend, policy).await);
+    let b = Arc::new(spawn_node(&a, policy).await);
+    let sooner = Timestamp::from_millis(Timestamp::now().millis() + 5 * DAY.as_millis() as i64);
+    for round in 0..3 {
+        // Made under the policy: it expires in 30 days.
+        let access = make(&a, &format!("Raced {round}"), RawLimits::default()).await;
+        let barrier = Arc::new(Barrier::new(CLIENTS));
+        let mut tasks = Vec::new();
+        for i in 0..CLIENTS {
+            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (id, barrier) = (access.id.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                if i % 3 == 0 {
+                    let change = TokenChange {
+                        grace_seconds: 0,
+                        expires_at: Some(sooner),
+                    };
+                    node.service
+                        .regenerate_access_token(&OPERATOR, &id, change)
+                        .await
+                        .map(|_| ())
+                } else {
+                    let limits = parse_limits(RawLimits {
+                        scope: Some("read".into()),
+                        ..RawLimits::default()
+                    })
+                    .unwrap();
+                    node.service
+                        .set_access_limits(&OPERATOR, &id, limits)
+                        .await
+                        .map(|_| ())
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().expect("every change succeeds");
+        }
+        let stored = a.service.access(&OPERATOR, &access.id).await.unwrap();
+        assert_eq!(
+            stored.limits.expires_at.map(|t| t.millis() / 1000),
+            Some(sooner.millis() / 1000),
+            "round {round}: a change of limits undid the new expiry"
+        );
+    }
+}
