@@ -247,20 +247,8 @@ impl Service {
             limits::limits_for_new(requested, true, now, self.lifetime).map_err(rejected)?;
         let mut attempts = 0;
         let limits = loop {
-            let mut limits = asked.clone();
-            // Only a policy-made expiry follows from the stored one; then the
-            // write happens only while that is still stored (as for devices).
-            let mut had_expiry = None;
-            if !expiry_given {
-                // No expiry asked for: none, unless the policy demands one.
-                limits.expires_at = None;
-                if self.lifetime.max_days.is_some() {
-                    had_expiry = Some(access.limits.expires_at);
-                    limits.expires_at =
-                        limits::expiry_for(None, access.limits.expires_at, now, self.lifetime)
-                            .map_err(rejected)?;
-                }
-            }
+            let (limits, had_expiry) =
+                self.limits_on(&asked, expiry_given, access.limits.expires_at, now)?;
             let mut tx = self.begin_write().await?;
             let changed = tx
                 .set_access_limits(&access.id, &limits, had_expiry)

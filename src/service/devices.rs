@@ -334,20 +334,8 @@ impl Service {
             limits::limits_for_new(requested, is_admin, now, self.lifetime).map_err(rejected)?;
         let mut attempts = 0;
         let limits = loop {
-            let mut limits = asked.clone();
-            // Only a policy-made expiry follows from the stored one; then the
-            // write happens only while that is still stored.
-            let mut had_expiry = None;
-            if !expiry_given {
-                // No expiry asked for: none, unless the policy demands one.
-                limits.expires_at = None;
-                if self.lifetime.max_days.is_some() {
-                    had_expiry = Some(device.limits.expires_at);
-                    limits.expires_at =
-                        limits::expiry_for(None, device.limits.expires_at, now, self.lifetime)
-                            .map_err(rejected)?;
-                }
-            }
+            let (limits, had_expiry) =
+                self.limits_on(&asked, expiry_given, device.limits.expires_at, now)?;
             let mut tx = self.begin_write().await?;
             let changed = tx
                 .set_device_limits(&device.id, &limits, had_expiry)
@@ -372,6 +360,31 @@ impl Service {
         tracing::info!(by = %by.acting(), device = %device.id, "device limits changed");
         device.limits = limits;
         Ok(device)
+    }
+
+    /// The limits to write for `asked`, on a credential whose stored expiry
+    /// is `stored`: with no expiry asked for, none, unless the policy
+    /// demands one, which follows from the stored one. Then it also returns
+    /// that stored expiry, to write only while it is still the stored one
+    /// (for devices and API access authorisations alike).
+    pub(super) fn limits_on(
+        &self,
+        asked: &CredentialLimits,
+        expiry_given: bool,
+        stored: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(CredentialLimits, Option<Option<Timestamp>>), ServiceError> {
+        let mut limits = asked.clone();
+        if expiry_given {
+            return Ok((limits, None));
+        }
+        if self.lifetime.max_days.is_none() {
+            limits.expires_at = None;
+            return Ok((limits, None));
+        }
+        limits.expires_at =
+            limits::expiry_for(None, stored, now, self.lifetime).map_err(rejected)?;
+        Ok((limits, Some(stored)))
     }
 
     /// "End now": the token replaced by the last "Change password" stops

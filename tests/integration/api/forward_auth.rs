@@ -192,6 +192,49 @@ async fn refusals_are_401_or_403(#[case] backend: Backend) {
         .await
         .unwrap();
     expect_error(bad_url, StatusCode::FORBIDDEN, "invalid_original_request").await;
+    // Sent twice, a header of the original request cannot be judged: a
+    // proxy and a client each sent one, and either may be the lie.
+    let twice = [
+        ("X-Original-Method", "GET", "DELETE", NGINX),
+        (
+            "X-Original-URL",
+            "https://api.example.org/",
+            "https://other.example.org/",
+            NGINX,
+        ),
+        ("X-Forwarded-Method", "GET", "DELETE", FORWARD),
+        ("X-Forwarded-Uri", "/v1/things", "/admin", FORWARD),
+        (
+            "X-Forwarded-Host",
+            "api.example.org",
+            "other.example.org",
+            FORWARD,
+        ),
+        ("X-Forwarded-Proto", "https", "http", FORWARD),
+    ];
+    for (name, first, second, path) in twice {
+        let mut request = app
+            .http
+            .get(app.url(path))
+            .header("Authorization", basic(&device.id, &device.token));
+        for (header, value) in [
+            ("X-Original-Method", "GET"),
+            ("X-Original-URL", "https://api.example.org/"),
+            ("X-Forwarded-Method", "GET"),
+        ] {
+            if header != name {
+                request = request.header(header, value);
+            }
+        }
+        let response = request
+            .header(name, first)
+            .header(name, second)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name} twice");
+        expect_error(response, StatusCode::FORBIDDEN, "invalid_original_request").await;
+    }
     // Revoked: refused at once.
     let gone = app
         .on_device(Method::DELETE, &device.id, &device)
